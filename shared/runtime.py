@@ -1,0 +1,93 @@
+"""The running app's model layer: settings → device, dtype and one cache; tabs ask here for models.
+
+``configure()`` is called once by ``app.py`` (and by tests); everything else reads from it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+
+import torch
+
+from shared import catalog, device as device_policy
+from shared.cache import CacheKey, ModelCache
+from shared.loaders import CausalLM, load_causal_lm
+from shared.settings import Settings
+
+
+@dataclasses.dataclass(frozen=True)
+class Runtime:
+    settings: Settings
+    device: str
+    dtype: torch.dtype
+    cache: ModelCache
+    concurrency: int  # heavy (model) events running at once
+
+
+_runtime: Runtime | None = None
+_lock = threading.Lock()
+
+
+def configure(settings: Settings) -> Runtime:
+    global _runtime
+    device = device_policy.pick_device(settings.device)
+    dtype = device_policy.pick_dtype(device)
+    budget = (
+        int(settings.cache_gb * 2**30) if settings.cache_gb else device_policy.default_budget_bytes(device)
+    )
+    concurrency = settings.gpu_concurrency or device_policy.default_concurrency(device)
+    with _lock:
+        if _runtime is not None:
+            _runtime.cache.clear()
+        _runtime = Runtime(settings, device, dtype, ModelCache(budget), concurrency)
+    return _runtime
+
+
+def get() -> Runtime:
+    with _lock:
+        if _runtime is None:
+            raise RuntimeError("shared.runtime.configure(settings) has not been called")
+        return _runtime
+
+
+def causal_lm(choice: str, *, task: str = "chat", attn_implementation: str | None = None) -> CausalLM:
+    """The cached causal LM for a user's model choice (a catalog key; any id/path if allowed)."""
+    rt = get()
+    spec = catalog.resolve(choice, task, allow_any_model=rt.settings.allow_any_model)
+    key = CacheKey(spec.key, rt.device, str(rt.dtype).removeprefix("torch."), attn_implementation or "")
+    return rt.cache.get(
+        key,
+        lambda: load_causal_lm(
+            spec,
+            device=rt.device,
+            dtype=rt.dtype,
+            cache_dir=rt.settings.cache_dir,
+            attn_implementation=attn_implementation,
+        ),
+    )
+
+
+def status_markdown() -> str:
+    """The System panel: device, dtype, cache budget, and each loaded model with memory and load time."""
+    rt = get()
+    lines = [
+        f"**Device** {device_policy.describe(rt.device)} · **dtype** {str(rt.dtype).removeprefix('torch.')}"
+        f" · **cache** {rt.cache.used_bytes() / 2**20:,.0f} / {rt.cache.budget_bytes / 2**20:,.0f} MiB"
+        f" · **heavy jobs at once** {rt.concurrency}",
+        "",
+    ]
+    entries = rt.cache.snapshot()
+    loading = rt.cache.loading()
+    if not entries and not loading:
+        lines.append("No model loaded yet: the first request loads one.")
+    else:
+        lines += ["| model | device | dtype | memory | load time |", "|---|---|---|---|---|"]
+        for key, entry in reversed(entries):
+            lines.append(
+                f"| {key.model}{' · ' + key.variant if key.variant else ''} | {key.device} | {key.dtype}"
+                f" | {entry.nbytes / 2**20:,.0f} MiB | {entry.load_seconds:.1f} s |"
+            )
+        for key in loading:
+            lines.append(f"| {key.model} | {key.device} | {key.dtype} | loading… | |")
+    return "\n".join(lines)

@@ -1,0 +1,113 @@
+"""Process-wide settings, read from the command line and environment in one place.
+
+Every flag has an environment variable of the same name (``--cache-gb`` ↔ ``PLAYGROUND_CACHE_GB``);
+the command line wins. Settings are configuration of the process, never per-user state.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+ENV_PREFIX = "PLAYGROUND_"
+PRESETS = ("bundled", "cpu", "gpu")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    host: str = "127.0.0.1"  # loopback unless the operator says otherwise
+    port: int = 7860
+    share: bool = False  # a public share link; refused without --auth
+    auth: tuple[str, str] | None = None  # ("user", "password")
+    device: str = "auto"  # auto picks cuda > mps > cpu
+    models: str = "bundled"  # preset: which catalog model each tab starts on
+    cache_gb: float | None = None  # model-cache budget; None = device default
+    allow_any_model: bool = False  # let the UI/API load hub ids or paths outside the catalog
+    max_queue: int = 64  # requests waiting beyond this get a "busy" message
+    gpu_concurrency: int | None = None  # heavy events at once; None = device default
+    max_file_size: str = "10mb"  # uploads larger than this are refused
+    preload: bool = True  # warm the default chat model in the background at start
+    cache_dir: Path = dataclasses.field(
+        default_factory=lambda: Path(
+            os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")
+        ).expanduser()
+        / "genai-playground"
+    )
+
+
+def _parse_auth(value: str) -> tuple[str, str]:
+    user, sep, password = value.partition(":")
+    if not sep or not user or not password:
+        raise argparse.ArgumentTypeError("--auth takes USER:PASSWORD")
+    return user, password
+
+
+def _parse_bool(value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off", ""):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true/false, got {value!r}")
+
+
+def _positive_int(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError("must be ≥ 1")
+    return number
+
+
+def _positive_float(value: str) -> float:
+    number = float(value)
+    if not number > 0 or number == float("inf"):
+        raise argparse.ArgumentTypeError("must be a finite number > 0")
+    return number
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="app.py",
+        description="GenAI Playground: chat, text-to-image, latent sampling and attention in one app.",
+    )
+    parser.add_argument("--host", help="interface to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="port (default 7860)")
+    parser.add_argument("--share", type=_parse_bool, nargs="?", const=True, help="public share link (needs --auth)")
+    parser.add_argument("--auth", type=_parse_auth, help="USER:PASSWORD required to open the app")
+    parser.add_argument("--device", choices=DEVICES, help="where models run (default auto)")
+    parser.add_argument("--models", choices=PRESETS, help="model preset (default bundled: no network)")
+    parser.add_argument("--cache-gb", type=_positive_float, help="model-cache budget in GiB")
+    parser.add_argument("--allow-any-model", type=_parse_bool, nargs="?", const=True,
+                        help="let users load any hub id or path, not just catalog models")
+    parser.add_argument("--max-queue", type=_positive_int, help="queue size before 'busy' (default 64)")
+    parser.add_argument("--gpu-concurrency", type=_positive_int, help="heavy jobs at once")
+    parser.add_argument("--max-file-size", help="upload cap, e.g. 10mb")
+    parser.add_argument("--preload", type=_parse_bool, nargs="?", const=True, help="warm the chat model at start")
+    parser.add_argument("--cache-dir", type=Path, help="where converted weights are kept")
+    return parser
+
+
+def parse_settings(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> Settings:
+    """Settings from ``env`` (PLAYGROUND_*) overridden by ``argv``. Exits with a message on bad values."""
+    env = os.environ if env is None else env
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser()
+    # Environment first, as if typed before the real arguments, so the CLI wins.
+    env_args: list[str] = []
+    for action in parser._actions:
+        if not action.option_strings or action.dest == "help":
+            continue
+        value = env.get(ENV_PREFIX + action.dest.upper())
+        if value is not None and value != "":
+            env_args += [action.option_strings[0], value]
+    namespace = parser.parse_args(env_args + list(argv))
+    given = {k: v for k, v in vars(namespace).items() if v is not None}
+    settings = Settings(**given)
+    if settings.share and settings.auth is None:
+        parser.error("--share makes the app public: set --auth USER:PASSWORD (or PLAYGROUND_AUTH) too")
+    return settings

@@ -545,14 +545,13 @@ def chat(
     """
     try:
         text = validate_message(message)
+        history = normalize_history(history)
     except ValueError as exc:
         raise gr.Error(str(exc)) from None
-    if not isinstance(history, (list, type(None))):
-        raise gr.Error("History must be a list of {role, content} messages.")
     model = model or catalog.default_model("chat", runtime.get().settings.models)
     settings = dict(temperature=temperature, top_p=top_p, top_k=top_k, max_new_tokens=max_new_tokens,
                     repetition_penalty=repetition_penalty, seed=seed)
-    for reply in _generate(model, system_prompt, [*(history or []), {"role": "user", "content": text}], settings, request):
+    for reply in _generate(model, system_prompt, [*history, {"role": "user", "content": text}], settings, request):
         yield reply.text
 
 

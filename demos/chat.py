@@ -629,14 +629,14 @@ def edit(history: list, edit_data: gr.EditData) -> list:
     return [*list(history or [])[:index], {"role": "user", "content": value}]
 
 
-def export(history: list, model: str) -> list[str]:
+def export(history: list, model: str) -> gr.File:
     messages = normalize_history(history)
     if not messages:
         raise gr.Error("Nothing to export yet.")
     folder = Path(tempfile.mkdtemp(prefix="chat-export-"))
     (folder / "conversation.json").write_text(to_json(messages, model), encoding="utf-8")
     (folder / "conversation.md").write_text(to_markdown(messages), encoding="utf-8")
-    return [str(folder / "conversation.json"), str(folder / "conversation.md")]
+    return gr.File(value=[str(folder / "conversation.json"), str(folder / "conversation.md")], visible=True)
 
 
 def build_ui() -> None:
@@ -657,13 +657,13 @@ def build_ui() -> None:
                 send = gr.Button("Send", variant="primary", scale=1, elem_id="chat-send")
                 stop = gr.Button("Stop", variant="stop", scale=1, elem_id="chat-stop")
             with gr.Row():
-                regenerate = gr.Button("Regenerate", size="sm")
-                undo_btn = gr.Button("Undo", size="sm")
-                clear = gr.Button("Clear", size="sm")
-                export_btn = gr.Button("Export JSON + Markdown", size="sm")
+                regenerate = gr.Button("Regenerate", size="sm", elem_id="chat-regenerate")
+                undo_btn = gr.Button("Undo", size="sm", elem_id="chat-undo")
+                clear = gr.Button("Clear", size="sm", elem_id="chat-clear")
+                export_btn = gr.Button("Export JSON + Markdown", size="sm", elem_id="chat-export")
             stats = gr.Markdown("Reply statistics appear here.", elem_id="chat-stats")
             gauge = gr.HTML(context_gauge_html(0, 1))
-            files = gr.File(label="Exported conversation", file_count="multiple", visible=True, height=80)
+            files = gr.File(label="Exported conversation", file_count="multiple", visible=False, elem_id="chat-export-files")
         with gr.Column(scale=2):
             system_prompt = gr.Textbox(label="System prompt", lines=3,
                                        placeholder="Empty = the model's own default",

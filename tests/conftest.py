@@ -67,3 +67,53 @@ def tiny_llama_dir(tmp_path_factory):
 def tiny_llama_stops_dir(tmp_path_factory):
     """The same tiny Llama, but end-of-turn ends a reply, and a 64-token window."""
     return build_tiny_llama(tmp_path_factory.mktemp("tiny-llama-stops"), window=64, stops=True)
+
+
+# --- the real app, started the way the README starts it -------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def live_app():
+    """`python app.py` on the bundled models, offline, on a free loopback port. Yields its URL."""
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    port = free_port()
+    (root / "artifacts").mkdir(exist_ok=True)
+    log = open(root / "artifacts" / "live_app.log", "w")
+    proc = subprocess.Popen(
+        [sys.executable, "app.py", "--port", str(port)],
+        cwd=root, env={**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"},
+        stdout=log, stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.time() + 120
+    import httpx
+
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"app.py exited with {proc.returncode}; see artifacts/live_app.log")
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.5)
+    else:
+        proc.kill()
+        raise RuntimeError("app.py did not start within 120 s")
+    yield url
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()

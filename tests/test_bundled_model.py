@@ -1,0 +1,35 @@
+"""The real bundled SmolLM2-135M-Instruct: the way a new user meets the app."""
+
+import pytest
+import torch
+from gradio_client import Client
+
+from demos import chat
+from shared import catalog
+from shared.loaders import load_causal_lm
+from shared.settings import Settings
+
+
+@pytest.fixture(scope="module")
+def smollm2():
+    return load_causal_lm(catalog.CATALOG["smollm2-135m-instruct"], device="cpu", dtype=torch.float32,
+                          cache_dir=Settings().cache_dir)
+
+
+def test_greedy_reply_is_english_and_stops_at_end_of_turn(smollm2):
+    messages = [{"role": "user", "content": "What is the capital of France?"}]
+    settings = chat.validate_settings(temperature=0, top_p=1, top_k=0, max_new_tokens=64, repetition_penalty=1, seed=0)
+    final = list(chat.stream_reply(smollm2, messages, settings))[-1]
+    assert "Paris" in final.text
+    assert final.stats.finish == "end of turn" and final.stats.completion_tokens < 64
+    assert final.tokens[-1].token == "<|im_end|>"
+    assert smollm2.context_window == 8192
+    assert "<|im_start|>user\nWhat is the capital of France?<|im_end|>" in final.prompt
+
+
+def test_app_streams_a_coherent_reply_over_the_api(live_app):
+    client = Client(live_app, verbose=False)
+    job = client.submit(message="What is the capital of France?", temperature=0, max_new_tokens=48,
+                        api_name="/chat")
+    final = job.result(timeout=180)
+    assert "Paris" in final and len(job.outputs()) >= 2

@@ -1,0 +1,54 @@
+"""GPU checks for the shared model layer. Run on a CUDA machine with `pytest -m gpu`; CI (CPU-only)
+deselects them on purpose through the `gpu` marker."""
+
+import gc
+import weakref
+
+import pytest
+import torch
+
+from shared.cache import CacheKey, ModelCache
+from shared.catalog import ModelSpec
+from shared.device import default_budget_bytes, pick_device, pick_dtype
+from shared.loaders import load_causal_lm
+
+pytestmark = pytest.mark.gpu
+
+
+def spec(path) -> ModelSpec:
+    return ModelSpec(key="tiny", task="chat", source=str(path), revision=None, size_mb=1, license="test", device="gpu")
+
+
+def test_policy_picks_cuda_and_bf16():
+    assert pick_device("auto") == "cuda"
+    assert pick_dtype("cuda") == (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16)
+    total = torch.cuda.get_device_properties(0).total_memory
+    assert default_budget_bytes("cuda") == int(total * 0.8)
+
+
+def test_loader_places_model_on_gpu_and_generates(tiny_llama_dir, tmp_path):
+    lm = load_causal_lm(spec(tiny_llama_dir), device="cuda", dtype=torch.bfloat16, cache_dir=tmp_path)
+    param = next(lm.model.parameters())
+    assert param.device.type == "cuda" and param.dtype == torch.bfloat16
+    ids = lm.tokenizer.apply_chat_template([{"role": "user", "content": "hello"}], add_generation_prompt=True,
+                                           return_tensors="pt", return_dict=True)["input_ids"].cuda()
+    out = lm.model.generate(input_ids=ids, max_new_tokens=8, do_sample=False)
+    assert out.shape[1] == ids.shape[1] + 8
+
+
+def test_eviction_and_unload_free_gpu_memory(tiny_llama_dir, tmp_path):
+    torch.cuda.empty_cache()
+    base = torch.cuda.memory_allocated()
+
+    def big():  # 256 MiB on the GPU
+        return torch.nn.Linear(8192, 8192, bias=False, device="cuda")
+
+    cache = ModelCache(budget_bytes=300 * 2**20)
+    a = weakref.ref(cache.get(CacheKey("a", "cuda", "float32"), big))
+    assert torch.cuda.memory_allocated() - base >= 256 * 2**20
+    cache.get(CacheKey("b", "cuda", "float32"), big)  # over budget: a is evicted
+    gc.collect()
+    assert a() is None
+    assert torch.cuda.memory_allocated() - base < 300 * 2**20
+    cache.clear()
+    assert torch.cuda.memory_allocated() - base < 2**20

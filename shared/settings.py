@@ -33,10 +33,9 @@ class Settings:
     max_file_size: str = "10mb"  # uploads larger than this are refused
     preload: bool = True  # warm the default chat model in the background at start
     cache_dir: Path = dataclasses.field(
-        default_factory=lambda: Path(
-            os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")
-        ).expanduser()
-        / "genai-playground"
+        default_factory=lambda: (
+            Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")).expanduser() / "genai-playground"
+        )
     )
 
 
@@ -82,8 +81,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", choices=DEVICES, help="where models run (default auto)")
     parser.add_argument("--models", choices=PRESETS, help="model preset (default bundled: no network)")
     parser.add_argument("--cache-gb", type=_positive_float, help="model-cache budget in GiB")
-    parser.add_argument("--allow-any-model", type=_parse_bool, nargs="?", const=True,
-                        help="let users load any hub id or path, not just catalog models")
+    parser.add_argument(
+        "--allow-any-model",
+        type=_parse_bool,
+        nargs="?",
+        const=True,
+        help="let users load any hub id or path, not just catalog models",
+    )
     parser.add_argument("--max-queue", type=_positive_int, help="queue size before 'busy' (default 64)")
     parser.add_argument("--gpu-concurrency", type=_positive_int, help="heavy jobs at once")
     parser.add_argument("--max-file-size", help="upload cap, e.g. 10mb")

@@ -94,9 +94,14 @@ def live_app():
     log = open(root / "artifacts" / "live_app.log", "w")
     proc = subprocess.Popen(
         [sys.executable, "app.py", "--port", str(port)],
-        cwd=root, env={**{k: v for k, v in os.environ.items() if k != "PLAYGROUND_STREAM_INTERVAL"},
-                      "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"},
-        stdout=log, stderr=subprocess.STDOUT,
+        cwd=root,
+        env={
+            **{k: v for k, v in os.environ.items() if k != "PLAYGROUND_STREAM_INTERVAL"},
+            "HF_HUB_OFFLINE": "1",
+            "PYTHONUNBUFFERED": "1",
+        },
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}/"
     deadline = time.time() + 120

@@ -180,3 +180,18 @@ def test_raw_json_nan_and_inf_are_refused(app_url, client, literal):
         events = http.get(f"/gradio_api/call/chat/{started.json()['event_id']}").text
     assert "event: error" in events and "temperature" in events
     assert client.predict(**GOOD, api_name="/chat")
+
+
+def test_status_panel_lists_loaded_models_and_unload_frees_them(client):
+    client.predict(**GOOD, api_name="/chat")
+    status = runtime.status_markdown()
+    assert "tiny-chat" in status and "**Device** cpu" in status and "MiB" in status
+    runtime.get().cache.clear()
+    assert "tiny-chat" not in runtime.status_markdown()
+    assert client.predict(**GOOD, api_name="/chat")  # loads again on demand
+
+
+def test_device_that_is_missing_is_refused_with_a_message():
+    with pytest.raises(SystemExit) as info:
+        app_module.main(["--device", "mps"])  # Apple's backend never exists on Linux
+    assert "mps" in str(info.value) and "not available" in str(info.value)

@@ -8,8 +8,15 @@ from playwright.sync_api import expect, sync_playwright
 pytestmark = pytest.mark.browser
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run", "--disable-quic"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +73,9 @@ def test_undo_puts_the_message_back_and_export_offers_files(page):
     count = users.count()
     page.locator("#chat-undo").click()
     expect(users).to_have_count(count - 1, timeout=10_000)
-    expect(page.locator("#chat-input textarea")).to_have_value("Write a very long story about a dragon who learns to bake bread.")
+    expect(page.locator("#chat-input textarea")).to_have_value(
+        "Write a very long story about a dragon who learns to bake bread."
+    )
     page.locator("#chat-export").click()
     files = page.locator("#chat-export-files")
     expect(files.get_by_role("cell", name="conversation.json")).to_be_visible(timeout=10_000)

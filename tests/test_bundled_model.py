@@ -12,8 +12,9 @@ from shared.settings import Settings
 
 @pytest.fixture(scope="module")
 def smollm2():
-    return load_causal_lm(catalog.CATALOG["smollm2-135m-instruct"], device="cpu", dtype=torch.float32,
-                          cache_dir=Settings().cache_dir)
+    return load_causal_lm(
+        catalog.CATALOG["smollm2-135m-instruct"], device="cpu", dtype=torch.float32, cache_dir=Settings().cache_dir
+    )
 
 
 def test_greedy_reply_is_english_and_stops_at_end_of_turn(smollm2):
@@ -29,7 +30,6 @@ def test_greedy_reply_is_english_and_stops_at_end_of_turn(smollm2):
 
 def test_app_streams_a_coherent_reply_over_the_api(live_app):
     client = Client(live_app, verbose=False)
-    job = client.submit(message="What is the capital of France?", temperature=0, max_new_tokens=48,
-                        api_name="/chat")
+    job = client.submit(message="What is the capital of France?", temperature=0, max_new_tokens=48, api_name="/chat")
     final = job.result(timeout=180)
     assert "Paris" in final and len(job.outputs()) >= 2

@@ -29,8 +29,10 @@ def test_concurrent_requests_load_once():
         return linear(4)
 
     results = []
-    threads = [threading.Thread(target=lambda: results.append(cache.get(CacheKey("m", "cpu", "float32"), load)))
-               for _ in range(8)]
+    threads = [
+        threading.Thread(target=lambda: results.append(cache.get(CacheKey("m", "cpu", "float32"), load)))
+        for _ in range(8)
+    ]
     for t in threads:
         t.start()
     for t in threads:

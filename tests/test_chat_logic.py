@@ -15,14 +15,16 @@ from tests.test_loaders import spec
 
 @pytest.fixture(scope="module")
 def lm(tiny_llama_dir, tmp_path_factory):
-    return load_causal_lm(spec(str(tiny_llama_dir)), device="cpu", dtype=torch.float32,
-                          cache_dir=tmp_path_factory.mktemp("cache"))
+    return load_causal_lm(
+        spec(str(tiny_llama_dir)), device="cpu", dtype=torch.float32, cache_dir=tmp_path_factory.mktemp("cache")
+    )
 
 
 @pytest.fixture(scope="module")
 def lm_stops(tiny_llama_stops_dir, tmp_path_factory):
-    return load_causal_lm(spec(str(tiny_llama_stops_dir)), device="cpu", dtype=torch.float32,
-                          cache_dir=tmp_path_factory.mktemp("cache"))
+    return load_causal_lm(
+        spec(str(tiny_llama_stops_dir)), device="cpu", dtype=torch.float32, cache_dir=tmp_path_factory.mktemp("cache")
+    )
 
 
 def settings(**kw):
@@ -40,10 +42,25 @@ USER = [{"role": "user", "content": "hello how are you ?"}]
 
 @pytest.mark.parametrize(
     "name, value",
-    [("temperature", -0.1), ("temperature", 2.5), ("temperature", math.nan), ("temperature", math.inf),
-     ("top_p", 0), ("top_p", 1.5), ("top_k", -1), ("top_k", 2.5), ("top_k", 10**9), ("max_new_tokens", 0),
-     ("max_new_tokens", 10**6), ("repetition_penalty", 0.5), ("seed", 2**70), ("seed", "abc"),
-     ("temperature", True), ("temperature", None), ("max_new_tokens", "NaN")],
+    [
+        ("temperature", -0.1),
+        ("temperature", 2.5),
+        ("temperature", math.nan),
+        ("temperature", math.inf),
+        ("top_p", 0),
+        ("top_p", 1.5),
+        ("top_k", -1),
+        ("top_k", 2.5),
+        ("top_k", 10**9),
+        ("max_new_tokens", 0),
+        ("max_new_tokens", 10**6),
+        ("repetition_penalty", 0.5),
+        ("seed", 2**70),
+        ("seed", "abc"),
+        ("temperature", True),
+        ("temperature", None),
+        ("max_new_tokens", "NaN"),
+    ],
 )
 def test_bad_settings_are_refused_with_the_name(name, value):
     with pytest.raises(ValueError, match=name):
@@ -77,8 +94,14 @@ def test_bad_histories(history, match):
 
 
 def test_gradio_content_parts_are_read():
-    history = [{"role": "user", "content": [{"type": "text", "text": "hi "}, {"type": "text", "text": "there"}],
-                "metadata": None, "options": None}]
+    history = [
+        {
+            "role": "user",
+            "content": [{"type": "text", "text": "hi "}, {"type": "text", "text": "there"}],
+            "metadata": None,
+            "options": None,
+        }
+    ]
     assert chat.normalize_history(history) == [{"role": "user", "content": "hi there"}]
 
 
@@ -143,8 +166,10 @@ def test_end_of_turn_ends_the_reply(lm_stops):
 def test_long_history_drops_oldest_turns_with_a_notice(lm_stops):
     history = []
     for i in range(30):
-        history += [{"role": "user", "content": f"what is the capital of france {i}"},
-                    {"role": "assistant", "content": "paris is the capital"}]
+        history += [
+            {"role": "user", "content": f"what is the capital of france {i}"},
+            {"role": "assistant", "content": "paris is the capital"},
+        ]
     messages = chat.build_messages("be brief", history + USER)
     kept, ids, dropped = chat.fit_to_context(lm_stops.tokenizer, messages, window=64, max_new_tokens=8)
     assert dropped > 0 and len(ids) <= 56
@@ -221,3 +246,26 @@ def test_updates_are_coalesced_but_nothing_is_lost(lm, monkeypatch):
     coalesced = list(chat.stream_reply(lm, USER, settings(max_new_tokens=150)))
     assert len(every) > 20 and len(coalesced) <= 3
     assert coalesced[-1].text == every[-1].text and coalesced[-1].stats.completion_tokens == 150
+
+
+HISTORY = [
+    {"role": "user", "content": "hi"},
+    {"role": "assistant", "content": "hello"},
+    {"role": "user", "content": "what is the capital of france ?"},
+    {"role": "assistant", "content": "paris"},
+]
+
+
+def test_edit_keeps_history_up_to_the_edited_message():
+    import gradio as gr
+
+    data = gr.EditData(None, {"index": 2, "value": "how are you ?", "previous_value": HISTORY[2]["content"]})
+    assert chat.edit(HISTORY, data) == [*HISTORY[:2], {"role": "user", "content": "how are you ?"}]
+    with pytest.raises(gr.Error, match="empty"):
+        chat.edit(HISTORY, gr.EditData(None, {"index": 0, "value": "  ", "previous_value": "hi"}))
+
+
+def test_regenerate_and_undo():
+    assert chat.last_user_turn(HISTORY) == HISTORY[:3]
+    assert chat.undo(HISTORY) == (HISTORY[:2], HISTORY[2]["content"])
+    assert chat.undo([]) == ([], "")

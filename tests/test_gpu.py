@@ -30,8 +30,9 @@ def test_loader_places_model_on_gpu_and_generates(tiny_llama_dir, tmp_path):
     lm = load_causal_lm(spec(tiny_llama_dir), device="cuda", dtype=torch.bfloat16, cache_dir=tmp_path)
     param = next(lm.model.parameters())
     assert param.device.type == "cuda" and param.dtype == torch.bfloat16
-    ids = lm.tokenizer.apply_chat_template([{"role": "user", "content": "hello"}], add_generation_prompt=True,
-                                           return_tensors="pt", return_dict=True)["input_ids"].cuda()
+    ids = lm.tokenizer.apply_chat_template(
+        [{"role": "user", "content": "hello"}], add_generation_prompt=True, return_tensors="pt", return_dict=True
+    )["input_ids"].cuda()
     out = lm.model.generate(input_ids=ids, max_new_tokens=8, do_sample=False)
     assert out.shape[1] == ids.shape[1] + 8
 

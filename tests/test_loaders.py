@@ -47,8 +47,12 @@ def test_broken_model_gives_a_clear_error_without_paths(tmp_path):
 
 def test_hub_model_offline_says_so(tmp_path):
     with pytest.raises(ModelLoadError, match="offline"):
-        load_causal_lm(spec("HuggingFaceTB/SmolLM2-360M-Instruct", revision="a" * 40),
-                       device="cpu", dtype=torch.float32, cache_dir=tmp_path)
+        load_causal_lm(
+            spec("HuggingFaceTB/SmolLM2-360M-Instruct", revision="a" * 40),
+            device="cpu",
+            dtype=torch.float32,
+            cache_dir=tmp_path,
+        )
 
 
 def test_missing_local_directory(tmp_path):

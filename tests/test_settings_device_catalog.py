@@ -3,7 +3,7 @@ import torch
 
 from shared import catalog
 from shared.device import default_budget_bytes, pick_device, pick_dtype
-from shared.settings import Settings, parse_settings
+from shared.settings import parse_settings
 
 
 def test_defaults_are_secure():
@@ -25,8 +25,10 @@ def test_share_refused_without_auth(capsys):
     assert s.share and s.auth == ("ann", "secret")
 
 
-@pytest.mark.parametrize("argv", [["--auth", "nopassword"], ["--device", "tpu"], ["--cache-gb", "nan"],
-                                  ["--max-queue", "0"], ["--models", "huge"]])
+@pytest.mark.parametrize(
+    "argv",
+    [["--auth", "nopassword"], ["--device", "tpu"], ["--cache-gb", "nan"], ["--max-queue", "0"], ["--models", "huge"]],
+)
 def test_bad_flags_exit_with_a_message(argv, capsys):
     with pytest.raises(SystemExit):
         parse_settings(argv, env={})

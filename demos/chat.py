@@ -237,6 +237,7 @@ def _encode(tokenizer, messages: list[dict[str, str]]) -> list[int]:
 
 @dataclasses.dataclass
 class TokenInfo:
+    token_id: int
     token: str  # the token as text
     prob: float  # the probability the model gave it (before temperature / top-k / top-p)
     top: list[tuple[str, float]]  # the likeliest tokens at that step, with probabilities
@@ -289,9 +290,12 @@ class ProbabilityRecorder(LogitsProcessor):
     def finish(self, generated: list[int]) -> list[TokenInfo]:
         if self._last is not None and len(self.chosen_probs) < len(self.steps) and generated:
             self.chosen_probs.append(float(self._last[generated[len(self.chosen_probs)]]))
-        as_text = self.tokenizer.convert_ids_to_tokens
+
+        def as_text(token_id: int) -> str:  # byte-level pieces decoded to readable text
+            return self.tokenizer.decode([token_id], skip_special_tokens=False)
+
         return [
-            TokenInfo(as_text(token_id), prob, list(zip(as_text(ids), probs, strict=False)))
+            TokenInfo(token_id, as_text(token_id), prob, [(as_text(i), p) for i, p in zip(ids, probs, strict=True)])
             for token_id, prob, (ids, probs) in zip(generated, self.chosen_probs, self.steps, strict=False)
         ]
 
@@ -486,8 +490,8 @@ def context_gauge_html(used: int, window: int) -> str:
 
 
 def _show(token: str) -> str:
-    """A token as readable text: SentencePiece/BPE space markers → spaces, newlines visible."""
-    return token.replace("Ġ", " ").replace("▁", " ").replace("Ċ", "\\n").replace("\n", "\\n")
+    """A token as readable text, newlines made visible."""
+    return token.replace("\n", "\\n")
 
 
 def token_view_html(tokens: list[TokenInfo]) -> str:

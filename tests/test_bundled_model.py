@@ -33,3 +33,11 @@ def test_app_streams_a_coherent_reply_over_the_api(live_app):
     job = client.submit(message="What is the capital of France?", temperature=0, max_new_tokens=48, api_name="/chat")
     final = job.result(timeout=180)
     assert "Paris" in final and len(job.outputs()) >= 2
+
+
+def test_plain_start_is_loopback_and_prints_the_local_url(live_app):
+    from pathlib import Path
+
+    log = (Path(__file__).resolve().parent.parent / "artifacts" / "live_app.log").read_text()
+    assert "Running on local URL:  http://127.0.0.1:" in log
+    assert live_app.startswith("http://127.0.0.1:")

@@ -130,7 +130,7 @@ def test_token_probabilities_are_the_models(lm):
     """Greedy: each token is the top alternative, and its probability is softmax(logits) recomputed."""
     final = run(lm, USER, max_new_tokens=6)
     ids = chat._encode(lm.tokenizer, USER)
-    generated = lm.tokenizer.convert_tokens_to_ids([t.token for t in final.tokens])
+    generated = [t.token_id for t in final.tokens]
     with torch.no_grad():
         logits = lm.model(torch.tensor([ids + generated])).logits[0]
     for step, info in enumerate(final.tokens):

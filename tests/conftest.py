@@ -28,6 +28,9 @@ class NetworkAccessError(RuntimeError):
     pass
 
 
+REFUSED: list[object] = []  # every refused address, even where a library swallowed the error
+
+
 def _check(address) -> None:
     if isinstance(address, (str, bytes)):  # AF_UNIX
         return
@@ -39,6 +42,7 @@ def _check(address) -> None:
             return
     except ValueError:
         pass
+    REFUSED.append(address)
     raise NetworkAccessError(f"tests must not reach the network: connect to {address!r}")
 
 
@@ -125,3 +129,51 @@ def live_app():
     except subprocess.TimeoutExpired:
         proc.kill()
     log.close()
+
+
+# --- the app launched in-process on tiny catalog models (for API and security tests) --------
+
+GOOD = dict(message="hello how are you ?", history=[], temperature=0.0, max_new_tokens=8, model="tiny-chat")
+
+
+def _spec(key: str, source: str):
+    from shared.catalog import ModelSpec
+
+    return ModelSpec(key=key, task="chat", source=source, revision="0" * 40, size_mb=1, license="test", device="cpu")
+
+
+@pytest.fixture(scope="module")
+def launched_app(tiny_llama_dir, tmp_path_factory):
+    """`app.build_app()` launched on loopback with tiny real models added to the catalog."""
+    import app as app_module
+    from shared import catalog, runtime
+    from shared.settings import Settings
+
+    broken = tmp_path_factory.mktemp("broken")
+    (broken / "config.json").write_text("{broken")
+    (broken / "model.safetensors").write_bytes(b"not a tensor file")
+    extra = {
+        "tiny-chat": _spec("tiny-chat", str(tiny_llama_dir)),
+        "broken-chat": _spec("broken-chat", str(broken)),
+        "hub-chat": _spec("hub-chat", "HuggingFaceTB/SmolLM2-360M-Instruct"),
+    }
+    catalog.CATALOG.update(extra)
+    runtime.configure(Settings(port=free_port(), preload=False, cache_dir=tmp_path_factory.mktemp("c")))
+    demo = app_module.build_app()
+    app_module.launch(demo, runtime.get().settings, prevent_thread_lock=True, quiet=True)
+    yield demo
+    demo.close()
+    for key in extra:
+        catalog.CATALOG.pop(key)
+
+
+@pytest.fixture(scope="module")
+def app_url(launched_app):
+    return launched_app.local_url
+
+
+@pytest.fixture(scope="module")
+def client(app_url):
+    from gradio_client import Client
+
+    return Client(app_url, verbose=False)

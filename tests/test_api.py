@@ -10,52 +10,11 @@ import threading
 import time
 
 import pytest
-from gradio_client import Client
 from gradio_client.exceptions import AppError
 
 import app as app_module
-from shared import catalog, runtime
-from shared.catalog import ModelSpec
-from shared.settings import Settings
-
-GOOD = dict(message="hello how are you ?", history=[], temperature=0.0, max_new_tokens=8, model="tiny-chat")
-
-
-def _spec(key: str, source: str) -> ModelSpec:
-    return ModelSpec(key=key, task="chat", source=source, revision="0" * 40, size_mb=1, license="test", device="cpu")
-
-
-@pytest.fixture(scope="module")
-def app_url(tiny_llama_dir, tmp_path_factory):
-    broken = tmp_path_factory.mktemp("broken")
-    (broken / "config.json").write_text("{broken")
-    (broken / "model.safetensors").write_bytes(b"not a tensor file")
-    extra = {
-        "tiny-chat": _spec("tiny-chat", str(tiny_llama_dir)),
-        "broken-chat": _spec("broken-chat", str(broken)),
-        "hub-chat": _spec("hub-chat", "HuggingFaceTB/SmolLM2-360M-Instruct"),
-    }
-    catalog.CATALOG.update(extra)
-    runtime.configure(Settings(port=0 or _free_port(), preload=False, cache_dir=tmp_path_factory.mktemp("c")))
-    demo = app_module.build_app()
-    app_module.launch(demo, runtime.get().settings, prevent_thread_lock=True, quiet=True)
-    yield demo.local_url
-    demo.close()
-    for key in extra:
-        catalog.CATALOG.pop(key)
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def client(app_url):
-    return Client(app_url, verbose=False)
+from shared import runtime
+from tests.conftest import GOOD
 
 
 def _generation_threads():

@@ -10,6 +10,7 @@ import threading
 import time
 
 import pytest
+from gradio_client import Client
 from gradio_client.exceptions import AppError
 
 import app as app_module
@@ -154,3 +155,41 @@ def test_device_that_is_missing_is_refused_with_a_message():
     with pytest.raises(SystemExit) as info:
         app_module.main(["--device", "mps"])  # Apple's backend never exists on Linux
     assert "mps" in str(info.value) and "not available" in str(info.value)
+
+
+def test_concurrent_requests_equal_serial_runs(client, app_url):
+    """Eight clients at once, sampling with their own seeds: each reply equals its serial run."""
+    sampled = {**GOOD, "temperature": 1.0, "max_new_tokens": 24}
+    serial = {seed: client.predict(**sampled, seed=seed, api_name="/chat") for seed in range(8)}
+    clients = [Client(app_url, verbose=False) for _ in range(8)]
+    jobs = {seed: c.submit(**sampled, seed=seed, api_name="/chat") for seed, c in zip(range(8), clients, strict=True)}
+    assert {seed: job.result(timeout=120) for seed, job in jobs.items()} == serial
+    assert len(set(serial.values())) > 1
+
+
+@pytest.mark.parametrize(
+    "fault, message",
+    [
+        (__import__("torch").OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB"), "Out of memory"),
+        (RuntimeError("something broke deep inside"), r"Generation failed \(RuntimeError\)"),
+    ],
+)
+def test_fault_inside_generation_reaches_the_user_quickly(client, fault, message):
+    """A fault injected into the cached model's generate: a friendly message within seconds, then recovery."""
+    lm = runtime.causal_lm("tiny-chat")
+
+    def broken_generate(**kwargs):
+        raise fault
+
+    lm.model.generate = broken_generate
+    try:
+        start = time.time()
+        with pytest.raises(AppError, match=message) as info:
+            client.predict(**GOOD, api_name="/chat")
+        assert time.time() - start < 10
+        assert "20.00 GiB" not in str(info.value) and "deep inside" not in str(info.value)
+    finally:
+        del lm.model.generate  # back to the class's own generate
+    if isinstance(fault, __import__("torch").OutOfMemoryError):
+        assert runtime.get().cache.snapshot() == []  # models were unloaded to free memory
+    assert client.predict(**GOOD, api_name="/chat")

@@ -51,7 +51,7 @@ MAX_MESSAGE_CHARS = 20_000  # one message; the window would drop everything else
 MAX_HISTORY_MESSAGES = 500  # messages accepted in a history (API); older turns get dropped to fit
 TOP_ALTERNATIVES = 5  # alternatives kept per token for the token view
 STREAM_TIMEOUT_S = 300.0  # a generate that stalls this long is reported, never hangs the UI
-STREAM_INTERVAL_S = float(os.environ.get("PLAYGROUND_STREAM_INTERVAL", 0.1))  # UI/API updates at most this often
+STREAM_INTERVAL_S = float(os.environ.get("PLAYGROUND_STREAM_INTERVAL", 0.2))  # UI/API updates at most this often
 ROLES = ("system", "user", "assistant")
 
 HOW_IT_WORKS = """

@@ -39,13 +39,20 @@ MAX_NEW_TOKENS = 512  # reply length cap
 REPETITION_PENALTY = 1.1  # > 1 makes tokens already in the text less likely
 SEED = -1  # -1 = a new random seed each reply (the one used is reported)
 
-LIMITS = {  # name: (low, high, integer?)
+LIMITS = {  # name: (low, high, integer?), in the order the handlers take them
     "temperature": (0.0, 2.0, False),
     "top_p": (0.01, 1.0, False),
     "top_k": (0, 1000, True),
     "max_new_tokens": (1, 4096, True),
     "repetition_penalty": (1.0, 2.0, False),
     "seed": (-1, 2**32 - 1, True),
+}
+SLIDERS = {  # name: (UI low, UI high, default, step, one-line explanation); the server enforces LIMITS
+    "temperature": (0, 2, TEMPERATURE, 0.05, "Randomness: 0 = always the likeliest token (greedy)."),
+    "top_p": (0.01, 1, TOP_P, 0.01, "Sample only from the likeliest tokens that add up to this probability."),
+    "top_k": (0, 200, TOP_K, 1, "…and from at most this many tokens (0 = no limit)."),
+    "max_new_tokens": (1, 2048, MAX_NEW_TOKENS, 1, "Longest reply, in tokens."),
+    "repetition_penalty": (1, 2, REPETITION_PENALTY, 0.05, "Above 1, tokens already used become less likely."),
 }
 MAX_MESSAGE_CHARS = 20_000  # one message; the window would drop everything else anyway
 MAX_HISTORY_MESSAGES = 500  # messages accepted in a history (API); older turns get dropped to fit
@@ -603,14 +610,7 @@ def chat(
     except ValueError as exc:
         raise gr.Error(str(exc)) from None
     model = model or catalog.default_model("chat", runtime.get().settings.models)
-    settings = dict(
-        temperature=temperature,
-        top_p=top_p,
-        top_k=top_k,
-        max_new_tokens=max_new_tokens,
-        repetition_penalty=repetition_penalty,
-        seed=seed,
-    )
+    settings = dict(zip(LIMITS, (temperature, top_p, top_k, max_new_tokens, repetition_penalty, seed), strict=True))
     for reply in _generate(model, system_prompt, [*history, {"role": "user", "content": text}], settings, request):
         yield reply.text
 
@@ -644,14 +644,7 @@ def respond(
     progress=gr.Progress(track_tqdm=True),
 ):  # noqa: B008 (Gradio's idiom)
     """Stream the reply into the chatbot; at the end fill the stats, token view and prompt view."""
-    settings = dict(
-        temperature=temperature,
-        top_p=top_p,
-        top_k=top_k,
-        max_new_tokens=max_new_tokens,
-        repetition_penalty=repetition_penalty,
-        seed=seed,
-    )
+    settings = dict(zip(LIMITS, (temperature, top_p, top_k, max_new_tokens, repetition_penalty, seed), strict=True))
     history = list(history or [])
     prompt_shown = False
     for reply in _generate(model, system_prompt, history, settings, request):
@@ -761,35 +754,9 @@ def build_ui() -> None:
                 placeholder="Empty = the model's own default",
                 info="Instructions the model reads before the conversation.",
             )
-            temperature = gr.Slider(
-                0,
-                2,
-                TEMPERATURE,
-                step=0.05,
-                label="temperature",
-                info="Randomness: 0 = always the likeliest token (greedy).",
-            )
-            top_p = gr.Slider(
-                0.01,
-                1,
-                TOP_P,
-                step=0.01,
-                label="top_p",
-                info="Sample only from the likeliest tokens that add up to this probability.",
-            )
-            top_k = gr.Slider(
-                0, 200, TOP_K, step=1, label="top_k", info="…and from at most this many tokens (0 = no limit)."
-            )
-            max_new_tokens = gr.Slider(
-                1, 2048, MAX_NEW_TOKENS, step=1, label="max_new_tokens", info="Longest reply, in tokens."
-            )
-            repetition_penalty = gr.Slider(
-                1,
-                2,
-                REPETITION_PENALTY,
-                step=0.05,
-                label="repetition_penalty",
-                info="Above 1, tokens already used become less likely.",
+            temperature, top_p, top_k, max_new_tokens, repetition_penalty = (
+                gr.Slider(low, high, default, step=step, label=name, info=info)
+                for name, (low, high, default, step, info) in SLIDERS.items()
             )
             seed = gr.Number(
                 SEED, precision=0, label="seed", info="Same seed + settings = same reply. -1 = random each time."

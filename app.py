@@ -15,21 +15,22 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 import gradio as gr  # noqa: E402
 
-from demos import chat  # noqa: E402
+from demos import attention, chat  # noqa: E402
 from shared import runtime  # noqa: E402
 from shared.settings import Settings, parse_settings  # noqa: E402
 
-TABS = [("Chat", chat)]  # (label, module with build_ui())
 CSS = ".token-view .tok:hover { outline: 1px solid #555; }"
 
 
 def build_app() -> gr.Blocks:
     with gr.Blocks(title="GenAI Playground", analytics_enabled=False) as demo:
         gr.Markdown("# GenAI Playground\nGenerative AI you can touch: each tab is a tool and a live explanation.")
-        with gr.Tabs():
-            for label, module in TABS:
-                with gr.Tab(label, id=label.lower()):
-                    module.build_ui()
+        with gr.Tabs() as tabs:
+            with gr.Tab("Chat", id="chat"):
+                chat_ui = chat.build_ui()
+            with gr.Tab("Attention", id="attention"):
+                attention_ui = attention.build_ui()
+        link_chat_to_attention(tabs, chat_ui, attention_ui)
         with gr.Accordion("System", open=False, elem_id="system-panel"):
             status = gr.Markdown(elem_id="system-status")
             with gr.Row():
@@ -43,6 +44,24 @@ def build_app() -> gr.Blocks:
     settings = runtime.get().settings
     demo.queue(max_size=settings.max_queue, default_concurrency_limit=1)
     return demo
+
+
+def link_chat_to_attention(tabs: gr.Tabs, chat_ui: dict, attention_ui: dict) -> None:
+    """Chat's "See its attention" opens the Attention tab on the conversation as the model saw it."""
+    model, text = attention_ui["inputs"][:2]
+    chat_ui["to_attention"].click(
+        chat.conversation_as_seen,
+        [chat_ui["model"], chat_ui["chatbot"], chat_ui["system_prompt"]],
+        [model, text],
+        api_visibility="private",
+    ).success(lambda: gr.Tabs(selected="attention"), None, tabs, api_visibility="private").then(
+        attention_ui["run_fn"],
+        attention_ui["inputs"],
+        attention_ui["outputs"],
+        api_visibility="private",
+        concurrency_id="gpu",
+        concurrency_limit=runtime.get().concurrency,
+    )
 
 
 def launch(demo: gr.Blocks, settings: Settings, **kwargs):

@@ -699,6 +699,18 @@ def edit(history: list, edit_data: gr.EditData) -> list:
     return [*list(history or [])[:index], {"role": "user", "content": value}]
 
 
+def conversation_as_seen(model: str, history: list, system_prompt: str) -> tuple[str, str]:
+    """(model, the conversation rendered through its chat template) for the attention tab."""
+    try:
+        messages = build_messages(system_prompt or "", normalize_history(history))
+    except ValueError as exc:
+        raise gr.Error(str(exc)) from None
+    if not messages:
+        raise gr.Error("Chat first: there is no conversation to look at yet.")
+    lm = _load(model)
+    return model, lm.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=False)
+
+
 def export(history: list, model: str) -> gr.File:
     messages = normalize_history(history)
     if not messages:
@@ -709,8 +721,9 @@ def export(history: list, model: str) -> gr.File:
     return gr.File(value=[str(folder / "conversation.json"), str(folder / "conversation.md")], visible=True)
 
 
-def build_ui() -> None:
-    """The Chat tab, rendered inside the app's Blocks (or alone, below)."""
+def build_ui() -> dict:
+    """The Chat tab, rendered inside the app's Blocks (or alone, below). Returns the components
+    that other tabs link to."""
     rt = runtime.get()
     heavy = dict(concurrency_id="gpu", concurrency_limit=rt.concurrency)
     choices = [(spec.label(), spec.key) for spec in catalog.models_for("chat")]
@@ -742,6 +755,7 @@ def build_ui() -> None:
                 undo_btn = gr.Button("Undo", size="sm", elem_id="chat-undo")
                 clear = gr.Button("Clear", size="sm", elem_id="chat-clear")
                 export_btn = gr.Button("Export JSON + Markdown", size="sm", elem_id="chat-export")
+                to_attention = gr.Button("See its attention →", size="sm", elem_id="chat-to-attention")
             stats = gr.Markdown("Reply statistics appear here.", elem_id="chat-stats")
             gauge = gr.HTML(context_gauge_html(0, 1))
             files = gr.File(
@@ -800,6 +814,7 @@ def build_ui() -> None:
 
     # The documented API: message, history, settings → streamed reply text.
     gr.api(chat, api_name="chat", **heavy)
+    return {"to_attention": to_attention, "model": model, "chatbot": chatbot, "system_prompt": system_prompt}
 
 
 if __name__ == "__main__":

@@ -99,14 +99,44 @@ CATALOG: dict[str, ModelSpec] = {
             license="Qwen Research",
             device="gpu",
         ),
+        ModelSpec(
+            key="gpt2",
+            task="attention",
+            source="openai-community/gpt2",
+            revision="607a30d783dfa663caf39e06633721c8d4cfcd7e",
+            size_mb=548,
+            license="MIT",
+            device="cpu",
+            description="GPT-2 small: 12 layers × 12 heads, causal.",
+        ),
+        ModelSpec(
+            key="bert-base-uncased",
+            task="attention",
+            source="google-bert/bert-base-uncased",
+            revision="86b5e0934494bd15c9632b12f734a8a67f723594",
+            size_mb=440,
+            license="Apache-2.0",
+            device="cpu",
+            description="BERT base: 12 layers × 12 heads, bidirectional.",
+        ),
+        ModelSpec(
+            key="distilbert-base-uncased",
+            task="attention",
+            source="distilbert/distilbert-base-uncased",
+            revision="12040accade4e8a0f71eabdb258fecc2e7e948be",
+            size_mb=268,
+            license="Apache-2.0",
+            device="cpu",
+            description="DistilBERT: 6 layers × 12 heads, bidirectional.",
+        ),
     ]
 }
 
 # Preset → the model each task starts on. Any catalog model can still be picked in its tab.
 PRESETS: dict[str, dict[str, str]] = {
-    "bundled": {"chat": "smollm2-135m-instruct"},
-    "cpu": {"chat": "qwen2.5-0.5b-instruct"},
-    "gpu": {"chat": "qwen2.5-3b-instruct"},
+    "bundled": {"chat": "smollm2-135m-instruct", "attention": "smollm2-135m-instruct"},
+    "cpu": {"chat": "qwen2.5-0.5b-instruct", "attention": "smollm2-135m-instruct"},
+    "gpu": {"chat": "qwen2.5-3b-instruct", "attention": "qwen2.5-0.5b-instruct"},
 }
 
 
@@ -118,18 +148,21 @@ def default_model(task: str, preset: str) -> str:
     return PRESETS.get(preset, PRESETS["bundled"]).get(task) or PRESETS["bundled"][task]
 
 
-def resolve(choice: str, task: str, *, allow_any_model: bool = False) -> ModelSpec:
-    """The spec for a user's choice: a catalog key, or (if the operator allows it) a hub id or path."""
+def resolve(choice: str, task: str | tuple[str, ...], *, allow_any_model: bool = False) -> ModelSpec:
+    """The spec for a user's choice: a catalog key, or (if the operator allows it) a hub id or path.
+
+    ``task`` may name several tasks a tab accepts (the attention tab takes chat models too)."""
+    tasks = (task,) if isinstance(task, str) else task
     if not isinstance(choice, str) or not choice.strip():
         raise ValueError("No model was chosen.")
     choice = choice.strip()
     spec = CATALOG.get(choice)
     if spec is not None:
-        if spec.task != task:
-            raise ValueError(f"Model {choice!r} is a {spec.task} model, not a {task} model.")
+        if spec.task not in tasks:
+            raise ValueError(f"Model {choice!r} is a {spec.task} model, not a {' or '.join(tasks)} model.")
         return spec
     if not allow_any_model:
-        known = ", ".join(s.key for s in models_for(task))
+        known = ", ".join(s.key for t in tasks for s in models_for(t))
         raise ValueError(f"Unknown model {choice[:100]!r}. Pick one of: {known}.")
     return ModelSpec(
         key=choice,

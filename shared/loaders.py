@@ -130,6 +130,28 @@ def require_safetensors(path: Path, key: str) -> None:
 # --- loaders per model kind -----------------------------------------------------------------
 
 
+def _from_pretrained(auto_class, path: Path, spec: ModelSpec, dtype: torch.dtype, attn_implementation: str | None):
+    try:
+        return auto_class.from_pretrained(
+            path,
+            dtype=dtype,
+            use_safetensors=True,
+            trust_remote_code=False,
+            attn_implementation=attn_implementation,
+        )
+    except Exception as exc:
+        raise ModelLoadError(f"Model {spec.key!r} failed to load ({type(exc).__name__}).") from exc
+
+
+def _tokenizer(path: Path, spec: ModelSpec):
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(path, trust_remote_code=False)
+    except Exception as exc:
+        raise ModelLoadError(f"Model {spec.key!r} has no usable tokenizer ({type(exc).__name__}).") from exc
+
+
 def load_causal_lm(
     spec: ModelSpec,
     *,
@@ -139,25 +161,42 @@ def load_causal_lm(
     attn_implementation: str | None = None,
 ) -> CausalLM:
     """A causal LM and its tokenizer, on ``device`` in ``dtype``, ready for ``generate``."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
 
     path = local_files(spec, cache_dir)
     require_safetensors(path, spec.key)
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=False)
-        model = AutoModelForCausalLM.from_pretrained(
-            path,
-            dtype=dtype,
-            use_safetensors=True,
-            trust_remote_code=False,
-            attn_implementation=attn_implementation,
-        )
-    except ModelLoadError:
-        raise
-    except Exception as exc:
-        raise ModelLoadError(f"Model {spec.key!r} failed to load ({type(exc).__name__}).") from exc
+    model = _from_pretrained(AutoModelForCausalLM, path, spec, dtype, attn_implementation)
+    tokenizer = _tokenizer(path, spec)
     if getattr(tokenizer, "chat_template", None) is None:
         raise ModelLoadError(f"Model {spec.key!r} has no chat template, so it cannot chat.")
     model.to(device).eval()
     window = getattr(model.config, "max_position_embeddings", None) or 2048
     return CausalLM(key=spec.key, model=model, tokenizer=tokenizer, context_window=int(window))
+
+
+@dataclasses.dataclass
+class AttentionModel:
+    key: str
+    model: torch.nn.Module
+    tokenizer: object
+    causal: bool  # decoder (each token sees only the past) or encoder (sees both sides)
+
+
+def load_attention_model(spec: ModelSpec, *, device: str, dtype: torch.dtype, cache_dir: Path) -> AttentionModel:
+    """Any transformer with eager attention, so it can return its attention weights (SDPA cannot).
+
+    Causal LMs load with their LM head (the next-token panel needs it); encoders load bare.
+    """
+    from transformers import AutoConfig, AutoModel, AutoModelForCausalLM
+
+    path = local_files(spec, cache_dir)
+    require_safetensors(path, spec.key)
+    try:
+        config = AutoConfig.from_pretrained(path, trust_remote_code=False)
+    except Exception as exc:
+        raise ModelLoadError(f"Model {spec.key!r} failed to load ({type(exc).__name__}).") from exc
+    architectures = getattr(config, "architectures", None) or []
+    causal = any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in architectures)
+    model = _from_pretrained(AutoModelForCausalLM if causal else AutoModel, path, spec, dtype, "eager")
+    model.to(device).eval()
+    return AttentionModel(key=spec.key, model=model, tokenizer=_tokenizer(path, spec), causal=causal)

@@ -13,7 +13,7 @@ import torch
 from shared import catalog
 from shared import device as device_policy
 from shared.cache import CacheKey, ModelCache
-from shared.loaders import CausalLM, load_causal_lm
+from shared.loaders import AttentionModel, CausalLM, load_attention_model, load_causal_lm
 from shared.settings import Settings
 
 
@@ -64,6 +64,16 @@ def causal_lm(choice: str, *, task: str = "chat", attn_implementation: str | Non
             cache_dir=rt.settings.cache_dir,
             attn_implementation=attn_implementation,
         ),
+    )
+
+
+def attention_model(choice: str) -> AttentionModel:
+    """The cached eager-attention build of a model (its own entry: the chat's uses SDPA)."""
+    rt = get()
+    spec = catalog.resolve(choice, ("attention", "chat"), allow_any_model=rt.settings.allow_any_model)
+    key = CacheKey(spec.key, rt.device, str(rt.dtype).removeprefix("torch."), "eager-attention")
+    return rt.cache.get(
+        key, lambda: load_attention_model(spec, device=rt.device, dtype=rt.dtype, cache_dir=rt.settings.cache_dir)
     )
 
 

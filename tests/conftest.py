@@ -16,7 +16,7 @@ os.environ["PLAYGROUND_STREAM_INTERVAL"] = "0"
 
 import pytest  # noqa: E402
 
-from tests.tiny_models import build_tiny_llama  # noqa: E402
+from tests.tiny_models import build_tiny_bert, build_tiny_llama  # noqa: E402
 
 # --- network guard: any connection to a non-loopback address fails the test -----------------
 
@@ -67,6 +67,12 @@ socket.socket.connect_ex = _guarded_connect_ex
 def tiny_llama_dir(tmp_path_factory):
     """A 2-layer Llama (GQA) that never emits end-of-turn: replies run to max_new_tokens."""
     return build_tiny_llama(tmp_path_factory.mktemp("tiny-llama"))
+
+
+@pytest.fixture(scope="session")
+def tiny_bert_dir(tmp_path_factory):
+    """A 2-layer BERT: bidirectional attention."""
+    return build_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
 
 
 @pytest.fixture(scope="session")

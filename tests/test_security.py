@@ -51,8 +51,8 @@ def test_every_event_is_queued_and_model_work_shares_one_group(launched_app):
 
     fns = list(launched_app.fns.values())
     assert fns and all(fn.queue for fn in fns), [fn.name for fn in fns if not fn.queue]
-    heavy = [fn for fn in fns if fn.name in ("respond", "chat")]
-    assert len(heavy) >= 2
+    heavy = [fn for fn in fns if fn.name in ("respond", "chat", "run", "render", "attention")]
+    assert len(heavy) >= 5
     assert {fn.concurrency_id for fn in heavy} == {"gpu"}
     assert {fn.concurrency_limit for fn in heavy} == {runtime.get().concurrency}
     assert launched_app._queue.max_size == runtime.get().settings.max_queue
@@ -60,7 +60,7 @@ def test_every_event_is_queued_and_model_work_shares_one_group(launched_app):
 
 def test_only_documented_endpoints_are_callable(launched_app):
     public = {fn.api_name for fn in launched_app.fns.values() if fn.api_visibility != "private"}
-    assert public == {"chat"}
+    assert public == {"chat", "attention"}
 
 
 def test_analytics_and_telemetry_are_off(launched_app):

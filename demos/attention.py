@@ -112,7 +112,9 @@ def compute_attention(am: AttentionModel, text: str) -> AttentionResult:
         out = am.model(input_ids=torch.tensor([ids], device=device), output_attentions=True)
     attentions = getattr(out, "attentions", None)
     if not attentions or any(a is None for a in attentions):
-        raise ValueError(f"Model {am.key!r} returned no attention weights (its attention kernel does not expose them).")
+        raise ValueError(
+            f"Model {am.key!r} returned no attention weights: it has no attention layers, or its kernel does not expose them."
+        )
     stacked = torch.stack([a[0] for a in attentions]).float()  # (L, H, T, T)
     logits = getattr(out, "logits", None) if am.causal else None
     return AttentionResult(
@@ -481,6 +483,7 @@ def run(model: str, text: str, layer: int, head: int, token: int, temperature: f
     layer, head, token = min(int(layer), layers - 1), min(int(head), heads - 1), tokens - 1
     choices = [(f"{i}: {_short(t, 20)}", i) for i, t in enumerate(result.tokens)]
     views = render(result, layer, head, token, temperature, top_k, top_p)
+    whole = model_view_image(result)[0], heatmap_image(rollout(result), result.tokens, "Rollout across all layers")
     return (
         result,
         gr.Slider(maximum=layers - 1, value=layer),
@@ -489,20 +492,19 @@ def run(model: str, text: str, layer: int, head: int, token: int, temperature: f
         f"**{result.model}** · {tokens} tokens · {layers} layers × {heads} heads · "
         + ("causal (each token sees only the past)" if result.causal else "bidirectional (tokens see both sides)"),
         *views,
+        *whole,
     )
 
 
 def render(result: AttentionResult | None, layer, head, token, temperature, top_k, top_p):
-    """Every view for the current selection (no model call except the key/value recomputation)."""
+    """The views that depend on the selection (no model call except the key/value recomputation)."""
     if result is None:
         raise gr.Error("Press Show attention first.")
     try:
         layer, head, token = check_index(result, layer, head, token)
         am = runtime.attention_model(result.model)
         heat = heatmap_image(result.attentions[layer, head], result.tokens, f"Layer {layer}, head {head}")
-        grid, _ = model_view_image(result)
         mean = heatmap_image(head_mean(result, layer), result.tokens, f"Layer {layer}: mean over heads")
-        flow = heatmap_image(rollout(result), result.tokens, "Rollout across all layers")
         shaded = shaded_text_html(result.attentions[layer, head, token], result.tokens, token)
         kv = retrieval_html(retrieval(am, result, layer, head, token), result.tokens, token)
         if result.next_logits is None:
@@ -511,7 +513,7 @@ def render(result: AttentionResult | None, layer, head, token, temperature, top_
             nxt = next_token_html(next_token_rows(am, result.next_logits, temperature, top_k, top_p))
     except (ValueError, ModelLoadError) as exc:
         raise _as_error(exc) from None
-    return heat, head_view_html(result, layer, token), grid, mean, flow, shaded, kv, nxt
+    return heat, head_view_html(result, layer, token), mean, shaded, kv, nxt
 
 
 def pick_from_grid(result: AttentionResult | None, evt: gr.SelectData):
@@ -542,8 +544,12 @@ def build_ui() -> dict:
     text = gr.Textbox(TEXT, lines=3, label=f"Text (up to {MAX_TOKENS} tokens)", elem_id="attention-text")
     show = gr.Button("Show attention", variant="primary", elem_id="attention-run")
     with gr.Row():
-        layer = gr.Slider(0, 29, 0, step=1, label="layer", info="Which layer (0 = closest to the input).")
-        head = gr.Slider(0, 8, 0, step=1, label="head", info="Which query head of that layer.")
+        layer = gr.Slider(
+            0, 29, 0, step=1, label="layer", info="Which layer (0 = closest to the input).", elem_id="attention-layer"
+        )
+        head = gr.Slider(
+            0, 8, 0, step=1, label="head", info="Which query head of that layer.", elem_id="attention-head"
+        )
         token = gr.Dropdown([], label="token", info="The token whose attention to inspect (the query).")
 
     with gr.Tabs():
@@ -573,10 +579,12 @@ def build_ui() -> dict:
     with gr.Accordion("How it works", open=False):
         gr.Markdown(HOW_IT_WORKS)
 
-    views = [heat, head_view, grid, mean, flow, shaded, kv, nxt]
+    views = [heat, head_view, mean, shaded, kv, nxt]  # change with the selection
+    whole = [grid, flow]  # depend only on the text
     selection = [layer, head, token, temperature, top_k, top_p]
-    ran = show.click(run, [model, text, *selection], [result, layer, head, token, summary, *views], **heavy)
-    text.submit(run, [model, text, *selection], [result, layer, head, token, summary, *views], **heavy)
+    outputs = [result, layer, head, token, summary, *views, *whole]
+    show.click(run, [model, text, *selection], outputs, **heavy)
+    text.submit(run, [model, text, *selection], outputs, **heavy)
     for control in selection:  # user changes only (run sets these too, and renders itself)
         trigger = control.release if isinstance(control, gr.Slider) else control.input
         trigger(render, [result, *selection], views, **heavy)
@@ -584,11 +592,10 @@ def build_ui() -> dict:
         render, [result, *selection], views, **heavy
     )
     gr.api(attention, api_name="attention", concurrency_id="gpu", concurrency_limit=rt.concurrency)
-    del ran
     return {
         "run_fn": run,
         "inputs": [model, text, *selection],
-        "outputs": [result, layer, head, token, summary, *views],
+        "outputs": outputs,
     }
 
 

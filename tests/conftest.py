@@ -16,7 +16,7 @@ os.environ["PLAYGROUND_STREAM_INTERVAL"] = "0"
 
 import pytest  # noqa: E402
 
-from tests.tiny_models import build_tiny_bert, build_tiny_llama  # noqa: E402
+from tests.tiny_models import build_tiny_bert, build_tiny_llama, build_tiny_mamba  # noqa: E402
 
 # --- network guard: any connection to a non-loopback address fails the test -----------------
 
@@ -142,14 +142,14 @@ def live_app():
 GOOD = dict(message="hello how are you ?", history=[], temperature=0.0, max_new_tokens=8, model="tiny-chat")
 
 
-def _spec(key: str, source: str):
+def _spec(key: str, source: str, task: str = "chat"):
     from shared.catalog import ModelSpec
 
-    return ModelSpec(key=key, task="chat", source=source, revision="0" * 40, size_mb=1, license="test", device="cpu")
+    return ModelSpec(key=key, task=task, source=source, revision="0" * 40, size_mb=1, license="test", device="cpu")
 
 
 @pytest.fixture(scope="module")
-def launched_app(tiny_llama_dir, tmp_path_factory):
+def launched_app(tiny_llama_dir, tiny_bert_dir, tmp_path_factory):
     """`app.build_app()` launched on loopback with tiny real models added to the catalog."""
     import app as app_module
     from shared import catalog, runtime
@@ -162,6 +162,8 @@ def launched_app(tiny_llama_dir, tmp_path_factory):
         "tiny-chat": _spec("tiny-chat", str(tiny_llama_dir)),
         "broken-chat": _spec("broken-chat", str(broken)),
         "hub-chat": _spec("hub-chat", "HuggingFaceTB/SmolLM2-360M-Instruct"),
+        "tiny-bert": _spec("tiny-bert", str(tiny_bert_dir), "attention"),
+        "tiny-mamba": _spec("tiny-mamba", str(build_tiny_mamba(tmp_path_factory.mktemp("mamba"))), "attention"),
     }
     catalog.CATALOG.update(extra)
     runtime.configure(Settings(port=free_port(), preload=False, cache_dir=tmp_path_factory.mktemp("c")))

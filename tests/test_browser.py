@@ -1,5 +1,6 @@
 """A person in a real browser: Debian's Chromium driven by Playwright against `python app.py`."""
 
+import re
 from pathlib import Path
 
 import pytest
@@ -84,3 +85,50 @@ def test_undo_puts_the_message_back_and_export_offers_files(page):
     exported = page.request.get(link).json()
     assert exported["model"] == "smollm2-135m-instruct"
     assert exported["messages"][0] == {"role": "user", "content": "What is the capital of France?"}
+
+
+def test_chat_bridge_opens_attention_on_the_conversation(page):
+    page.get_by_role("tab", name="Chat").click()
+    page.locator("#chat-to-attention").click()
+    expect(page.locator("#attention-summary")).to_contain_text("30 layers × 9 heads", timeout=60_000)
+    expect(page.locator("#attention-text textarea")).to_have_value(
+        re.compile(r"<\|im_start\|>user\nWhat is the capital of France\?<\|im_end\|>")
+    )
+
+
+def test_attention_views_render_and_the_model_view_is_clickable(page):
+    text = page.locator("#attention-text textarea")
+    text.fill("The cat sat on the mat because it was tired.")
+    page.locator("#attention-run").click()
+    expect(page.locator("#attention-summary")).to_contain_text("· 11 tokens ·", timeout=60_000)
+    expect(page.locator("#attention-heatmap img")).to_be_visible(timeout=30_000)
+    expect(page.locator(".progress-text, .eta-bar")).to_have_count(0, timeout=30_000)
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "browser-attention-heatmap.png"), full_page=True)
+    page.get_by_role("tab", name="Head view").click()
+    expect(page.locator("#attention-head-view")).to_contain_text("h8")
+    page.get_by_role("tab", name="Model view").click()
+    grid = page.locator("#attention-model-view img")
+    expect(grid).to_be_visible()
+    box = grid.bounding_box()
+    natural = grid.evaluate("img => [img.naturalWidth, img.naturalHeight]")
+    scale = box["width"] / natural[0]
+    # Click the thumbnail of layer 2, head 3 (30 px of labels on the left, 20 on top, 52 px cells).
+    page.mouse.click(box["x"] + (30 + 3 * 52 + 20) * scale, box["y"] + (20 + 2 * 52 + 20) * scale)
+    expect(page.locator("#attention-layer input[type=number]")).to_have_value("2", timeout=20_000)
+    expect(page.locator("#attention-head input[type=number]")).to_have_value("3")
+    page.get_by_role("tab", name="Key/value retrieval").click()
+    expect(page.locator("#attention-kv")).to_contain_text("✓ matches", timeout=20_000)
+    page.get_by_role("tab", name="Next token").click()
+    expect(page.locator("#attention-next tr")).to_have_count(11)
+    page.get_by_role("tab", name="Text").click()
+    expect(page.locator("#attention-text-view .att-tok").first).to_be_visible()
+    page.get_by_role("tab", name="Model view").click()
+    expect(page.locator(".progress-text, .eta-bar")).to_have_count(0, timeout=30_000)
+    page.screenshot(path=str(ARTIFACTS / "browser-attention-model-view.png"), full_page=True)
+
+
+def test_attention_empty_text_shows_an_error(page):
+    page.locator("#attention-text textarea").fill("  ")
+    page.locator("#attention-run").click()
+    expect(page.get_by_text("Type some text").first).to_be_visible(timeout=10_000)

@@ -13,6 +13,8 @@ from transformers import (
     BertTokenizerFast,
     LlamaConfig,
     LlamaForCausalLM,
+    MambaConfig,
+    MambaForCausalLM,
     PreTrainedTokenizerFast,
 )
 
@@ -87,5 +89,17 @@ def build_tiny_bert(path: Path, seed: int = 0) -> Path:
         max_position_embeddings=128,
     )
     BertModel(config).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+def build_tiny_mamba(path: Path, seed: int = 0) -> Path:
+    """A 2-layer Mamba: a real language model with no attention at all."""
+    tokenizer = build_tokenizer()
+    torch.manual_seed(seed)
+    config = MambaConfig(
+        vocab_size=len(tokenizer), hidden_size=16, num_hidden_layers=2, state_size=4, intermediate_size=32
+    )
+    MambaForCausalLM(config).save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path

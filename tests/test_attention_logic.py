@@ -131,3 +131,19 @@ def test_views_render(am):
     assert attention.shaded_text_html(result.attentions[0, 0, 2], result.tokens, 2).count("att-tok") == n
     html = attention.retrieval_html(attention.retrieval(am, result, 0, 1, 2), result.tokens, 2)
     assert "✓ matches" in html
+
+
+@pytest.mark.parametrize("builder", ["build_tiny_gpt2", "build_tiny_distilbert"])
+def test_qkv_recomputation_for_other_layouts(builder, tmp_path):
+    """GPT-2's fused c_attn and DistilBERT's q_lin/k_lin/v_lin are recomputed exactly too."""
+    from tests import tiny_models
+
+    path = getattr(tiny_models, builder)(tmp_path / builder)
+    am = load_attention_model(spec(path), device="cpu", dtype=torch.float32, cache_dir=tmp_path)
+    result = attention.compute_attention(am, TEXT)
+    assert result.causal == (builder == "build_tiny_gpt2")
+    with torch.inference_mode():
+        out = am.model(input_ids=torch.tensor([result.token_ids]), output_attentions=True)
+    for layer, head, token in [(0, 0, 3), (1, 3, len(result.tokens) - 1)]:
+        r = attention.retrieval(am, result, layer, head, token)
+        np.testing.assert_allclose(r.weights, out.attentions[layer][0, head, token].numpy(), atol=1e-5)

@@ -41,3 +41,20 @@ def test_plain_start_is_loopback_and_prints_the_local_url(live_app):
     log = (Path(__file__).resolve().parent.parent / "artifacts" / "live_app.log").read_text()
     assert "Running on local URL:  http://127.0.0.1:" in log
     assert live_app.startswith("http://127.0.0.1:")
+
+
+def test_every_attention_view_renders_for_128_tokens(tmp_path):
+    from demos import attention
+    from shared import runtime
+
+    runtime.configure(Settings(preload=False))
+    am = runtime.attention_model("smollm2-135m-instruct")
+    ids = am.tokenizer("The quick brown fox jumps over the lazy dog. " * 20)["input_ids"][:128]
+    out = attention.run(am.key, am.tokenizer.decode(ids), 29, 8, 0, 0.7, 40, 0.9)
+    result, *_, summary, heat, head_view, mean, shaded, kv, nxt, grid, flow = out
+    assert result.shape == (30, 9, 128) and "128 tokens" in summary
+    assert heat.width >= 128 and grid.size == (30 + 9 * 52, 20 + 30 * 52) and flow.width >= 128
+    assert head_view.count("<b style") == 9 and shaded.count("att-tok") == 128
+    assert "✓ matches" in kv and nxt.count("<tr>") == 11
+    # the 9 query heads share 3 key/value heads
+    assert [attention.retrieval(am, result, 5, h, 10).kv_head for h in range(9)] == [0, 0, 0, 1, 1, 1, 2, 2, 2]

@@ -11,6 +11,10 @@ from transformers import (
     BertConfig,
     BertModel,
     BertTokenizerFast,
+    DistilBertConfig,
+    DistilBertModel,
+    GPT2Config,
+    GPT2LMHeadModel,
     LlamaConfig,
     LlamaForCausalLM,
     MambaConfig,
@@ -102,4 +106,34 @@ def build_tiny_mamba(path: Path, seed: int = 0) -> Path:
     )
     MambaForCausalLM(config).save_pretrained(path)
     tokenizer.save_pretrained(path)
+    return path
+
+
+def build_tiny_gpt2(path: Path, seed: int = 0) -> Path:
+    """A 2-layer GPT-2: causal, with one fused Q/K/V projection."""
+    tokenizer = build_tokenizer()
+    torch.manual_seed(seed)
+    GPT2LMHeadModel(
+        GPT2Config(vocab_size=len(tokenizer), n_embd=32, n_layer=2, n_head=4, n_positions=128)
+    ).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+def build_tiny_distilbert(path: Path, seed: int = 0) -> Path:
+    """A 2-layer DistilBERT: bidirectional, its own projection names."""
+    build_tiny_bert(path)  # the same WordPiece tokenizer
+    torch.manual_seed(seed)
+    config = DistilBertConfig(
+        vocab_size=len((path / "vocab.txt").read_text().split()),
+        dim=32,
+        n_layers=2,
+        n_heads=4,
+        hidden_dim=37,
+        max_position_embeddings=128,
+    )
+    for stale in path.glob("*.safetensors"):
+        stale.unlink()
+    (path / "config.json").unlink()
+    DistilBertModel(config).save_pretrained(path)
     return path

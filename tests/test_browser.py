@@ -30,6 +30,12 @@ def page(live_app):
         browser.close()
 
 
+def dismiss_toasts(page) -> None:
+    """Close error toasts left by earlier steps so screenshots show the app."""
+    for close in page.locator(".toast-close").all():
+        close.click()
+
+
 def send(page, text: str) -> None:
     page.locator("#chat-input textarea").fill(text)
     page.locator("#chat-send").click()
@@ -104,6 +110,7 @@ def test_attention_views_render_and_the_model_view_is_clickable(page):
     expect(page.locator("#attention-heatmap img")).to_be_visible(timeout=30_000)
     expect(page.locator(".progress-text, .eta-bar")).to_have_count(0, timeout=30_000)
     ARTIFACTS.mkdir(exist_ok=True)
+    dismiss_toasts(page)
     page.screenshot(path=str(ARTIFACTS / "browser-attention-heatmap.png"), full_page=True)
     page.get_by_role("tab", name="Head view").click()
     expect(page.locator("#attention-head-view")).to_contain_text("h8")
@@ -125,6 +132,7 @@ def test_attention_views_render_and_the_model_view_is_clickable(page):
     expect(page.locator("#attention-text-view .att-tok").first).to_be_visible()
     page.get_by_role("tab", name="Model view").click()
     expect(page.locator(".progress-text, .eta-bar")).to_have_count(0, timeout=30_000)
+    dismiss_toasts(page)
     page.screenshot(path=str(ARTIFACTS / "browser-attention-model-view.png"), full_page=True)
 
 

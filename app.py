@@ -15,7 +15,7 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 import gradio as gr  # noqa: E402
 
-from demos import attention, chat  # noqa: E402
+from demos import attention, chat, latent_sampling  # noqa: E402
 from shared import runtime  # noqa: E402
 from shared.settings import Settings, parse_settings  # noqa: E402
 
@@ -28,6 +28,8 @@ def build_app() -> gr.Blocks:
         with gr.Tabs() as tabs:
             with gr.Tab("Chat", id="chat"):
                 chat_ui = chat.build_ui()
+            with gr.Tab("Latent sampling (GAN / VAE)", id="latent"):
+                latent_sampling.build_ui()
             with gr.Tab("Attention", id="attention"):
                 attention_ui = attention.build_ui()
         link_chat_to_attention(tabs, chat_ui, attention_ui)

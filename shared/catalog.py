@@ -129,14 +129,44 @@ CATALOG: dict[str, ModelSpec] = {
             device="cpu",
             description="DistilBERT: 6 layers × 12 heads, bidirectional.",
         ),
+        ModelSpec(
+            key="digits-gan",
+            task="latent",
+            source="bundled:digits-gan",
+            revision=None,
+            size_mb=2,
+            license="Apache-2.0",
+            device="cpu",
+            description="DCGAN on scikit-learn's handwritten digits (16×16), trained by training/train_latent.py.",
+        ),
+        ModelSpec(
+            key="digits-vae",
+            task="latent",
+            source="bundled:digits-vae",
+            revision=None,
+            size_mb=2,
+            license="Apache-2.0",
+            device="cpu",
+            description="Convolutional VAE on the same digits, 8-dimensional latent.",
+        ),
+        ModelSpec(
+            key="sd-vae-ft-mse",
+            task="latent",
+            source="stabilityai/sd-vae-ft-mse",
+            revision="31f26fdeee1355a5c34592e401dd41e45d25a493",
+            size_mb=335,
+            license="MIT",
+            device="cpu",
+            description="Stable Diffusion's image autoencoder (AutoencoderKL): photos ↔ 4×h/8×w/8 latents.",
+        ),
     ]
 }
 
 # Preset → the model each task starts on. Any catalog model can still be picked in its tab.
 PRESETS: dict[str, dict[str, str]] = {
-    "bundled": {"chat": "smollm2-135m-instruct", "attention": "smollm2-135m-instruct"},
-    "cpu": {"chat": "qwen2.5-0.5b-instruct", "attention": "smollm2-135m-instruct"},
-    "gpu": {"chat": "qwen2.5-3b-instruct", "attention": "qwen2.5-0.5b-instruct"},
+    "bundled": {"chat": "smollm2-135m-instruct", "attention": "smollm2-135m-instruct", "latent": "digits-gan"},
+    "cpu": {"chat": "qwen2.5-0.5b-instruct", "attention": "smollm2-135m-instruct", "latent": "digits-gan"},
+    "gpu": {"chat": "qwen2.5-3b-instruct", "attention": "qwen2.5-0.5b-instruct", "latent": "digits-gan"},
 }
 
 

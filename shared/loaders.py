@@ -21,6 +21,7 @@ logger = logging.getLogger(__name__)
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
 HUB_PATTERNS = ["*.json", "*.safetensors", "*.jinja", "*.txt", "*.model", "tokenizer*"]
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+WEIGHTS = Path(__file__).resolve().parent.parent / "weights"  # the project's own trained models
 
 
 class ModelLoadError(RuntimeError):
@@ -92,6 +93,8 @@ def local_files(spec: ModelSpec, cache_dir: Path) -> Path:
         name = spec.source.removeprefix("bundled:")
         if name == "smollm2-135m-instruct":
             return convert_smollm2(cache_dir)
+        if (WEIGHTS / name / "config.json").is_file():  # trained by training/, committed with the app
+            return WEIGHTS / name
         raise ModelLoadError(f"Unknown bundled model {name!r}.")
     path = Path(spec.source).expanduser()
     if path.is_dir():
@@ -200,3 +203,39 @@ def load_attention_model(spec: ModelSpec, *, device: str, dtype: torch.dtype, ca
     model = _from_pretrained(AutoModelForCausalLM if causal else AutoModel, path, spec, dtype, "eager")
     model.to(device).eval()
     return AttentionModel(key=spec.key, model=model, tokenizer=_tokenizer(path, spec), causal=causal)
+
+
+@dataclasses.dataclass
+class LatentModel:
+    key: str
+    kind: str  # "gan" | "vae" | "autoencoder-kl"
+    model: torch.nn.Module  # Generator, ConvVAE or diffusers' AutoencoderKL
+    latent_dim: int  # size of one latent vector (for AutoencoderKL: channels of the latent image)
+
+
+def load_latent_model(spec: ModelSpec, *, device: str, dtype: torch.dtype, cache_dir: Path) -> LatentModel:
+    """A GAN generator or VAE trained by the project (PyTorchModelHubMixin format), or a diffusers
+    AutoencoderKL, told apart by its config.json."""
+    import json
+
+    from shared.latent_models import ConvVAE, Generator
+
+    path = local_files(spec, cache_dir)
+    require_safetensors(path, spec.key)
+    try:
+        config = json.loads((path / "config.json").read_text())
+        if config.get("_class_name") == "AutoencoderKL":
+            from diffusers import AutoencoderKL
+
+            model = AutoencoderKL.from_pretrained(path, use_safetensors=True, torch_dtype=dtype)
+            kind, latent_dim = "autoencoder-kl", model.config.latent_channels
+        elif "beta" in config:
+            model, kind = ConvVAE.from_pretrained(path), "vae"
+            latent_dim = model.latent_dim
+        else:
+            model, kind = Generator.from_pretrained(path), "gan"
+            latent_dim = model.latent_dim
+    except Exception as exc:
+        raise ModelLoadError(f"Model {spec.key!r} failed to load ({type(exc).__name__}).") from exc
+    model.to(device).eval()
+    return LatentModel(key=spec.key, kind=kind, model=model, latent_dim=latent_dim)

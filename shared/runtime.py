@@ -13,7 +13,14 @@ import torch
 from shared import catalog
 from shared import device as device_policy
 from shared.cache import CacheKey, ModelCache
-from shared.loaders import AttentionModel, CausalLM, load_attention_model, load_causal_lm
+from shared.loaders import (
+    AttentionModel,
+    CausalLM,
+    LatentModel,
+    load_attention_model,
+    load_causal_lm,
+    load_latent_model,
+)
 from shared.settings import Settings
 
 
@@ -74,6 +81,17 @@ def attention_model(choice: str) -> AttentionModel:
     key = CacheKey(spec.key, rt.device, str(rt.dtype).removeprefix("torch."), "eager-attention")
     return rt.cache.get(
         key, lambda: load_attention_model(spec, device=rt.device, dtype=rt.dtype, cache_dir=rt.settings.cache_dir)
+    )
+
+
+def latent_model(choice: str) -> LatentModel:
+    """A cached GAN / VAE / AutoencoderKL. The project's own are small: fp32 everywhere."""
+    rt = get()
+    spec = catalog.resolve(choice, "latent", allow_any_model=rt.settings.allow_any_model)
+    dtype = torch.float32 if spec.bundled else rt.dtype
+    key = CacheKey(spec.key, rt.device, str(dtype).removeprefix("torch."))
+    return rt.cache.get(
+        key, lambda: load_latent_model(spec, device=rt.device, dtype=dtype, cache_dir=rt.settings.cache_dir)
     )
 
 

@@ -30,7 +30,13 @@ def _wait_no_generation(seconds: float = 2.0) -> bool:
 
 
 def test_only_the_documented_endpoints_are_public(client):
-    assert set(client.view_api(return_format="dict", print_info=False)["named_endpoints"]) == {"/chat", "/attention"}
+    assert set(client.view_api(return_format="dict", print_info=False)["named_endpoints"]) == {
+        "/chat",
+        "/attention",
+        "/sample_latents",
+        "/interpolate",
+        "/traverse",
+    }
 
 
 def test_chat_streams_a_reply(client):

@@ -140,3 +140,33 @@ def test_attention_empty_text_shows_an_error(page):
     page.locator("#attention-text textarea").fill("  ")
     page.locator("#attention-run").click()
     expect(page.get_by_text("Type some text").first).to_be_visible(timeout=10_000)
+
+
+def test_latent_tab_samples_interpolates_traverses_and_encodes_a_drawing(page):
+    page.get_by_role("tab", name="Latent sampling (GAN / VAE)").click()
+    page.locator("#latent-sample").click()
+    expect(page.locator("#latent-samples img")).to_be_visible(timeout=30_000)
+    page.get_by_role("tab", name="Interpolation").click()
+    page.locator("#latent-interpolate").click()
+    expect(page.locator("#latent-lerp img")).to_be_visible(timeout=30_000)
+    page.get_by_role("tab", name="Traversal").click()
+    page.locator("#latent-traverse").click()
+    expect(page.locator("#latent-traversal img")).to_be_visible(timeout=30_000)
+    # VAE anatomy: pick the VAE, draw a "1", encode it.
+    page.get_by_role("tab", name="VAE anatomy").click()
+    model = page.get_by_label("Model").filter(visible=True).first
+    model.click()
+    page.get_by_role("option", name=re.compile("digits-vae")).click()
+    canvas = page.locator("#latent-sketch canvas").last
+    box = canvas.bounding_box()
+    x = box["x"] + box["width"] / 2
+    page.mouse.move(x, box["y"] + box["height"] * 0.2)
+    page.mouse.down()
+    for i in range(1, 11):
+        page.mouse.move(x, box["y"] + box["height"] * (0.2 + 0.06 * i))
+    page.mouse.up()
+    page.locator("#latent-encode").click()
+    expect(page.get_by_text("KL per dimension")).to_be_visible(timeout=30_000)
+    expect(page.locator(".toast-body")).to_have_count(0)
+    dismiss_toasts(page)
+    page.screenshot(path=str(ARTIFACTS / "browser-latent.png"), full_page=True)

@@ -1,0 +1,520 @@
+"""GANs and VAEs: touch the latent space.
+
+A GAN's generator turns a random vector z ~ N(0, I) into an image; it learned by trying to fool a
+discriminator that was learning to tell its images from real ones. A VAE's encoder turns an image
+into a Gaussian over latent vectors (mean μ, spread σ), and its decoder turns a latent vector back
+into an image; training asks for good reconstructions while keeping each Gaussian close to
+N(0, I), so that decoding *any* draw from N(0, I) gives a plausible image.
+
+This tab samples both, walks between latent points (straight line vs great circle), turns one
+latent dimension at a time, and opens up the VAE on an image you draw or upload.
+
+Run alone: ``python -m demos.latent_sampling``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import math
+import tempfile
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+import pandas as pd
+import torch
+from PIL import Image
+
+from shared import catalog, runtime
+from shared.loaders import LatentModel, ModelLoadError
+
+# --- knobs ----------------------------------------------------------------------------------
+
+SEED = 0
+COUNT = 16  # images in a sample grid
+MAX_COUNT = 256  # …at most (the API too)
+TRUNCATION = 1.0  # GAN: scale of z; < 1 trades variety for typical-looking images
+TEMPERATURE = 1.0  # VAE: scale of the prior draw, same trade
+STEPS = 8  # interpolation frames
+MAX_STEPS = 64
+TRAVERSAL_RANGE = 3.0  # ± this many standard deviations
+MAX_ABS_LATENT = 100.0  # latent values beyond this are refused (N(0, I) is almost never past 6)
+MAX_UPLOAD_PIXELS = 4096 * 4096  # decompression-bomb cap for uploads
+DISPLAY_PX = 64  # each generated image is shown at this size
+
+# Pillow refuses to decode images over twice this many pixels (and warns above it), before any
+# pixel is decompressed. Process-wide on purpose: every upload path in the app gets the cap.
+Image.MAX_IMAGE_PIXELS = MAX_UPLOAD_PIXELS
+
+HOW_IT_WORKS = """
+**GAN: generator against discriminator.** The generator maps a random vector z to an image. The
+discriminator sees real images and generated ones and learns to tell them apart; the generator
+learns from the discriminator's gradients to make images it calls real. Neither sees a
+"correct" output — the generator only ever learns what fools its opponent. Training is a
+balance: if one side wins outright, learning stops.
+
+**VAE: encoder, latent vector, decoder.** The encoder maps an image to a Gaussian over latent
+vectors: a mean μ and a spread σ per dimension. A latent z is drawn from it — written
+z = μ + σ·ε with ε ~ N(0, I), the *reparameterisation trick*, so gradients can flow through μ and
+σ — and the decoder maps z back to an image. The loss is reconstruction error plus a KL term that
+pulls each Gaussian towards N(0, I) (β weighs that term). Dimensions the model doesn't need
+collapse to the prior (KL ≈ 0): the KL bar chart shows which dimensions are in use.
+
+**Truncation and temperature.** Both scale the random vector before decoding. Below 1, samples
+stay near the centre of the latent space, where training data was dense: more typical, less
+varied. Above 1, more varied and more often broken.
+
+**Lerp vs slerp.** A random z in d dimensions has length close to √d: Gaussian mass lives on a
+thin shell, not at the centre. A straight line (lerp) between two such points cuts through the
+inside of the shell, where the model saw almost nothing, so midpoints look washed out. A great
+circle (slerp) stays on the shell. The norm plot shows the dip.
+"""
+
+
+# --- latent arithmetic: pure functions on tensors -------------------------------------------
+
+
+def check_latents(z: object, dim: int) -> torch.Tensor:
+    """Untrusted latents (lists or tensors) as an (N, dim) float tensor, or a clear ValueError."""
+    try:
+        tensor = torch.as_tensor(z, dtype=torch.float32)
+    except (TypeError, ValueError, RuntimeError):
+        raise ValueError("Latents must be numbers: a list of vectors.") from None
+    if tensor.ndim == 1:
+        tensor = tensor[None]
+    if tensor.ndim != 2 or tensor.shape[1] != dim:
+        raise ValueError(f"Each latent vector must have {dim} numbers; got shape {tuple(tensor.shape)}.")
+    if not torch.isfinite(tensor).all():
+        raise ValueError("Latents contain NaN or infinity.")
+    if tensor.abs().max() > MAX_ABS_LATENT:
+        raise ValueError(
+            f"Latent values must lie within ±{MAX_ABS_LATENT:g} (a Gaussian latent is almost never past 6)."
+        )
+    return tensor
+
+
+def check_int(name: str, value: object, low: int, high: int) -> int:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or value != int(value)
+    ):
+        raise ValueError(f"{name} must be a whole number, got {str(value)[:40]!r}.")
+    if not low <= value <= high:
+        raise ValueError(f"{name} must be between {low:,} and {high:,}, got {int(value):,}.")
+    return int(value)
+
+
+def check_float(name: str, value: object, low: float, high: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {str(value)[:40]!r}.")
+    if not low <= value <= high:
+        raise ValueError(f"{name} must be between {low:g} and {high:g}, got {value:g}.")
+    return float(value)
+
+
+def sample_z(dim: int, count: int, seed: int, scale: float = 1.0) -> torch.Tensor:
+    """count latents ~ N(0, scale²·I), the same for the same seed on any machine (CPU generator)."""
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randn(count, dim, generator=generator) * scale
+
+
+def lerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """Straight line: (steps, d)."""
+    return a + (b - a) * t[:, None]
+
+
+def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """Great-circle interpolation (Shoemake): (steps, d). Falls back to lerp for (anti)parallel ends."""
+    cos = torch.dot(a, b) / (a.norm() * b.norm())
+    omega = torch.arccos(cos.clamp(-1, 1))
+    if omega.abs() < 1e-4 or (math.pi - omega).abs() < 1e-4:
+        return lerp(a, b, t)
+    s = torch.sin(omega)
+    return (torch.sin((1 - t) * omega) / s)[:, None] * a + (torch.sin(t * omega) / s)[:, None] * b
+
+
+def traversal_z(z0: torch.Tensor, dims: list[int], span: float, steps: int) -> torch.Tensor:
+    """Rows = dimensions, columns = values from −span to +span: (len(dims)·steps, d)."""
+    values = torch.linspace(-span, span, steps)
+    rows = []
+    for dim in dims:
+        grid = z0.repeat(steps, 1)
+        grid[:, dim] = values
+        rows.append(grid)
+    return torch.cat(rows)
+
+
+@torch.no_grad()
+def decode(lm: LatentModel, z: torch.Tensor) -> torch.Tensor:
+    """Latents → images (N, C, H, W) in [0, 1]."""
+    device = next(lm.model.parameters()).device
+    if lm.kind == "gan":
+        images = lm.model(z.to(device))
+    elif lm.kind == "vae":
+        images = lm.model.decode(z.to(device))
+    else:
+        raise ValueError("This model decodes latent images, not vectors: use the real-image section.")
+    if not torch.isfinite(images).all():
+        raise ValueError("The model produced non-finite pixels for these latents.")
+    return images.float().cpu()
+
+
+@dataclasses.dataclass
+class Posterior:
+    mu: torch.Tensor  # (d,)
+    sigma: torch.Tensor  # (d,)
+    kl: torch.Tensor  # (d,) KL(N(μ, σ²) ‖ N(0, 1)) per dimension
+    reconstruction: torch.Tensor  # (1, C, H, W) decoded from μ
+    samples: torch.Tensor  # (n, C, H, W) decoded from z ~ N(μ, σ²)
+
+
+@torch.no_grad()
+def posterior(lm: LatentModel, image: torch.Tensor, samples: int = 8, seed: int = SEED) -> Posterior:
+    """Encode one image (1, C, H, W) in [0, 1] and look at what the VAE makes of it."""
+    if lm.kind != "vae":
+        raise ValueError("Only a VAE has an encoder: pick a VAE model for this view.")
+    mu, logvar = lm.model.encode(image)
+    sigma = (0.5 * logvar).exp()
+    kl = 0.5 * (mu.pow(2) + sigma.pow(2) - 1 - logvar)
+    eps = torch.randn(samples, mu.shape[1], generator=torch.Generator().manual_seed(seed))
+    return Posterior(mu[0], sigma[0], kl[0], lm.model.decode(mu), lm.model.decode(mu + sigma * eps))
+
+
+# --- images in and out ----------------------------------------------------------------------
+
+
+def to_model_input(image: Image.Image | np.ndarray | None, size: int) -> torch.Tensor:
+    """An upload or drawing → (1, 1, size, size) in [0, 1], light strokes on dark, like the digits.
+
+    Handles alpha, CMYK, palettes and animations (first frame); refuses what is not an image or is
+    too large to open safely.
+    """
+    if image is None:
+        raise ValueError("Draw or upload an image first.")
+    if isinstance(image, dict):  # gr.Sketchpad's value: {"background", "layers", "composite"}
+        image = image.get("composite")
+        if image is None:
+            raise ValueError("The sketch is empty: draw a digit first.")
+    if isinstance(image, np.ndarray):
+        image = Image.fromarray(image)
+    if image.width * image.height > MAX_UPLOAD_PIXELS:
+        raise ValueError(f"That image is {image.width}×{image.height}; the limit is {MAX_UPLOAD_PIXELS:,} pixels.")
+    image.seek(0) if getattr(image, "is_animated", False) else None
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, "white")  # transparent = paper
+        image = Image.alpha_composite(background, rgba)
+    gray = np.asarray(image.convert("L"), dtype=np.float32) / 255.0
+    if gray.max() - gray.min() < 1e-3:
+        raise ValueError("The image is blank: draw or upload a digit.")
+    if gray.mean() > 0.5:  # dark ink on light paper → light ink on dark, as the model was trained
+        gray = 1.0 - gray
+    # Crop to the ink with a margin, square it, and scale like the training digits (which fill the frame).
+    ys, xs = np.nonzero(gray > 0.2 * gray.max())
+    top, bottom, left, right = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+    side = int(max(bottom - top, right - left) * 1.15) + 1
+    cy, cx = (top + bottom) // 2, (left + right) // 2
+    padded = np.pad(gray, side)
+    crop = padded[cy - side // 2 + side : cy + side // 2 + side + 1, cx - side // 2 + side : cx + side // 2 + side + 1]
+    small = Image.fromarray((crop * 255).astype(np.uint8)).resize((size, size), Image.BOX)
+    tensor = torch.tensor(np.asarray(small), dtype=torch.float32)[None, None] / 255.0
+    return tensor / tensor.max().clamp(min=1e-6)
+
+
+def open_upload(path_or_bytes: str | bytes) -> Image.Image:
+    """Open an uploaded file with Pillow's decompression-bomb guard; ValueError if it's no image."""
+    try:
+        image = Image.open(io.BytesIO(path_or_bytes) if isinstance(path_or_bytes, bytes) else path_or_bytes)
+        image.load()
+        return image
+    except Image.DecompressionBombError:
+        raise ValueError(f"That image is too large to open safely (limit {MAX_UPLOAD_PIXELS:,} pixels).") from None
+    except (OSError, SyntaxError, ValueError):
+        raise ValueError("That file is not an image Pillow can read (corrupt or unsupported).") from None
+
+
+def grid_image(images: torch.Tensor, columns: int, px: int = DISPLAY_PX, gap: int = 2) -> Image.Image:
+    """(N, C, H, W) in [0, 1] → one picture, `columns` per row, each image scaled to px."""
+    n = len(images)
+    rows = max(1, math.ceil(n / columns))
+    canvas = Image.new("RGB", (columns * (px + gap) + gap, rows * (px + gap) + gap), (40, 40, 40))
+    for i, image in enumerate(images):
+        array = (image.clamp(0, 1).permute(1, 2, 0).numpy() * 255).astype(np.uint8)
+        tile = Image.fromarray(array.squeeze(-1) if array.shape[-1] == 1 else array).resize((px, px), Image.NEAREST)
+        canvas.paste(tile, (gap + (i % columns) * (px + gap), gap + (i // columns) * (px + gap)))
+    return canvas
+
+
+def gif_bytes(images: torch.Tensor, px: int = 128, ms: int = 120) -> bytes:
+    frames = [grid_image(image[None], 1, px, 0) for image in images]
+    frames += frames[-2:0:-1]  # there and back
+    buffer = io.BytesIO()
+    frames[0].save(buffer, format="GIF", save_all=True, append_images=frames[1:], duration=ms, loop=0)
+    return buffer.getvalue()
+
+
+# --- Gradio glue ----------------------------------------------------------------------------
+
+
+def _model(choice: str) -> LatentModel:
+    try:
+        return runtime.latent_model(choice)
+    except (ValueError, ModelLoadError) as exc:
+        raise gr.Error(str(exc)) from None
+
+
+def _scale(lm: LatentModel, truncation: float, temperature: float) -> float:
+    return (
+        check_float("truncation", truncation, 0.0, 3.0)
+        if lm.kind == "gan"
+        else check_float("temperature", temperature, 0.0, 3.0)
+    )
+
+
+def sample_grid(model: str, seed: int, count: int, truncation: float, temperature: float) -> Image.Image:
+    lm = _model(model)
+    try:
+        seed = check_int("seed", seed, 0, 2**32 - 1)
+        count = check_int("count", count, 1, MAX_COUNT)
+        images = decode(lm, sample_z(lm.latent_dim, count, seed, _scale(lm, truncation, temperature)))
+    except ValueError as exc:
+        raise gr.Error(str(exc)) from None
+    return grid_image(images, columns=min(8, count))
+
+
+def sample_latents(
+    model: str = "", seed: int = SEED, count: int = COUNT, scale: float = 1.0, latents: list | None = None
+) -> dict:
+    """Decode `latents` (a list of vectors), or `count` random ones from `seed` scaled by `scale`
+    (truncation for a GAN, temperature for a VAE). Returns the latents and the images as nested
+    lists (count × channels × height × width, values in [0, 1])."""
+    lm = _model(model or catalog.default_model("latent", runtime.get().settings.models))
+    try:
+        if latents is not None:
+            z = check_latents(latents, lm.latent_dim)
+            if len(z) > MAX_COUNT:
+                raise ValueError(f"At most {MAX_COUNT} latents at once.")
+        else:
+            seed, count = check_int("seed", seed, 0, 2**32 - 1), check_int("count", count, 1, MAX_COUNT)
+            z = sample_z(lm.latent_dim, count, seed, check_float("scale", scale, 0.0, 3.0))
+        images = decode(lm, z)
+    except ValueError as exc:
+        raise gr.Error(str(exc)) from None
+    return {"model": lm.key, "latents": z.tolist(), "images": images.round(decimals=4).tolist()}
+
+
+def interpolation(model: str, seed_a: int, seed_b: int, steps: int):
+    """Lerp and slerp between two seeds' latents, side by side, with the latent norm along each."""
+    lm = _model(model)
+    try:
+        steps = check_int("steps", steps, 2, MAX_STEPS)
+        a = sample_z(lm.latent_dim, 1, check_int("seed A", seed_a, 0, 2**32 - 1))[0]
+        b = sample_z(lm.latent_dim, 1, check_int("seed B", seed_b, 0, 2**32 - 1))[0]
+        t = torch.linspace(0, 1, steps)
+        straight, curved = lerp(a, b, t), slerp(a, b, t)
+        straight_images, curved_images = decode(lm, straight), decode(lm, curved)
+    except ValueError as exc:
+        raise gr.Error(str(exc)) from None
+    norms = pd.DataFrame(
+        {
+            "t": np.concatenate([t.numpy()] * 3),
+            "norm": np.concatenate(
+                [straight.norm(dim=1).numpy(), curved.norm(dim=1).numpy(), np.full(steps, math.sqrt(lm.latent_dim))]
+            ),
+            "path": ["lerp"] * steps + ["slerp"] * steps + ["√d (typical norm)"] * steps,
+        }
+    )
+    folder = Path(tempfile.mkdtemp(prefix="interpolation-"))
+    (folder / "lerp.gif").write_bytes(gif_bytes(straight_images))
+    (folder / "slerp.gif").write_bytes(gif_bytes(curved_images))
+    return (
+        grid_image(straight_images, columns=steps),
+        grid_image(curved_images, columns=steps),
+        norms,
+        [str(folder / "lerp.gif"), str(folder / "slerp.gif")],
+    )
+
+
+def interpolate(
+    model: str = "", a: list | None = None, b: list | None = None, steps: int = STEPS, kind: str = "slerp"
+) -> dict:
+    """Interpolate between latent vectors `a` and `b` (kind "lerp" or "slerp") and decode each step."""
+    lm = _model(model or catalog.default_model("latent", runtime.get().settings.models))
+    try:
+        if kind not in ("lerp", "slerp"):
+            raise ValueError("kind must be 'lerp' or 'slerp'.")
+        steps = check_int("steps", steps, 2, MAX_STEPS)
+        if a is None or b is None:
+            raise ValueError("Give both latent vectors a and b.")
+        za, zb = check_latents(a, lm.latent_dim)[0], check_latents(b, lm.latent_dim)[0]
+        path = (lerp if kind == "lerp" else slerp)(za, zb, torch.linspace(0, 1, steps))
+        images = decode(lm, path)
+    except ValueError as exc:
+        raise gr.Error(str(exc)) from None
+    return {"latents": path.tolist(), "norms": path.norm(dim=1).tolist(), "images": images.round(decimals=4).tolist()}
+
+
+def _dims(lm: LatentModel, dims: object) -> list[int]:
+    if isinstance(dims, str):
+        dims = [d for d in dims.replace(",", " ").split() if d]
+    if not isinstance(dims, (list, tuple)) or not dims:
+        raise ValueError("Choose at least one latent dimension.")
+    try:
+        chosen = [int(d) for d in dims]
+    except (TypeError, ValueError):
+        raise ValueError("Dimensions must be whole numbers.") from None
+    if len(chosen) > 32:
+        raise ValueError("At most 32 dimensions at once.")
+    for d in chosen:
+        if not 0 <= d < lm.latent_dim:
+            raise ValueError(
+                f"Dimension {d} is out of range: this model has {lm.latent_dim} (0 to {lm.latent_dim - 1})."
+            )
+    return chosen
+
+
+def traversal(model: str, seed: int, dims: object, span: float, steps: int) -> Image.Image:
+    lm = _model(model)
+    try:
+        chosen = _dims(lm, dims)
+        steps = check_int("steps", steps, 2, 16)
+        z0 = sample_z(lm.latent_dim, 1, check_int("seed", seed, 0, 2**32 - 1))[0]
+        images = decode(lm, traversal_z(z0, chosen, check_float("range", span, 0.1, 10.0), steps))
+    except ValueError as exc:
+        raise gr.Error(str(exc)) from None
+    return grid_image(images, columns=steps)
+
+
+def traverse(
+    model: str = "", seed: int = SEED, dims: list[int] | None = None, span: float = TRAVERSAL_RANGE, steps: int = 7
+) -> dict:
+    """Vary each of `dims` from −span to +span around the latent of `seed`; images are dims × steps."""
+    lm = _model(model or catalog.default_model("latent", runtime.get().settings.models))
+    try:
+        chosen = _dims(lm, dims if dims is not None else [0])
+        steps = check_int("steps", steps, 2, 16)
+        z0 = sample_z(lm.latent_dim, 1, check_int("seed", seed, 0, 2**32 - 1))[0]
+        images = decode(lm, traversal_z(z0, chosen, check_float("span", span, 0.1, 10.0), steps))
+    except ValueError as exc:
+        raise gr.Error(str(exc)) from None
+    return {"dims": chosen, "images": images.round(decimals=4).tolist()}
+
+
+def vae_anatomy(model: str, sketch, upload):
+    """Posterior μ, σ, samples, reconstruction and per-dimension KL for a drawing or an upload."""
+    lm = _model(model)
+    try:
+        image = open_upload(upload) if upload else sketch
+        x = to_model_input(image, lm.model.size if lm.kind == "vae" else 16)
+        post = posterior(lm, x)
+    except ValueError as exc:
+        raise gr.Error(str(exc)) from None
+    dims = [f"z{i}" for i in range(len(post.mu))]
+    kl = pd.DataFrame({"dimension": dims, "KL (nats)": post.kl.numpy()})
+    stats = pd.DataFrame({"dimension": dims, "μ": post.mu.numpy().round(3), "σ": post.sigma.numpy().round(3)})
+    return (
+        grid_image(torch.cat([x, post.reconstruction]), columns=2, px=96),
+        grid_image(post.samples, columns=8),
+        kl,
+        stats,
+    )
+
+
+def side_by_side(seed: int, count: int, truncation: float, temperature: float):
+    """The bundled GAN and VAE on the same request."""
+    return (
+        sample_grid("digits-gan", seed, count, truncation, 1.0),
+        sample_grid("digits-vae", seed, count, 1.0, temperature),
+    )
+
+
+def build_ui() -> None:
+    rt = runtime.get()
+    heavy = dict(concurrency_id="gpu", concurrency_limit=rt.concurrency, api_visibility="private")
+    choices = [(spec.label(), spec.key) for spec in catalog.models_for("latent") if spec.key != "sd-vae-ft-mse"]
+    default = catalog.default_model("latent", rt.settings.models)
+
+    with gr.Row():
+        model = gr.Dropdown(choices, value=default, label="Model", scale=2)
+        seed = gr.Number(SEED, precision=0, label="seed", info="Same seed = same latents = same images.")
+        count = gr.Slider(1, 64, COUNT, step=1, label="count")
+        truncation = gr.Slider(
+            0,
+            2,
+            TRUNCATION,
+            step=0.05,
+            label="truncation (GAN)",
+            info="Scale of z: below 1 = typical, above 1 = varied.",
+        )
+        temperature = gr.Slider(
+            0, 2, TEMPERATURE, step=0.05, label="temperature (VAE)", info="Scale of the prior draw, same trade."
+        )
+    with gr.Tabs():
+        with gr.Tab("Samples"):
+            sample = gr.Button("Sample", variant="primary", elem_id="latent-sample")
+            samples = gr.Image(label="Samples", type="pil", elem_id="latent-samples", interactive=False)
+        with gr.Tab("GAN vs VAE"):
+            compare = gr.Button("Sample both", elem_id="latent-compare")
+            with gr.Row():
+                gan_grid = gr.Image(label="GAN", type="pil", interactive=False)
+                vae_grid = gr.Image(label="VAE", type="pil", interactive=False)
+        with gr.Tab("Interpolation"):
+            with gr.Row():
+                seed_a = gr.Number(1, precision=0, label="seed A")
+                seed_b = gr.Number(2, precision=0, label="seed B")
+                steps = gr.Slider(2, 16, STEPS, step=1, label="steps")
+                walk = gr.Button("Interpolate", elem_id="latent-interpolate")
+            lerp_image = gr.Image(label="lerp (straight line)", type="pil", interactive=False, elem_id="latent-lerp")
+            slerp_image = gr.Image(label="slerp (great circle)", type="pil", interactive=False)
+            norm_plot = gr.LinePlot(x="t", y="norm", color="path", label="Latent norm along each path", height=240)
+            gifs = gr.File(label="GIFs", file_count="multiple")
+        with gr.Tab("Traversal"):
+            with gr.Row():
+                dims = gr.Textbox("0 1 2 3", label="dimensions", info="Which latent dimensions, e.g. 0 1 2 3.")
+                span = gr.Slider(0.5, 5, TRAVERSAL_RANGE, step=0.5, label="range (± σ)")
+                traverse_steps = gr.Slider(3, 11, 7, step=1, label="steps")
+                turn = gr.Button("Traverse", elem_id="latent-traverse")
+            traversal_image = gr.Image(
+                label="Rows: dimensions; columns: −range … +range",
+                type="pil",
+                interactive=False,
+                elem_id="latent-traversal",
+            )
+        with gr.Tab("VAE anatomy"):
+            gr.Markdown("Draw a digit (light on dark or dark on light) or upload an image; pick the VAE model.")
+            with gr.Row():
+                sketch = gr.Sketchpad(label="Draw", type="pil", height=256, width=256, elem_id="latent-sketch")
+                upload = gr.File(label="…or upload an image", file_types=["image"], type="binary")
+            inspect = gr.Button("Encode", elem_id="latent-encode")
+            with gr.Row():
+                recon = gr.Image(label="Input → reconstruction from μ", type="pil", interactive=False)
+                post_samples = gr.Image(label="Samples z ~ N(μ, σ²)", type="pil", interactive=False)
+            with gr.Row():
+                kl_plot = gr.BarPlot(
+                    x="dimension", y="KL (nats)", label="KL per dimension: which are in use", height=240
+                )
+                stats = gr.Dataframe(label="Posterior", interactive=False)
+    with gr.Accordion("How it works", open=False):
+        gr.Markdown(HOW_IT_WORKS)
+
+    sample.click(sample_grid, [model, seed, count, truncation, temperature], samples, **heavy)
+    compare.click(side_by_side, [seed, count, truncation, temperature], [gan_grid, vae_grid], **heavy)
+    walk.click(interpolation, [model, seed_a, seed_b, steps], [lerp_image, slerp_image, norm_plot, gifs], **heavy)
+    turn.click(traversal, [model, seed, dims, span, traverse_steps], traversal_image, **heavy)
+    inspect.click(vae_anatomy, [model, sketch, upload], [recon, post_samples, kl_plot, stats], **heavy)
+    public = dict(concurrency_id="gpu", concurrency_limit=rt.concurrency)
+    gr.api(sample_latents, api_name="sample_latents", **public)
+    gr.api(interpolate, api_name="interpolate", **public)
+    gr.api(traverse, api_name="traverse", **public)
+
+
+if __name__ == "__main__":
+    from shared.settings import parse_settings
+
+    runtime.configure(parse_settings())
+    with gr.Blocks(title="Latent sampling · GenAI Playground") as demo:
+        build_ui()
+    demo.queue().launch()

@@ -1,0 +1,158 @@
+"""Latent arithmetic and image handling of the latent-sampling tab (pure functions)."""
+
+import io
+import math
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from demos import latent_sampling as ls
+
+
+def test_slerp_endpoints_and_norm():
+    torch.manual_seed(0)
+    d = 64
+    a, b = torch.randn(d), torch.randn(d)
+    t = torch.linspace(0, 1, 33)
+    path = ls.slerp(a, b, t)
+    torch.testing.assert_close(path[0], a)
+    torch.testing.assert_close(path[-1], b, atol=1e-5, rtol=1e-5)
+    norms = path.norm(dim=1)
+    assert (norms - math.sqrt(d)).abs().max() < 0.25 * math.sqrt(d)
+    # lerp dips towards the centre in the middle; slerp doesn't
+    assert ls.lerp(a, b, t).norm(dim=1)[16] < 0.8 * norms[16]
+
+
+def test_slerp_of_parallel_vectors_falls_back_to_lerp():
+    a = torch.ones(4)
+    torch.testing.assert_close(ls.slerp(a, 2 * a, torch.tensor([0.5])), torch.full((1, 4), 1.5))
+
+
+def test_same_seed_same_latents_and_scale():
+    assert torch.equal(ls.sample_z(8, 4, seed=3), ls.sample_z(8, 4, seed=3))
+    assert not torch.equal(ls.sample_z(8, 4, seed=3), ls.sample_z(8, 4, seed=4))
+    torch.testing.assert_close(ls.sample_z(8, 4, 3, scale=0.5), 0.5 * ls.sample_z(8, 4, 3))
+
+
+def test_traversal_changes_only_the_chosen_dimension():
+    z0 = torch.zeros(5)
+    grid = ls.traversal_z(z0, [1, 3], span=3.0, steps=7)
+    assert grid.shape == (14, 5)
+    torch.testing.assert_close(grid[:7, 1], torch.linspace(-3, 3, 7))
+    assert torch.all(grid[:7, [0, 2, 3, 4]] == 0) and torch.all(grid[7:, 3] == torch.linspace(-3, 3, 7))
+
+
+@pytest.mark.parametrize(
+    "z, match",
+    [
+        ([[float("nan")] * 8], "NaN"),
+        ([[float("inf")] * 8], "NaN"),
+        ([[1e30] * 8], "within"),
+        ([[0.0] * 7], "8 numbers"),
+        ("abc", "numbers"),
+        ([[[0.0] * 8]], "8 numbers"),
+    ],
+)
+def test_bad_latents(z, match):
+    with pytest.raises(ValueError, match=match):
+        ls.check_latents(z, 8)
+
+
+def _png(image: Image.Image, **kw) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=kw.pop("format", "PNG"), **kw)
+    return buffer.getvalue()
+
+
+def digit_like(mode="L", ink=255, paper=0, size=64) -> Image.Image:
+    image = Image.new("L", (size, size), paper)
+    for y in range(12, 52):
+        for x in range(28, 36):
+            image.putpixel((x, y), ink)
+    return image.convert(mode)
+
+
+@pytest.mark.parametrize("mode", ["L", "RGB", "CMYK", "RGBA", "P"])
+def test_uploads_of_any_mode_become_light_ink_on_dark(mode):
+    x = ls.to_model_input(
+        ls.open_upload(
+            _png(digit_like("RGB" if mode == "CMYK" else mode), format="PNG") if mode != "CMYK" else _cmyk()
+        ),
+        16,
+    )
+    assert x.shape == (1, 1, 16, 16) and 0 <= x.min() and x.max() == pytest.approx(1.0)
+    assert x[0, 0, 8, 8] > 0.5 and x[0, 0, 0, 0] < 0.1  # the stroke is bright, the corner dark
+
+
+def _cmyk() -> bytes:
+    buffer = io.BytesIO()
+    digit_like("RGB", ink=0, paper=255).convert("CMYK").save(buffer, format="JPEG")
+    return buffer.getvalue()
+
+
+def test_dark_ink_on_paper_is_inverted():
+    x = ls.to_model_input(digit_like(ink=0, paper=255), 16)
+    assert x[0, 0, 8, 8] > 0.5 and x[0, 0, 0, 0] < 0.1
+
+
+def test_transparent_background_counts_as_paper():
+    rgba = Image.new("RGBA", (64, 64), (0, 0, 0, 0))
+    for y in range(12, 52):
+        for x in range(28, 36):
+            rgba.putpixel((x, y), (0, 0, 0, 255))
+    x = ls.to_model_input(ls.open_upload(_png(rgba)), 16)
+    assert x[0, 0, 8, 8] > 0.5 and x[0, 0, 0, 0] < 0.1
+
+
+def test_animated_gif_uses_the_first_frame():
+    frames = [digit_like(), Image.new("L", (64, 64), 0)]
+    data = _png(frames[0], format="GIF", save_all=True, append_images=frames[1:])
+    assert ls.open_upload(data).is_animated
+    assert ls.to_model_input(ls.open_upload(data), 16).max() == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize(
+    "data, match",
+    [(b"not an image at all", "not an image"), (b"\x89PNG\r\n\x1a\n" + b"\x00" * 50, "not an image")],
+)
+def test_corrupt_uploads(data, match):
+    with pytest.raises(ValueError, match=match):
+        ls.open_upload(data)
+
+
+def test_decompression_bomb_is_refused_before_decoding():
+    bomb = _png(Image.new("1", (20_000, 20_000)))  # a few KB on disk, 400 megapixels decoded
+    assert len(bomb) < 200_000
+    with pytest.raises(ValueError, match="too large"):
+        ls.open_upload(bomb)
+
+
+@pytest.mark.parametrize(
+    "image, match", [(None, "first"), ({"composite": None}, "empty"), (Image.new("L", (64, 64), 255), "blank")]
+)
+def test_empty_sketch_or_blank_image(image, match):
+    with pytest.raises(ValueError, match=match):
+        ls.to_model_input(image, 16)
+
+
+def test_grid_and_gif():
+    images = torch.rand(10, 1, 16, 16)
+    grid = ls.grid_image(images, columns=4, px=32, gap=2)
+    assert grid.size == (4 * 34 + 2, 3 * 34 + 2)
+    gif = Image.open(io.BytesIO(ls.gif_bytes(images[:4], px=32)))
+    assert gif.is_animated and gif.n_frames == 6
+
+
+@pytest.mark.parametrize(
+    "name, value",
+    [("count", 0), ("count", 10**5), ("count", 2.5), ("count", float("nan")), ("count", True), ("count", "7")],
+)
+def test_counts(name, value):
+    with pytest.raises(ValueError, match=name):
+        ls.check_int(name, value, 1, ls.MAX_COUNT)
+
+
+def test_encoded_values_are_deterministic_numpy_free_of_nan():
+    assert np.isfinite(ls.sample_z(8, 100, 0).numpy()).all()

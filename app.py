@@ -33,6 +33,7 @@ def build_app() -> gr.Blocks:
             with gr.Tab("Attention", id="attention"):
                 attention_ui = attention.build_ui()
         link_chat_to_attention(tabs, chat_ui, attention_ui)
+        demo.unload(latent_sampling.stop_session_runs)
         with gr.Accordion("System", open=False, elem_id="system-panel"):
             status = gr.Markdown(elem_id="system-status")
             with gr.Row():

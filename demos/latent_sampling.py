@@ -18,6 +18,7 @@ import dataclasses
 import io
 import math
 import tempfile
+import threading
 from pathlib import Path
 
 import gradio as gr
@@ -183,6 +184,67 @@ def posterior(lm: LatentModel, image: torch.Tensor, samples: int = 8, seed: int 
     return Posterior(mu[0], sigma[0], kl[0], lm.model.decode(mu), lm.model.decode(mu + sigma * eps))
 
 
+@dataclasses.dataclass
+class LatentMap:
+    coords: np.ndarray  # (N, 2) each training digit's μ projected on the first two principal axes
+    labels: np.ndarray  # (N,) its digit
+    mean: np.ndarray  # (d,) PCA centre
+    axes: np.ndarray  # (2, d) principal axes
+    low: np.ndarray  # (2,) lower-left corner of the plotted area, in PCA units
+    high: np.ndarray  # (2,) upper-right corner
+
+    def to_latent(self, u: float, v: float) -> torch.Tensor:
+        """A point of the map (each in [0, 1], v up) → a latent vector in the principal plane: (d,)."""
+        point = self.low + np.array([u, v]) * (self.high - self.low)
+        return torch.tensor(self.mean + point @ self.axes, dtype=torch.float32)
+
+
+@torch.no_grad()
+def latent_map(lm: LatentModel, images: torch.Tensor, labels: torch.Tensor) -> LatentMap:
+    """PCA of the VAE's posterior means over a dataset: where each digit lives in latent space."""
+    if lm.kind != "vae":
+        raise ValueError("The map needs an encoder: pick a VAE (a GAN has no way to place an image).")
+    mu = lm.model.encode(images)[0].numpy()
+    mean = mu.mean(axis=0)
+    _, _, vt = np.linalg.svd(mu - mean, full_matrices=False)
+    coords = (mu - mean) @ vt[:2].T
+    pad = 0.05 * (coords.max(axis=0) - coords.min(axis=0))
+    return LatentMap(coords, labels.numpy(), mean, vt[:2], coords.min(axis=0) - pad, coords.max(axis=0) + pad)
+
+
+MAP_PX = 420
+DIGIT_COLOURS = [
+    (31, 119, 180),
+    (255, 127, 14),
+    (44, 160, 44),
+    (214, 39, 40),
+    (148, 103, 189),
+    (140, 86, 75),
+    (227, 119, 194),
+    (127, 127, 127),
+    (188, 189, 34),
+    (23, 190, 207),
+]
+
+
+def map_image(m: LatentMap) -> Image.Image:
+    """The map as a scatter plot, one colour per digit, with a legend on the right."""
+    from PIL import ImageDraw, ImageFont
+
+    image = Image.new("RGB", (MAP_PX + 60, MAP_PX), "white")
+    draw = ImageDraw.Draw(image)
+    scaled = (m.coords - m.low) / (m.high - m.low)
+    for (u, v), label in zip(scaled, m.labels, strict=True):
+        x, y = u * MAP_PX, (1 - v) * MAP_PX
+        draw.ellipse((x - 2.5, y - 2.5, x + 2.5, y + 2.5), fill=DIGIT_COLOURS[int(label)])
+    font = ImageFont.load_default(size=14)
+    for digit, colour in enumerate(DIGIT_COLOURS):
+        draw.rectangle((MAP_PX + 12, 12 + digit * 22, MAP_PX + 24, 24 + digit * 22), fill=colour)
+        draw.text((MAP_PX + 30, 10 + digit * 22), str(digit), fill="black", font=font)
+    draw.rectangle((0, 0, MAP_PX - 1, MAP_PX - 1), outline=(200, 200, 200))
+    return image
+
+
 # --- images in and out ----------------------------------------------------------------------
 
 
@@ -254,6 +316,109 @@ def gif_bytes(images: torch.Tensor, px: int = 128, ms: int = 120) -> bytes:
     buffer = io.BytesIO()
     frames[0].save(buffer, format="GIF", save_all=True, append_images=frames[1:], duration=ms, loop=0)
     return buffer.getvalue()
+
+
+# --- the live training lab ------------------------------------------------------------------
+
+LAB_BATCH = 64
+LAB_MAX_RUNS = 2  # training runs at once in the whole app (each takes a CPU core)
+LAB_MAX_STEPS = 20_000  # a run stops itself here
+
+
+class TrainingRun:
+    """A small GAN or VAE learning the digits, one step at a time; fixed latents show progress.
+
+    ``step()`` is the whole training step and is what the tests drive; ``start()``/``pause()``
+    run it in a background thread, and ``stop()`` ends that thread.
+    """
+
+    def __init__(self, kind: str, seed: int = SEED) -> None:
+        from shared.latent_models import ConvVAE, Discriminator, Generator
+        from training.datasets import digits
+
+        if kind not in ("gan", "vae"):
+            raise ValueError("kind must be 'gan' or 'vae'.")
+        self.kind = kind
+        torch.manual_seed(seed)
+        self.rng = torch.Generator().manual_seed(seed)
+        self.data = digits()["x_train"]
+        if kind == "gan":
+            self.model, self.critic = Generator(latent_dim=32, width=32), Discriminator(width=32)
+            self.opt = torch.optim.Adam(self.model.parameters(), 2e-4, betas=(0.5, 0.999))
+            self.opt_d = torch.optim.Adam(self.critic.parameters(), 2e-4, betas=(0.5, 0.999))
+        else:
+            self.model = ConvVAE(latent_dim=8)
+            self.opt = torch.optim.Adam(self.model.parameters(), 1e-3)
+        self.fixed_z = torch.randn(16, self.model.latent_dim, generator=self.rng)  # the same points, improving
+        self.steps = 0
+        self.history: list[dict] = []
+        self._lock = threading.Lock()
+        self._running = threading.Event()
+        self._stopped = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def step(self) -> dict:
+        from shared.latent_models import gan_step, vae_loss
+
+        with self._lock:
+            self.model.train()
+            real = self.data[torch.randint(len(self.data), (LAB_BATCH,), generator=self.rng)]
+            if self.kind == "gan":
+                z = torch.randn(LAB_BATCH, self.model.latent_dim, generator=self.rng)
+                d_loss, g_loss = gan_step(self.model, self.critic, self.opt, self.opt_d, real, z)
+                losses = {"discriminator": d_loss, "generator": g_loss}
+            else:
+                loss, recon, kl = vae_loss(self.model, real)
+                self.opt.zero_grad()
+                loss.backward()
+                self.opt.step()
+                losses = {"loss": loss.item(), "reconstruction": recon.item(), "KL": kl.item()}
+            self.steps += 1
+            self.history.append({"step": self.steps, **losses})
+            return losses
+
+    @torch.no_grad()
+    def samples(self) -> torch.Tensor:
+        with self._lock:
+            self.model.eval()
+            return (self.model(self.fixed_z) if self.kind == "gan" else self.model.decode(self.fixed_z)).clone()
+
+    def loss_frame(self, every: int = 10) -> pd.DataFrame:
+        rows = [
+            {"step": h["step"], "loss": value, "curve": name}
+            for h in self.history[::every]
+            for name, value in h.items()
+            if name != "step"
+        ]
+        return pd.DataFrame(rows, columns=["step", "loss", "curve"])
+
+    @property
+    def running(self) -> bool:
+        return self._running.is_set()
+
+    def start(self) -> None:
+        self._running.set()
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._loop, name="training-lab", daemon=True)
+            self._thread.start()
+
+    def pause(self) -> None:
+        self._running.clear()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._running.set()  # wake the loop so it can see the stop
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def _loop(self) -> None:
+        while not self._stopped.is_set():
+            if not self._running.wait(timeout=0.5):
+                continue
+            if self._stopped.is_set() or self.steps >= LAB_MAX_STEPS:
+                break
+            self.step()
+        self._running.clear()
 
 
 # --- Gradio glue ----------------------------------------------------------------------------
@@ -423,6 +588,107 @@ def vae_anatomy(model: str, sketch, upload):
     )
 
 
+def _map(model: str) -> tuple[LatentModel, LatentMap]:
+    from training.datasets import digits
+
+    lm = _model(model)
+    data = digits(size=lm.model.size if lm.kind == "vae" else 16)
+    try:
+        return lm, latent_map(
+            lm, torch.cat([data["x_train"], data["x_test"]]), torch.cat([data["y_train"], data["y_test"]])
+        )
+    except ValueError as exc:
+        raise gr.Error(str(exc)) from None
+
+
+def show_map(model: str) -> Image.Image:
+    return map_image(_map(model)[1])
+
+
+def decode_map_point(model: str, evt: gr.SelectData) -> Image.Image:
+    """A click on the map decodes the latent under the cursor."""
+    lm, m = _map(model)
+    x, y = (int(v) for v in evt.index)
+    if not (0 <= x < MAP_PX and 0 <= y < MAP_PX):
+        return gr.skip()
+    z = m.to_latent(x / MAP_PX, 1 - y / MAP_PX)
+    return grid_image(decode(lm, z[None]), columns=1, px=160)
+
+
+_runs: dict[str, TrainingRun] = {}  # session → its training run
+_runs_lock = threading.Lock()
+
+
+def _session(request: gr.Request | None) -> str:
+    return getattr(request, "session_hash", None) or "no-session"
+
+
+def lab_view(request: gr.Request):
+    """The current run's sample grid (fixed latents), loss curves and status."""
+    with _runs_lock:
+        run = _runs.get(_session(request))
+    if run is None:
+        return gr.skip(), gr.skip(), "No training run. Pick GAN or VAE and press **Start**."
+    state = "training" if run.running else "paused"
+    last = ", ".join(f"{k} {v:.3f}" for k, v in run.history[-1].items() if k != "step") if run.history else ""
+    return (
+        grid_image(run.samples(), columns=8),
+        run.loss_frame(),
+        f"**{run.kind.upper()}** · step {run.steps:,} · {state} · {last}",
+    )
+
+
+def lab_start(kind: str, request: gr.Request):
+    session = _session(request)
+    with _runs_lock:
+        run = _runs.get(session)
+        if run is not None and run.kind != kind:
+            run.stop()
+            del _runs[session]
+            run = None
+        if run is None:
+            if len(_runs) >= LAB_MAX_RUNS:
+                raise gr.Error(f"{LAB_MAX_RUNS} training runs are going already; try again when one stops.")
+            run = _runs[session] = TrainingRun(kind)
+    run.start()
+    return lab_view(request)
+
+
+def lab_pause(request: gr.Request):
+    with _runs_lock:
+        run = _runs.get(_session(request))
+    if run is not None:
+        run.pause()
+    return lab_view(request)
+
+
+def lab_step(kind: str, request: gr.Request):
+    session = _session(request)
+    with _runs_lock:
+        run = _runs.get(session)
+        if run is None:
+            if len(_runs) >= LAB_MAX_RUNS:
+                raise gr.Error(f"{LAB_MAX_RUNS} training runs are going already; try again when one stops.")
+            run = _runs[session] = TrainingRun(kind)
+    run.pause()
+    run.step()
+    return lab_view(request)
+
+
+def stop_session_runs(request: gr.Request) -> None:
+    """When a browser tab closes, its training run stops and frees its worker."""
+    lab_stop(request)
+
+
+def lab_stop(request: gr.Request):
+    """Stop and free this session's run (also called when the browser tab closes)."""
+    with _runs_lock:
+        run = _runs.pop(_session(request), None)
+    if run is not None:
+        run.stop()
+    return None, None, "Stopped. The worker is freed."
+
+
 def side_by_side(seed: int, count: int, truncation: float, temperature: float):
     """The bundled GAN and VAE on the same request."""
     return (
@@ -497,9 +763,45 @@ def build_ui() -> None:
                     x="dimension", y="KL (nats)", label="KL per dimension: which are in use", height=240
                 )
                 stats = gr.Dataframe(label="Posterior", interactive=False)
+        with gr.Tab("Latent map"):
+            gr.Markdown(
+                "Every digit of the dataset placed by the VAE's encoder (first two principal axes of μ). "
+                "Click anywhere to decode that point."
+            )
+            draw_map = gr.Button("Show the map (VAE)", elem_id="latent-map-button")
+            with gr.Row():
+                map_view = gr.Image(label="Latent map", type="pil", interactive=False, elem_id="latent-map")
+                decoded = gr.Image(
+                    label="Decoded at the click", type="pil", interactive=False, elem_id="latent-map-decoded"
+                )
+        with gr.Tab("Training lab"):
+            gr.Markdown(
+                "Train a small GAN or VAE on the digits right here, on the CPU. The grid decodes the same 16 "
+                "latent points every time, so you watch *them* turn into digits."
+            )
+            with gr.Row():
+                lab_kind = gr.Radio(["vae", "gan"], value="vae", label="model to train")
+                start = gr.Button("Start", variant="primary", elem_id="lab-start")
+                pause = gr.Button("Pause", elem_id="lab-pause")
+                one_step = gr.Button("Single step", elem_id="lab-step")
+                stop = gr.Button("Stop", variant="stop", elem_id="lab-stop")
+            lab_status = gr.Markdown("No training run.", elem_id="lab-status")
+            with gr.Row():
+                lab_grid = gr.Image(label="Samples from fixed latents", type="pil", interactive=False)
+                lab_losses = gr.LinePlot(x="step", y="loss", color="curve", label="Losses", height=260)
+            lab_timer = gr.Timer(2.0)
     with gr.Accordion("How it works", open=False):
         gr.Markdown(HOW_IT_WORKS)
 
+    lab_outputs = [lab_grid, lab_losses, lab_status]
+    light = dict(api_visibility="private", concurrency_limit=None, show_progress="hidden")
+    start.click(lab_start, lab_kind, lab_outputs, **light)
+    pause.click(lab_pause, None, lab_outputs, **light)
+    one_step.click(lab_step, lab_kind, lab_outputs, **light)
+    stop.click(lab_stop, None, lab_outputs, **light)
+    lab_timer.tick(lab_view, None, lab_outputs, **light)
+    draw_map.click(show_map, model, map_view, **heavy)
+    map_view.select(decode_map_point, model, decoded, **heavy)
     sample.click(sample_grid, [model, seed, count, truncation, temperature], samples, **heavy)
     compare.click(side_by_side, [seed, count, truncation, temperature], [gan_grid, vae_grid], **heavy)
     walk.click(interpolation, [model, seed_a, seed_b, steps], [lerp_image, slerp_image, norm_plot, gifs], **heavy)

@@ -101,3 +101,27 @@ def vae_loss(model: ConvVAE, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tenso
     recon = nn.functional.binary_cross_entropy_with_logits(logits, x, reduction="sum") / len(x)
     kl = -0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum() / len(x)
     return recon + model.beta * kl, recon, kl
+
+
+def gan_step(
+    generator: Generator,
+    critic: Discriminator,
+    opt_g: torch.optim.Optimizer,
+    opt_d: torch.optim.Optimizer,
+    real: torch.Tensor,
+    z: torch.Tensor,
+) -> tuple[float, float]:
+    """One round of the game: (critic loss, generator loss)."""
+    bce = nn.functional.binary_cross_entropy_with_logits
+    fake = generator(z)
+    # 1. critic: real → 1 (smoothed to 0.9), generated → 0
+    d_loss = bce(critic(real), torch.full((len(real),), 0.9)) + bce(critic(fake.detach()), torch.zeros(len(real)))
+    opt_d.zero_grad()
+    d_loss.backward()
+    opt_d.step()
+    # 2. generator: make the critic say "real"
+    g_loss = bce(critic(fake), torch.ones(len(real)))
+    opt_g.zero_grad()
+    g_loss.backward()
+    opt_g.step()
+    return d_loss.item(), g_loss.item()

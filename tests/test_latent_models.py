@@ -1,5 +1,6 @@
 """The bundled digit GAN and VAE, judged by an independent classifier; the latent loader."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -72,3 +73,23 @@ def test_tiny_autoencoder_kl_loads_and_round_trips(tmp_path):
         latent = lm.model.encode(image).latent_dist.mean
         out = lm.model.decode(latent).sample
     assert latent.shape == (1, 4, 16, 16) and out.shape == image.shape and torch.isfinite(out).all()
+
+
+def test_latent_map_separates_digits_and_decodes_clicks():
+    from demos import latent_sampling as ls
+    from training.datasets import digits
+
+    vae = load("digits-vae")
+    data = digits()
+    m = ls.latent_map(vae, data["x_train"], data["y_train"])
+    assert m.coords.shape == (len(data["x_train"]), 2)
+    # digits cluster: each digit's centroid is nearer its own points than the overall centre is
+    centres = np.stack([m.coords[m.labels == d].mean(axis=0) for d in range(10)])
+    own = np.mean([np.linalg.norm(m.coords[m.labels == d] - centres[d], axis=1).mean() for d in range(10)])
+    overall = np.linalg.norm(m.coords - m.coords.mean(axis=0), axis=1).mean()
+    assert own < overall
+    z = m.to_latent(0.5, 0.5)
+    assert z.shape == (8,) and ls.decode(vae, z[None]).shape == (1, 1, 16, 16)
+    assert ls.map_image(m).size == (ls.MAP_PX + 60, ls.MAP_PX)
+    with pytest.raises(ValueError, match="encoder"):
+        ls.latent_map(load("digits-gan"), data["x_train"], data["y_train"])

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from shared.latent_models import ConvVAE, Discriminator, Generator, vae_loss
+from shared.latent_models import ConvVAE, Discriminator, Generator, gan_step, vae_loss
 from training.datasets import digits
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -46,19 +46,13 @@ def train_gan(x: torch.Tensor, steps: int, state: dict, seed: int, log) -> Gener
         generator.load_state_dict(state["generator"]), critic.load_state_dict(state["critic"])
         opt_g.load_state_dict(state["opt_g"]), opt_d.load_state_dict(state["opt_d"])
         g.set_state(state["rng"])
-    bce = torch.nn.functional.binary_cross_entropy_with_logits
     data = batches(x, 64, g)
     for step in range(state.get("step", 0), steps):
         real = jitter(next(data), g)
-        z = torch.randn(len(real), generator.latent_dim, generator=g)
-        fake = generator(z)
-        # 1. critic: real → 1 (smoothed to 0.9), generated → 0
-        d_loss = bce(critic(real), torch.full((len(real),), 0.9)) + bce(critic(fake.detach()), torch.zeros(len(real)))
-        opt_d.zero_grad(), d_loss.backward(), opt_d.step()
-        # 2. generator: make the critic say 1
-        g_loss = bce(critic(fake), torch.ones(len(real)))
-        opt_g.zero_grad(), g_loss.backward(), opt_g.step()
-        if log(step, {"d_loss": d_loss.item(), "g_loss": g_loss.item()}):
+        d_loss, g_loss = gan_step(
+            generator, critic, opt_g, opt_d, real, torch.randn(len(real), generator.latent_dim, generator=g)
+        )
+        if log(step, {"d_loss": d_loss, "g_loss": g_loss}):
             yield {
                 "generator": generator.state_dict(),
                 "critic": critic.state_dict(),

@@ -579,7 +579,9 @@ def vae_anatomy(model: str, sketch, upload):
         raise gr.Error(str(exc)) from None
     dims = [f"z{i}" for i in range(len(post.mu))]
     kl = pd.DataFrame({"dimension": dims, "KL (nats)": post.kl.numpy()})
-    stats = pd.DataFrame({"dimension": dims, "μ": post.mu.numpy().round(3), "σ": post.sigma.numpy().round(3)})
+    stats = pd.DataFrame(
+        {"dimension": dims, "μ": post.mu.double().numpy().round(3), "σ": post.sigma.double().numpy().round(3)}
+    )
     return (
         grid_image(torch.cat([x, post.reconstruction]), columns=2, px=96),
         grid_image(post.samples, columns=8),
@@ -752,11 +754,22 @@ def build_ui() -> None:
         with gr.Tab("VAE anatomy"):
             gr.Markdown("Draw a digit (light on dark or dark on light) or upload an image; pick the VAE model.")
             with gr.Row():
-                sketch = gr.Sketchpad(label="Draw", type="pil", height=256, width=256, elem_id="latent-sketch")
+                sketch = gr.Sketchpad(
+                    label="Draw (pick the brush)",
+                    type="pil",
+                    canvas_size=(192, 192),
+                    brush=gr.Brush(default_size=16, colors=["#000000"]),
+                    elem_id="latent-sketch",
+                )
                 upload = gr.File(label="…or upload an image", file_types=["image"], type="binary")
             inspect = gr.Button("Encode", elem_id="latent-encode")
             with gr.Row():
-                recon = gr.Image(label="Input → reconstruction from μ", type="pil", interactive=False)
+                recon = gr.Image(
+                    label="Input → reconstruction from μ",
+                    type="pil",
+                    interactive=False,
+                    elem_id="latent-reconstruction",
+                )
                 post_samples = gr.Image(label="Samples z ~ N(μ, σ²)", type="pil", interactive=False)
             with gr.Row():
                 kl_plot = gr.BarPlot(

@@ -143,6 +143,7 @@ def test_attention_empty_text_shows_an_error(page):
 
 
 def test_latent_tab_samples_interpolates_traverses_and_encodes_a_drawing(page):
+    dismiss_toasts(page)
     page.get_by_role("tab", name="Latent sampling (GAN / VAE)").click()
     page.locator("#latent-sample").click()
     expect(page.locator("#latent-samples img")).to_be_visible(timeout=30_000)
@@ -157,16 +158,15 @@ def test_latent_tab_samples_interpolates_traverses_and_encodes_a_drawing(page):
     model = page.get_by_label("Model").filter(visible=True).first
     model.click()
     page.get_by_role("option", name=re.compile("digits-vae")).click()
-    canvas = page.locator("#latent-sketch canvas").last
-    box = canvas.bounding_box()
-    x = box["x"] + box["width"] / 2
-    page.mouse.move(x, box["y"] + box["height"] * 0.2)
+    page.locator("#latent-sketch").get_by_role("button", name="Brush").click()
+    box = page.locator("#latent-sketch canvas").last.bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.move(x, y - 50)
     page.mouse.down()
     for i in range(1, 11):
-        page.mouse.move(x, box["y"] + box["height"] * (0.2 + 0.06 * i))
+        page.mouse.move(x, y - 50 + 10 * i)
     page.mouse.up()
     page.locator("#latent-encode").click()
-    expect(page.get_by_text("KL per dimension")).to_be_visible(timeout=30_000)
+    expect(page.locator("#latent-reconstruction img")).to_be_visible(timeout=30_000)
     expect(page.locator(".toast-body")).to_have_count(0)
-    dismiss_toasts(page)
     page.screenshot(path=str(ARTIFACTS / "browser-latent.png"), full_page=True)

@@ -25,7 +25,7 @@ import gradio as gr
 import numpy as np
 import pandas as pd
 import torch
-from PIL import Image
+from PIL import Image, ImageOps
 
 from shared import catalog, runtime
 from shared.loaders import LatentModel, ModelLoadError
@@ -228,28 +228,79 @@ DIGIT_COLOURS = [
 
 
 def map_image(m: LatentMap) -> Image.Image:
-    """The map as a scatter plot, one colour per digit, with a legend on the right."""
+    """The map as a scatter plot, one colour per label (digit or shape), with a legend on the right."""
     from PIL import ImageDraw, ImageFont
 
-    image = Image.new("RGB", (MAP_PX + 60, MAP_PX), "white")
+    image = Image.new("RGB", (MAP_PX + 90, MAP_PX), "white")
     draw = ImageDraw.Draw(image)
     scaled = (m.coords - m.low) / (m.high - m.low)
     for (u, v), label in zip(scaled, m.labels, strict=True):
         x, y = u * MAP_PX, (1 - v) * MAP_PX
         draw.ellipse((x - 2.5, y - 2.5, x + 2.5, y + 2.5), fill=DIGIT_COLOURS[int(label)])
     font = ImageFont.load_default(size=14)
-    for digit, colour in enumerate(DIGIT_COLOURS):
+    for digit, colour in enumerate(DIGIT_COLOURS[: int(m.labels.max()) + 1]):
         draw.rectangle((MAP_PX + 12, 12 + digit * 22, MAP_PX + 24, 24 + digit * 22), fill=colour)
-        draw.text((MAP_PX + 30, 10 + digit * 22), str(digit), fill="black", font=font)
+        name = str(digit) if m.labels.max() > 2 else ("square", "circle", "triangle")[digit]
+        draw.text((MAP_PX + 30, 10 + digit * 22), name, fill="black", font=font)
     draw.rectangle((0, 0, MAP_PX - 1, MAP_PX - 1), outline=(200, 200, 200))
     return image
+
+
+PHOTO_PX = 256  # photos are resized to this square for the image autoencoder (a multiple of 8)
+
+
+@dataclasses.dataclass
+class PhotoRoundTrip:
+    inputs: torch.Tensor  # (n, 3, H, W) in [0, 1], what the encoder saw
+    reconstructions: torch.Tensor  # (n, 3, H, W) decoded from the posterior mean
+    samples: torch.Tensor  # (k, 3, H, W) decoded from z ~ N(μ, σ²) of the first image
+    lerp: torch.Tensor | None  # (steps, 3, H, W) between the two images' latents, or None for one image
+    slerp: torch.Tensor | None
+    latent_shape: tuple[int, ...]  # (channels, H/8, W/8)
+
+
+@torch.no_grad()
+def photo_round_trip(
+    lm: LatentModel, photos: list[Image.Image], steps: int = 6, samples: int = 3, seed: int = SEED, px: int = PHOTO_PX
+) -> PhotoRoundTrip:
+    """Photos → latents (an AutoencoderKL's posterior) → reconstructions, samples, interpolations."""
+    if lm.kind != "autoencoder-kl":
+        raise ValueError("Pick an image autoencoder (AutoencoderKL) for photos.")
+    if not photos:
+        raise ValueError("Upload one or two photos first.")
+    device, dtype = next(lm.model.parameters()).device, next(lm.model.parameters()).dtype
+    x = torch.stack(
+        [
+            torch.tensor(np.asarray(ImageOps.fit(p.convert("RGB"), (px, px)), dtype=np.float32)).permute(2, 0, 1)
+            / 255.0
+            for p in photos
+        ]
+    )
+    posterior_ = lm.model.encode((x * 2 - 1).to(device, dtype)).latent_dist  # the model works in [−1, 1]
+    mu, std = posterior_.mean, posterior_.std  # (n, c, H/8, W/8)
+
+    def to_image(latents: torch.Tensor) -> torch.Tensor:
+        out = lm.model.decode(latents).sample.float().cpu()
+        if not torch.isfinite(out).all():
+            raise ValueError("The autoencoder produced non-finite pixels.")
+        return ((out + 1) / 2).clamp(0, 1)
+
+    eps = torch.randn((samples, *mu.shape[1:]), generator=torch.Generator().manual_seed(seed)).to(device, dtype)
+    straight = curved = None
+    if len(photos) > 1:
+        t = torch.linspace(0, 1, steps)
+        a, b = mu[0].flatten().float().cpu(), mu[1].flatten().float().cpu()
+        straight = to_image(lerp(a, b, t).view(steps, *mu.shape[1:]).to(device, dtype))
+        curved = to_image(slerp(a, b, t).view(steps, *mu.shape[1:]).to(device, dtype))
+    return PhotoRoundTrip(x, to_image(mu), to_image(mu[:1] + std[:1] * eps), straight, curved, tuple(mu.shape[1:]))
 
 
 # --- images in and out ----------------------------------------------------------------------
 
 
-def to_model_input(image: Image.Image | np.ndarray | None, size: int) -> torch.Tensor:
-    """An upload or drawing → (1, 1, size, size) in [0, 1], light strokes on dark, like the digits.
+def to_model_input(image: Image.Image | np.ndarray | None, size: int, channels: int = 1) -> torch.Tensor:
+    """An upload or drawing → (1, channels, size, size) in [0, 1]. For one channel: light strokes on
+    dark, cropped to the ink, like the digits; for colour models the whole picture, resized.
 
     Handles alpha, CMYK, palettes and animations (first frame); refuses what is not an image or is
     too large to open safely.
@@ -269,6 +320,11 @@ def to_model_input(image: Image.Image | np.ndarray | None, size: int) -> torch.T
         rgba = image.convert("RGBA")
         background = Image.new("RGBA", rgba.size, "white")  # transparent = paper
         image = Image.alpha_composite(background, rgba)
+    if channels == 3:
+        rgb = np.asarray(image.convert("RGB").resize((size, size), Image.BOX), dtype=np.float32) / 255.0
+        if rgb.max() - rgb.min() < 1e-3:
+            raise ValueError("The image is blank: draw or upload a shape.")
+        return torch.tensor(rgb).permute(2, 0, 1)[None]
     gray = np.asarray(image.convert("L"), dtype=np.float32) / 255.0
     if gray.max() - gray.min() < 1e-3:
         raise ValueError("The image is blank: draw or upload a digit.")
@@ -573,7 +629,9 @@ def vae_anatomy(model: str, sketch, upload):
     lm = _model(model)
     try:
         image = open_upload(upload) if upload else sketch
-        x = to_model_input(image, lm.model.size if lm.kind == "vae" else 16)
+        if lm.kind != "vae":
+            raise ValueError("Only a VAE has an encoder: pick a VAE model for this view.")
+        x = to_model_input(image, lm.model.size, lm.model.channels)
         post = posterior(lm, x)
     except ValueError as exc:
         raise gr.Error(str(exc)) from None
@@ -591,14 +649,19 @@ def vae_anatomy(model: str, sketch, upload):
 
 
 def _map(model: str) -> tuple[LatentModel, LatentMap]:
-    from training.datasets import digits
+    """The map over the model's own dataset: digits coloured by digit, shapes by shape."""
+    from training.datasets import digits, shapes
 
     lm = _model(model)
-    data = digits(size=lm.model.size if lm.kind == "vae" else 16)
     try:
-        return lm, latent_map(
-            lm, torch.cat([data["x_train"], data["x_test"]]), torch.cat([data["y_train"], data["y_test"]])
-        )
+        if lm.kind != "vae":
+            raise ValueError("The map needs an encoder: pick a VAE (a GAN has no way to place an image).")
+        if lm.model.channels == 3:
+            data = shapes(count=2000, seed=1)
+            return lm, latent_map(lm, data["x_train"], data["factors"][:, 0].long())
+        data = digits(size=lm.model.size)
+        images = torch.cat([data["x_train"], data["x_test"]])
+        return lm, latent_map(lm, images, torch.cat([data["y_train"], data["y_test"]]))
     except ValueError as exc:
         raise gr.Error(str(exc)) from None
 
@@ -691,6 +754,27 @@ def lab_stop(request: gr.Request):
     return None, None, "Stopped. The worker is freed."
 
 
+def photos(model: str, first: str | None, second: str | None, steps: int):
+    """The image-autoencoder section: upload one or two photos."""
+    lm = _model(model)
+    try:
+        steps = check_int("steps", steps, 2, 16)
+        images = [open_upload(path) for path in (first, second) if path]
+        result = photo_round_trip(lm, images, steps)
+    except ValueError as exc:
+        raise gr.Error(str(exc)) from None
+    px = 160
+    pairs = grid_image(torch.cat([result.inputs, result.reconstructions]), columns=len(result.inputs), px=px)
+    note = (
+        f"Latent: {' × '.join(map(str, result.latent_shape))} numbers per image "
+        f"({PHOTO_PX}×{PHOTO_PX}×3 pixels → {np.prod(result.latent_shape):,} latents, "
+        f"{PHOTO_PX * PHOTO_PX * 3 / np.prod(result.latent_shape):.0f}× smaller)."
+    )
+    straight = grid_image(result.lerp, columns=steps, px=px) if result.lerp is not None else None
+    curved = grid_image(result.slerp, columns=steps, px=px) if result.slerp is not None else None
+    return pairs, grid_image(result.samples, columns=len(result.samples), px=px), straight, curved, note
+
+
 def side_by_side(seed: int, count: int, truncation: float, temperature: float):
     """The bundled GAN and VAE on the same request."""
     return (
@@ -702,7 +786,7 @@ def side_by_side(seed: int, count: int, truncation: float, temperature: float):
 def build_ui() -> None:
     rt = runtime.get()
     heavy = dict(concurrency_id="gpu", concurrency_limit=rt.concurrency, api_visibility="private")
-    choices = [(spec.label(), spec.key) for spec in catalog.models_for("latent") if spec.key != "sd-vae-ft-mse"]
+    choices = [(spec.label(), spec.key) for spec in catalog.models_for("latent") if spec.bundled]
     default = catalog.default_model("latent", rt.settings.models)
 
     with gr.Row():
@@ -752,7 +836,7 @@ def build_ui() -> None:
                 elem_id="latent-traversal",
             )
         with gr.Tab("VAE anatomy"):
-            gr.Markdown("Draw a digit (light on dark or dark on light) or upload an image; pick the VAE model.")
+            gr.Markdown("Draw a digit (light on dark or dark on light) or upload an image; pick a VAE model.")
             with gr.Row():
                 sketch = gr.Sketchpad(
                     label="Draw (pick the brush)",
@@ -776,6 +860,29 @@ def build_ui() -> None:
                     x="dimension", y="KL (nats)", label="KL per dimension: which are in use", height=240
                 )
                 stats = gr.Dataframe(label="Posterior", interactive=False)
+        with gr.Tab("Real images (AutoencoderKL)"):
+            gr.Markdown(
+                "Stable Diffusion's image autoencoder squeezes a photo into a small latent image and back. "
+                "Upload one photo (reconstruction and posterior samples) or two (interpolation between them). "
+                "Needs the model from the Hugging Face Hub."
+            )
+            with gr.Row():
+                photo_model = gr.Dropdown(
+                    [(s.label(), s.key) for s in catalog.models_for("latent") if not s.bundled],
+                    value="sd-vae-ft-mse",
+                    label="Autoencoder",
+                    allow_custom_value=rt.settings.allow_any_model,
+                )
+                first = gr.Image(label="Photo A", type="filepath", height=200)
+                second = gr.Image(label="Photo B (optional)", type="filepath", height=200)
+                photo_steps = gr.Slider(2, 10, 6, step=1, label="interpolation steps")
+            run_photos = gr.Button("Encode → decode", elem_id="latent-photos")
+            photo_note = gr.Markdown()
+            with gr.Row():
+                photo_pairs = gr.Image(label="Inputs (top) and reconstructions (bottom)", type="pil", interactive=False)
+                photo_samples = gr.Image(label="Posterior samples of photo A", type="pil", interactive=False)
+            photo_lerp = gr.Image(label="lerp A → B", type="pil", interactive=False)
+            photo_slerp = gr.Image(label="slerp A → B", type="pil", interactive=False)
         with gr.Tab("Latent map"):
             gr.Markdown(
                 "Every digit of the dataset placed by the VAE's encoder (first two principal axes of μ). "
@@ -814,6 +921,12 @@ def build_ui() -> None:
     stop.click(lab_stop, None, lab_outputs, **light)
     lab_timer.tick(lab_view, None, lab_outputs, **light)
     draw_map.click(show_map, model, map_view, **heavy)
+    run_photos.click(
+        photos,
+        [photo_model, first, second, photo_steps],
+        [photo_pairs, photo_samples, photo_lerp, photo_slerp, photo_note],
+        **heavy,
+    )
     map_view.select(decode_map_point, model, decoded, **heavy)
     sample.click(sample_grid, [model, seed, count, truncation, temperature], samples, **heavy)
     compare.click(side_by_side, [seed, count, truncation, temperature], [gan_grid, vae_grid], **heavy)

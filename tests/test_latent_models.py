@@ -90,6 +90,69 @@ def test_latent_map_separates_digits_and_decodes_clicks():
     assert own < overall
     z = m.to_latent(0.5, 0.5)
     assert z.shape == (8,) and ls.decode(vae, z[None]).shape == (1, 1, 16, 16)
-    assert ls.map_image(m).size == (ls.MAP_PX + 60, ls.MAP_PX)
+    assert ls.map_image(m).size == (ls.MAP_PX + 90, ls.MAP_PX)
     with pytest.raises(ValueError, match="encoder"):
         ls.latent_map(load("digits-gan"), data["x_train"], data["y_train"])
+
+
+def test_factor_scores_recognise_a_planted_code():
+    """The score itself: a latent that copies x (plus noise) scores high on x only."""
+    from training.datasets import shapes
+    from training.evaluate import factor_scores
+
+    data = shapes(count=1500, seed=2)
+    f = data["factors"].numpy()
+    rng = np.random.default_rng(0)
+    mu = np.stack([f[:, 3] + 0.05 * rng.normal(size=len(f)), rng.normal(size=len(f)), f[:, 0]], axis=1)
+    scores = factor_scores(mu, f)
+    assert scores[0].argmax() == 3 and scores[0, 3] > 0.95 and np.delete(scores[0], 3).max() < 0.1
+    assert scores[1].max() < 0.1
+    assert scores[2].argmax() == 0 and scores[2, 0] > 0.99
+
+
+def test_shapes_vae_top_dimensions_each_follow_one_factor():
+    """Each of the β-VAE's most used dimensions changes mainly one known factor."""
+    from training.evaluate import shapes_report
+
+    report = shapes_report(top=4)
+    for row in report:
+        assert row["score"] >= 0.6, report
+        assert row["score"] >= 1.5 * row["runner_up_score"], report
+    assert len({row["factor"] for row in report}) >= 3, report  # different dimensions, different factors
+
+
+def test_photo_round_trip_on_a_tiny_autoencoder(tmp_path):
+    from diffusers import AutoencoderKL
+    from PIL import Image
+
+    from demos import latent_sampling as ls
+
+    torch.manual_seed(0)
+    AutoencoderKL(
+        in_channels=3,
+        out_channels=3,
+        down_block_types=("DownEncoderBlock2D",) * 2,
+        up_block_types=("UpDecoderBlock2D",) * 2,
+        block_out_channels=(8, 16),
+        latent_channels=4,
+        norm_num_groups=8,
+        layers_per_block=1,
+    ).save_pretrained(tmp_path)
+    spec = ModelSpec(
+        key="tiny-akl", task="latent", source=str(tmp_path), revision=None, size_mb=1, license="t", device="cpu"
+    )
+    lm = load_latent_model(spec, device="cpu", dtype=torch.float32, cache_dir=tmp_path)
+    rng = np.random.default_rng(0)
+    a = Image.fromarray(rng.integers(0, 255, (300, 200, 3), dtype=np.uint8))
+    b = Image.fromarray(rng.integers(0, 255, (120, 160, 3), dtype=np.uint8)).convert("RGBA")
+    px = 64
+    out = ls.photo_round_trip(lm, [a, b], steps=5, px=px)
+    assert out.inputs.shape == out.reconstructions.shape == (2, 3, px, px)
+    assert out.samples.shape == (3, 3, px, px) and out.latent_shape == (4, px // 2, px // 2)
+    assert out.lerp.shape == out.slerp.shape == (5, 3, px, px)
+    torch.testing.assert_close(out.slerp[0], out.reconstructions[0], atol=1e-4, rtol=0)  # the ends are the inputs'
+    torch.testing.assert_close(out.lerp[-1], out.reconstructions[1], atol=1e-4, rtol=0)
+    one = ls.photo_round_trip(lm, [a], px=px)
+    assert one.lerp is None and one.reconstructions.shape == (1, 3, px, px)
+    with pytest.raises(ValueError, match="AutoencoderKL"):
+        ls.photo_round_trip(load("digits-vae"), [a])

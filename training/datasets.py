@@ -20,3 +20,45 @@ def digits(size: int = 16) -> dict[str, torch.Tensor]:
     y = torch.tensor(data.target)
     idx_train, idx_test = train_test_split(np.arange(len(x)), test_size=0.25, random_state=SPLIT_SEED, stratify=y)
     return {"x_train": x[idx_train], "y_train": y[idx_train], "x_test": x[idx_test], "y_test": y[idx_test]}
+
+
+SHAPES = ("square", "circle", "triangle")
+COLOURS = ((230, 60, 50), (60, 190, 80), (60, 110, 230))  # red, green, blue
+FACTORS = ("shape", "colour", "scale", "x", "y", "rotation")
+
+
+def shapes(count: int = 20_000, size: int = 32, seed: int = 0) -> dict[str, torch.Tensor]:
+    """Procedural dSprites-like images with known factors: one shape (square, circle, triangle) of
+    one colour, at a random scale, position and rotation, on black. Returns images (N, 3, size,
+    size) in [0, 1] and ``factors`` (N, 6) in the order of FACTORS (scale, x, y in [0, 1];
+    rotation in [0, 1) of a turn — a circle's rotation is invisible, a square's repeats every ¼)."""
+    from PIL import Image, ImageDraw
+
+    rng = np.random.default_rng(seed)
+    shape = rng.integers(0, 3, count)
+    colour = rng.integers(0, 3, count)
+    scale = rng.uniform(0, 1, count)
+    x, y = rng.uniform(0, 1, count), rng.uniform(0, 1, count)
+    rotation = rng.uniform(0, 1, count)
+    images = np.zeros((count, size, size, 3), dtype=np.uint8)
+    for i in range(count):
+        radius = size * (0.12 + 0.13 * scale[i])  # 12–25 % of the frame
+        margin = radius + 1
+        cx, cy = margin + x[i] * (size - 2 * margin), margin + y[i] * (size - 2 * margin)
+        canvas = Image.new("RGB", (size * 4, size * 4))  # draw 4× larger, then shrink: smooth edges
+        draw = ImageDraw.Draw(canvas)
+        if shape[i] == 1:
+            draw.ellipse(
+                [4 * (cx - radius), 4 * (cy - radius), 4 * (cx + radius), 4 * (cy + radius)], fill=COLOURS[colour[i]]
+            )
+        else:
+            corners = 4 if shape[i] == 0 else 3
+            angles = 2 * np.pi * (rotation[i] + np.arange(corners) / corners)
+            r = radius * (1.15 if corners == 4 else 1.3)
+            draw.polygon(
+                [(4 * (cx + r * np.cos(a)), 4 * (cy + r * np.sin(a))) for a in angles], fill=COLOURS[colour[i]]
+            )
+        images[i] = np.asarray(canvas.resize((size, size), Image.BOX))
+    x_all = torch.tensor(images).permute(0, 3, 1, 2).float() / 255.0
+    factors = torch.tensor(np.stack([shape, colour, scale, x, y, rotation], axis=1), dtype=torch.float32)
+    return {"x_train": x_all, "factors": factors}

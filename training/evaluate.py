@@ -68,3 +68,58 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def factor_scores(mu: np.ndarray, factors: np.ndarray) -> np.ndarray:
+    """How strongly each latent dimension follows each known factor: (latent_dim, 6), in [0, 1].
+
+    Continuous factors (scale, x, y): |Pearson correlation|. Categorical ones (shape, colour) and
+    rotation (in 8 bins): the correlation ratio η — the share of the dimension's spread explained
+    by the factor's category, square-rooted so it is on the same scale as a correlation.
+    """
+    from training.datasets import FACTORS
+
+    scores = np.zeros((mu.shape[1], len(FACTORS)))
+    for k, name in enumerate(FACTORS):
+        f = factors[:, k]
+        for j in range(mu.shape[1]):
+            z = mu[:, j]
+            if name in ("scale", "x", "y"):
+                scores[j, k] = abs(np.corrcoef(z, f)[0, 1])
+            else:
+                groups = np.floor(f * 8).astype(int) if name == "rotation" else f.astype(int)
+                total = ((z - z.mean()) ** 2).sum()
+                between = sum(
+                    ((groups == g).sum() * (z[groups == g].mean() - z.mean()) ** 2) for g in np.unique(groups)
+                )
+                scores[j, k] = np.sqrt(between / total) if total > 0 else 0.0
+    return scores
+
+
+def shapes_report(top: int = 4) -> list[dict]:
+    """For the bundled shapes VAE: its `top` most used dimensions and the factor each follows."""
+    from pathlib import Path
+
+    from shared.latent_models import ConvVAE
+    from training.datasets import FACTORS, shapes
+
+    vae = ConvVAE.from_pretrained(Path(__file__).resolve().parent.parent / "weights" / "shapes-vae").eval()
+    data = shapes(count=3000, seed=1)  # not the training draw (seed 0)
+    with torch.no_grad():
+        mu, logvar = vae.encode(data["x_train"])
+    kl = (0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar)).mean(dim=0)
+    scores = factor_scores(mu.numpy(), data["factors"].numpy())
+    report = []
+    for dim in kl.argsort(descending=True)[:top].tolist():
+        order = np.argsort(-scores[dim])
+        report.append(
+            {
+                "dim": dim,
+                "kl": round(float(kl[dim]), 3),
+                "factor": FACTORS[order[0]],
+                "score": round(float(scores[dim, order[0]]), 3),
+                "runner_up": FACTORS[order[1]],
+                "runner_up_score": round(float(scores[dim, order[1]]), 3),
+            }
+        )
+    return report

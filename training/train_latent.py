@@ -2,6 +2,8 @@
 
     python -m training.train_latent --model gan --steps 8000     # → weights/digits-gan/
     python -m training.train_latent --model vae --steps 8000     # → weights/digits-vae/
+    python -m training.train_latent --dataset shapes --model vae --beta 4 --steps 6000   # → weights/shapes-vae/
+    python -m training.train_latent --dataset shapes --model gan --steps 6000            # → weights/shapes-gan/
 
 A checkpoint (model + optimiser state, step, loss history) is written every --every steps to
 training/checkpoints/ and picked up again if the run is restarted; the final weights are saved
@@ -18,7 +20,7 @@ from pathlib import Path
 import torch
 
 from shared.latent_models import ConvVAE, Discriminator, Generator, gan_step, vae_loss
-from training.datasets import digits
+from training.datasets import digits, shapes
 
 ROOT = Path(__file__).resolve().parent.parent
 CHECKPOINTS = ROOT / "training" / "checkpoints"
@@ -37,9 +39,10 @@ def jitter(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     return torch.roll(x, shifts=(dy, dx), dims=(2, 3))
 
 
-def train_gan(x: torch.Tensor, steps: int, state: dict, seed: int, log) -> Generator:
+def train_gan(x: torch.Tensor, steps: int, state: dict, seed: int, log, shift: bool = True) -> Generator:
     g = torch.Generator().manual_seed(seed)
-    generator, critic = Generator(latent_dim=32), Discriminator()
+    channels, size = x.shape[1], x.shape[-1]
+    generator, critic = Generator(latent_dim=32, channels=channels, size=size), Discriminator(channels, size)
     opt_g = torch.optim.Adam(generator.parameters(), 2e-4, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(critic.parameters(), 2e-4, betas=(0.5, 0.999))
     if state:
@@ -48,7 +51,7 @@ def train_gan(x: torch.Tensor, steps: int, state: dict, seed: int, log) -> Gener
         g.set_state(state["rng"])
     data = batches(x, 64, g)
     for step in range(state.get("step", 0), steps):
-        real = jitter(next(data), g)
+        real = jitter(next(data), g) if shift else next(data)
         d_loss, g_loss = gan_step(
             generator, critic, opt_g, opt_d, real, torch.randn(len(real), generator.latent_dim, generator=g)
         )
@@ -64,16 +67,18 @@ def train_gan(x: torch.Tensor, steps: int, state: dict, seed: int, log) -> Gener
     return generator
 
 
-def train_vae(x: torch.Tensor, steps: int, state: dict, seed: int, log, beta: float):
+def train_vae(
+    x: torch.Tensor, steps: int, state: dict, seed: int, log, beta: float, latent_dim: int = 8, shift: bool = True
+):
     g = torch.Generator().manual_seed(seed)
-    vae = ConvVAE(latent_dim=8, beta=beta)
+    vae = ConvVAE(latent_dim=latent_dim, channels=x.shape[1], size=x.shape[-1], beta=beta)
     opt = torch.optim.Adam(vae.parameters(), 1e-3)
     if state:
         vae.load_state_dict(state["vae"]), opt.load_state_dict(state["opt"]), g.set_state(state["rng"])
     data = batches(x, 64, g)
     for step in range(state.get("step", 0), steps):
         torch.manual_seed(seed + step)  # the reparameterisation noise
-        loss, recon, kl = vae_loss(vae, jitter(next(data), g))
+        loss, recon, kl = vae_loss(vae, jitter(next(data), g) if shift else next(data))
         opt.zero_grad(), loss.backward(), opt.step()
         if log(step, {"loss": loss.item(), "recon": recon.item(), "kl": kl.item()}):
             yield {"vae": vae.state_dict(), "opt": opt.state_dict(), "rng": g.get_state(), "step": step + 1}
@@ -83,6 +88,8 @@ def train_vae(x: torch.Tensor, steps: int, state: dict, seed: int, log, beta: fl
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", choices=["gan", "vae"], required=True)
+    parser.add_argument("--dataset", choices=["digits", "shapes"], default="digits")
+    parser.add_argument("--latent-dim", type=int, default=None, help="VAE only (default 8 digits, 10 shapes)")
     parser.add_argument("--steps", type=int, default=8000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--beta", type=float, default=1.0, help="VAE only: weight of the KL term")
@@ -91,7 +98,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.manual_seed(args.seed)
     torch.set_num_threads(min(2, torch.get_num_threads()))
-    out = args.out or ROOT / "weights" / f"digits-{args.model}"
+    out = args.out or ROOT / "weights" / f"{args.dataset}-{args.model}"
     name = out.name
     CHECKPOINTS.mkdir(parents=True, exist_ok=True)
     checkpoint = CHECKPOINTS / f"{name}.pt"
@@ -108,12 +115,13 @@ def main() -> None:
             print(f"{name} step {step}/{args.steps} {values} {time.time() - start:.0f}s", flush=True)
         return (step + 1) % args.every == 0
 
-    x = digits()["x_train"]
-    run = (
-        train_gan(x, args.steps, state, args.seed, log)
-        if args.model == "gan"
-        else train_vae(x, args.steps, state, args.seed, log, args.beta)
-    )
+    is_digits = args.dataset == "digits"
+    x = digits()["x_train"] if is_digits else shapes()["x_train"]
+    if args.model == "gan":
+        run = train_gan(x, args.steps, state, args.seed, log, shift=is_digits)
+    else:
+        latent_dim = args.latent_dim or (8 if is_digits else 10)
+        run = train_vae(x, args.steps, state, args.seed, log, args.beta, latent_dim, shift=is_digits)
     try:
         while True:
             snapshot = next(run)

@@ -17,6 +17,18 @@ def judge_ready():
     return r
 
 
+@pytest.fixture(scope="module")
+def tiny_akl(tmp_path_factory):
+    """A tiny AutoencoderKL saved with save_pretrained, loaded by path through the latent loader."""
+    from tests.tiny_models import build_tiny_autoencoder_kl
+
+    path = build_tiny_autoencoder_kl(tmp_path_factory.mktemp("tiny-akl"))
+    spec = ModelSpec(
+        key="tiny-akl", task="latent", source=str(path), revision=None, size_mb=1, license="t", device="cpu"
+    )
+    return load_latent_model(spec, device="cpu", dtype=torch.float32, cache_dir=path)
+
+
 def load(key: str):
     return load_latent_model(CATALOG[key], device="cpu", dtype=torch.float32, cache_dir=None)
 
@@ -49,24 +61,8 @@ def test_vae_reconstructs_held_out_digits():
     assert float(((vae.model.decode(mu) - test) ** 2).mean()) < 0.02
 
 
-def test_tiny_autoencoder_kl_loads_and_round_trips(tmp_path):
-    from diffusers import AutoencoderKL
-
-    torch.manual_seed(0)
-    AutoencoderKL(
-        in_channels=3,
-        out_channels=3,
-        down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
-        up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"),
-        block_out_channels=(8, 16),
-        latent_channels=4,
-        norm_num_groups=8,
-        layers_per_block=1,
-    ).save_pretrained(tmp_path)
-    spec = ModelSpec(
-        key="tiny-vae", task="latent", source=str(tmp_path), revision=None, size_mb=1, license="t", device="cpu"
-    )
-    lm = load_latent_model(spec, device="cpu", dtype=torch.float32, cache_dir=tmp_path)
+def test_tiny_autoencoder_kl_loads_and_round_trips(tiny_akl):
+    lm = tiny_akl
     assert lm.kind == "autoencoder-kl" and lm.latent_dim == 4
     image = torch.rand(1, 3, 32, 32) * 2 - 1
     with torch.no_grad():
@@ -121,27 +117,12 @@ def test_shapes_vae_top_dimensions_each_follow_one_factor():
     assert len({row["factor"] for row in report}) >= 3, report  # different dimensions, different factors
 
 
-def test_photo_round_trip_on_a_tiny_autoencoder(tmp_path):
-    from diffusers import AutoencoderKL
+def test_photo_round_trip_on_a_tiny_autoencoder(tiny_akl):
     from PIL import Image
 
     from demos import latent_sampling as ls
 
-    torch.manual_seed(0)
-    AutoencoderKL(
-        in_channels=3,
-        out_channels=3,
-        down_block_types=("DownEncoderBlock2D",) * 2,
-        up_block_types=("UpDecoderBlock2D",) * 2,
-        block_out_channels=(8, 16),
-        latent_channels=4,
-        norm_num_groups=8,
-        layers_per_block=1,
-    ).save_pretrained(tmp_path)
-    spec = ModelSpec(
-        key="tiny-akl", task="latent", source=str(tmp_path), revision=None, size_mb=1, license="t", device="cpu"
-    )
-    lm = load_latent_model(spec, device="cpu", dtype=torch.float32, cache_dir=tmp_path)
+    lm = tiny_akl
     rng = np.random.default_rng(0)
     a = Image.fromarray(rng.integers(0, 255, (300, 200, 3), dtype=np.uint8))
     b = Image.fromarray(rng.integers(0, 255, (120, 160, 3), dtype=np.uint8)).convert("RGBA")

@@ -137,3 +137,21 @@ def build_tiny_distilbert(path: Path, seed: int = 0) -> Path:
     (path / "config.json").unlink()
     DistilBertModel(config).save_pretrained(path)
     return path
+
+
+def build_tiny_autoencoder_kl(path: Path, seed: int = 0) -> Path:
+    """A 2-block AutoencoderKL (diffusers): images ↔ 4-channel latents at half the resolution."""
+    from diffusers import AutoencoderKL
+
+    torch.manual_seed(seed)
+    AutoencoderKL(
+        in_channels=3,
+        out_channels=3,
+        down_block_types=("DownEncoderBlock2D",) * 2,
+        up_block_types=("UpDecoderBlock2D",) * 2,
+        block_out_channels=(8, 16),
+        latent_channels=4,
+        norm_num_groups=8,
+        layers_per_block=1,
+    ).save_pretrained(path)
+    return path

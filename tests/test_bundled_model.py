@@ -58,3 +58,25 @@ def test_every_attention_view_renders_for_128_tokens(tmp_path):
     assert "✓ matches" in kv and nxt.count("<tr>") == 11
     # the 9 query heads share 3 key/value heads
     assert [attention.retrieval(am, result, 5, h, 10).kv_head for h in range(9)] == [0, 0, 0, 1, 1, 1, 2, 2, 2]
+
+
+def test_switching_models_back_and_forth_does_not_grow_memory():
+    """A→B→A twenty times under a budget that fits one: each switch evicts the other, RSS stays flat."""
+    import gc
+
+    import psutil
+
+    from shared import runtime
+
+    rt = runtime.configure(Settings(preload=False, cache_gb=0.75))  # one 540 MB SmolLM2 build at a time
+    process = psutil.Process()
+    rss = []
+    for _ in range(10):
+        runtime.causal_lm("smollm2-135m-instruct")  # A: SDPA build for chat
+        runtime.attention_model("smollm2-135m-instruct")  # B: eager build for attention
+        gc.collect()
+        assert len(rt.cache.snapshot()) == 1
+        rss.append(process.memory_info().rss)
+    assert rt.cache.loads == 20
+    growth = max(rss[2:]) - rss[1]
+    assert growth < 300 * 2**20, f"RSS grew {growth / 2**20:.0f} MiB over 18 switches"

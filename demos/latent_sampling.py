@@ -597,6 +597,37 @@ def _dims(lm: LatentModel, dims: object) -> list[int]:
     return chosen
 
 
+LIVE_DIMS = 8  # sliders in the live editor: the first dimensions of the latent
+
+
+def live_start(model: str, seed: int):
+    """Put the seed's latent on the sliders (its first LIVE_DIMS dimensions) and decode it."""
+    lm = _model(model)
+    try:
+        z = sample_z(lm.latent_dim, 1, check_int("seed", seed, 0, 2**32 - 1))[0]
+    except ValueError as exc:
+        raise gr.Error(str(exc)) from None
+    values = [round(float(v), 2) for v in z[:LIVE_DIMS]]
+    visible = [gr.Slider(value=v, visible=True) for v in values] + [
+        gr.Slider(visible=False) for _ in range(LIVE_DIMS - len(values))
+    ]
+    return *visible, grid_image(decode(lm, z[None]), columns=1, px=192)
+
+
+def live_edit(model: str, seed: int, *values: float) -> Image.Image:
+    """The seed's latent with its first dimensions set by the sliders, decoded."""
+    lm = _model(model)
+    try:
+        z = sample_z(lm.latent_dim, 1, check_int("seed", seed, 0, 2**32 - 1))[0]
+        n = min(LIVE_DIMS, lm.latent_dim)
+        z[:n] = check_latents(
+            [check_float(f"z{i}", v, -MAX_ABS_LATENT, MAX_ABS_LATENT) for i, v in enumerate(values[:n])], n
+        )[0]
+        return grid_image(decode(lm, z[None]), columns=1, px=192)
+    except ValueError as exc:
+        raise gr.Error(str(exc)) from None
+
+
 def traversal(model: str, seed: int, dims: object, span: float, steps: int) -> Image.Image:
     lm = _model(model)
     try:
@@ -835,6 +866,13 @@ def build_ui() -> None:
                 interactive=False,
                 elem_id="latent-traversal",
             )
+        with gr.Tab("Live edit"):
+            gr.Markdown("Load a seed's latent, then move one dimension at a time and watch the image follow.")
+            load_live = gr.Button("Load seed", elem_id="latent-live-load")
+            with gr.Row():
+                with gr.Column():
+                    live_sliders = [gr.Slider(-4, 4, 0, step=0.05, label=f"z{i}") for i in range(LIVE_DIMS)]
+                live_image = gr.Image(label="Decoded", type="pil", interactive=False, elem_id="latent-live")
         with gr.Tab("VAE anatomy"):
             gr.Markdown("Draw a digit (light on dark or dark on light) or upload an image; pick a VAE model.")
             with gr.Row():
@@ -932,6 +970,9 @@ def build_ui() -> None:
     compare.click(side_by_side, [seed, count, truncation, temperature], [gan_grid, vae_grid], **heavy)
     walk.click(interpolation, [model, seed_a, seed_b, steps], [lerp_image, slerp_image, norm_plot, gifs], **heavy)
     turn.click(traversal, [model, seed, dims, span, traverse_steps], traversal_image, **heavy)
+    load_live.click(live_start, [model, seed], [*live_sliders, live_image], **heavy)
+    for slider in live_sliders:
+        slider.release(live_edit, [model, seed, *live_sliders], live_image, **heavy)
     inspect.click(vae_anatomy, [model, sketch, upload], [recon, post_samples, kl_plot, stats], **heavy)
     public = dict(concurrency_id="gpu", concurrency_limit=rt.concurrency)
     gr.api(sample_latents, api_name="sample_latents", **public)

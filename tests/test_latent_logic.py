@@ -156,3 +156,20 @@ def test_counts(name, value):
 
 def test_encoded_values_are_deterministic_numpy_free_of_nan():
     assert np.isfinite(ls.sample_z(8, 100, 0).numpy()).all()
+
+
+def test_live_edit_changes_only_what_the_sliders_say():
+    from shared import runtime
+    from shared.settings import Settings
+
+    runtime.configure(Settings(preload=False))
+    *sliders, image = ls.live_start("digits-vae", 5)
+    values = [s.value for s in sliders]
+    assert len(values) == ls.LIVE_DIMS and image.size == (196, 196)
+    same = ls.live_edit("digits-vae", 5, *values)
+    changed = ls.live_edit("digits-vae", 5, *([3.0] + values[1:]))
+    assert np.asarray(same).tolist() != np.asarray(changed).tolist()
+    import gradio as gr
+
+    with pytest.raises(gr.Error, match="z0"):
+        ls.live_edit("digits-vae", 5, *([float("nan")] + values[1:]))

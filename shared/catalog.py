@@ -150,16 +150,6 @@ CATALOG: dict[str, ModelSpec] = {
             description="Convolutional VAE on the same digits, 8-dimensional latent.",
         ),
         ModelSpec(
-            key="shapes-gan",
-            task="latent",
-            source="bundled:shapes-gan",
-            revision=None,
-            size_mb=9,
-            license="Apache-2.0",
-            device="cpu",
-            description="DCGAN on procedural shapes (32×32 RGB: shape, colour, scale, position, rotation).",
-        ),
-        ModelSpec(
             key="shapes-vae",
             task="latent",
             source="bundled:shapes-vae",

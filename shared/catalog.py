@@ -150,6 +150,17 @@ CATALOG: dict[str, ModelSpec] = {
             description="Convolutional VAE on the same digits, 8-dimensional latent.",
         ),
         ModelSpec(
+            key="shapes-gan",
+            task="latent",
+            source="bundled:shapes-gan",
+            revision=None,
+            size_mb=4,
+            license="Apache-2.0",
+            device="cpu",
+            description="DCGAN on the procedural shapes after 3000 steps: shapes vary, colours have partly "
+            "collapsed to blue — a live example of mode collapse.",
+        ),
+        ModelSpec(
             key="shapes-vae",
             task="latent",
             source="bundled:shapes-vae",

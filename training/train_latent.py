@@ -3,7 +3,7 @@
     python -m training.train_latent --model gan --steps 8000     # → weights/digits-gan/
     python -m training.train_latent --model vae --steps 8000     # → weights/digits-vae/
     python -m training.train_latent --dataset shapes --model vae --beta 4 --steps 6000   # → weights/shapes-vae/
-    python -m training.train_latent --dataset shapes --model gan --steps 6000            # → weights/shapes-gan/
+    python -m training.train_latent --dataset shapes --model gan --steps 3000 --critic-width 32 --critic-lr 1e-4
 
 A checkpoint (model + optimiser state, step, loss history) is written every --every steps to
 training/checkpoints/ and picked up again if the run is restarted; the final weights are saved
@@ -39,12 +39,22 @@ def jitter(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     return torch.roll(x, shifts=(dy, dx), dims=(2, 3))
 
 
-def train_gan(x: torch.Tensor, steps: int, state: dict, seed: int, log, shift: bool = True) -> Generator:
+def train_gan(
+    x: torch.Tensor,
+    steps: int,
+    state: dict,
+    seed: int,
+    log,
+    shift: bool = True,
+    critic_width: int = 64,
+    critic_lr: float = 2e-4,
+) -> Generator:
     g = torch.Generator().manual_seed(seed)
     channels, size = x.shape[1], x.shape[-1]
-    generator, critic = Generator(latent_dim=32, channels=channels, size=size), Discriminator(channels, size)
+    generator = Generator(latent_dim=32, channels=channels, size=size)
+    critic = Discriminator(channels, size, width=critic_width)
     opt_g = torch.optim.Adam(generator.parameters(), 2e-4, betas=(0.5, 0.999))
-    opt_d = torch.optim.Adam(critic.parameters(), 2e-4, betas=(0.5, 0.999))
+    opt_d = torch.optim.Adam(critic.parameters(), critic_lr, betas=(0.5, 0.999))
     if state:
         generator.load_state_dict(state["generator"]), critic.load_state_dict(state["critic"])
         opt_g.load_state_dict(state["opt_g"]), opt_d.load_state_dict(state["opt_d"])
@@ -89,6 +99,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", choices=["gan", "vae"], required=True)
     parser.add_argument("--dataset", choices=["digits", "shapes"], default="digits")
+    parser.add_argument("--critic-width", type=int, default=64, help="GAN only: a weaker critic keeps the game even")
+    parser.add_argument("--critic-lr", type=float, default=2e-4, help="GAN only")
     parser.add_argument("--latent-dim", type=int, default=None, help="VAE only (default 8 digits, 10 shapes)")
     parser.add_argument("--steps", type=int, default=8000)
     parser.add_argument("--seed", type=int, default=0)
@@ -118,7 +130,7 @@ def main() -> None:
     is_digits = args.dataset == "digits"
     x = digits()["x_train"] if is_digits else shapes()["x_train"]
     if args.model == "gan":
-        run = train_gan(x, args.steps, state, args.seed, log, shift=is_digits)
+        run = train_gan(x, args.steps, state, args.seed, log, is_digits, args.critic_width, args.critic_lr)
     else:
         latent_dim = args.latent_dim or (8 if is_digits else 10)
         run = train_vae(x, args.steps, state, args.seed, log, args.beta, latent_dim, shift=is_digits)
@@ -131,7 +143,7 @@ def main() -> None:
     model.eval()
     model.save_pretrained(out)
     (out / "training.json").write_text(
-        json.dumps({"steps": args.steps, "seed": args.seed, "beta": args.beta, "history": history}, indent=1)
+        json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "history": history}, indent=1)
     )
     print(f"saved {out} after {time.time() - start:.0f}s")
 

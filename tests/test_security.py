@@ -85,3 +85,21 @@ def test_no_trust_remote_code_anywhere_in_product_code():
     for path in [root / "app.py", *root.glob("shared/*.py"), *root.glob("demos/*.py")]:
         text = path.read_text()
         assert "trust_remote_code=True" not in text.replace(" ", ""), path
+
+
+@pytest.mark.parametrize(
+    "name, data",
+    [("x.svg", b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>'),
+     ("x.html", b"<html><script>alert(1)</script></html>")],
+)
+def test_uploaded_html_and_svg_are_never_rendered(http, name, data):
+    """An uploaded page or SVG comes back only as a download, never as something the browser runs."""
+    from demos import latent_sampling
+
+    uploaded = http.post("/gradio_api/upload", files={"files": (name, data)})
+    assert uploaded.status_code == 200
+    served = http.get(f"/gradio_api/file={uploaded.json()[0]}")
+    assert served.headers["content-type"] == "application/octet-stream"
+    assert served.headers["content-disposition"].startswith("attachment")
+    with pytest.raises(ValueError, match="not an image"):  # and the image handlers refuse it
+        latent_sampling.open_upload(data)

@@ -15,11 +15,14 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 import gradio as gr  # noqa: E402
 
-from demos import attention, chat, latent_sampling  # noqa: E402
+from demos import attention, chat, latent_sampling, text_to_image  # noqa: E402
 from shared import runtime  # noqa: E402
 from shared.settings import Settings, parse_settings  # noqa: E402
 
-CSS = ".token-view .tok:hover { outline: 1px solid #555; }"
+CSS = """
+.token-view .tok:hover { outline: 1px solid #555; }
+.pixelated img { image-rendering: pixelated; }
+"""
 
 
 def build_app() -> gr.Blocks:
@@ -28,12 +31,15 @@ def build_app() -> gr.Blocks:
         with gr.Tabs() as tabs:
             with gr.Tab("Chat", id="chat"):
                 chat_ui = chat.build_ui()
+            with gr.Tab("Text to image", id="text-to-image"):
+                text_to_image.build_ui()
             with gr.Tab("Latent sampling (GAN / VAE)", id="latent"):
                 latent_sampling.build_ui()
             with gr.Tab("Attention", id="attention"):
                 attention_ui = attention.build_ui()
         link_chat_to_attention(tabs, chat_ui, attention_ui)
         demo.unload(latent_sampling.stop_session_runs)
+        demo.unload(text_to_image.stop_generation)  # a closed tab stops its generation
         with gr.Accordion("System", open=False, elem_id="system-panel"):
             status = gr.Markdown(elem_id="system-status")
             with gr.Row():

@@ -29,6 +29,7 @@ from PIL import Image, ImageOps
 
 from shared import catalog, runtime
 from shared.loaders import LatentModel, ModelLoadError
+from shared.validation import check_float, check_int
 
 # --- knobs ----------------------------------------------------------------------------------
 
@@ -93,27 +94,6 @@ def check_latents(z: object, dim: int) -> torch.Tensor:
             f"Latent values must lie within ±{MAX_ABS_LATENT:g} (a Gaussian latent is almost never past 6)."
         )
     return tensor
-
-
-def check_int(name: str, value: object, low: int, high: int) -> int:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or not math.isfinite(value)
-        or value != int(value)
-    ):
-        raise ValueError(f"{name} must be a whole number, got {str(value)[:40]!r}.")
-    if not low <= value <= high:
-        raise ValueError(f"{name} must be between {low:,} and {high:,}, got {int(value):,}.")
-    return int(value)
-
-
-def check_float(name: str, value: object, low: float, high: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ValueError(f"{name} must be a finite number, got {str(value)[:40]!r}.")
-    if not low <= value <= high:
-        raise ValueError(f"{name} must be between {low:g} and {high:g}, got {value:g}.")
-    return float(value)
 
 
 def sample_z(dim: int, count: int, seed: int, scale: float = 1.0) -> torch.Tensor:

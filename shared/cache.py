@@ -59,6 +59,8 @@ def module_bytes(obj: Any) -> int:
             stack.extend(item)
         elif isinstance(item, dict):
             stack.extend(item.values())
+        elif isinstance(getattr(item, "components", None), dict):  # a diffusers pipeline
+            stack.extend(item.components.values())
         elif dataclasses.is_dataclass(item):
             stack.extend(getattr(item, f.name) for f in dataclasses.fields(item))
     return total

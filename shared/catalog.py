@@ -21,6 +21,8 @@ class ModelSpec:
     license: str
     device: str  # where it is pleasant to run: "cpu" or "gpu"
     description: str = ""
+    # text-to-image: the settings the model is made for (steps, guidance, width, height, scheduler)
+    recipe: dict | None = dataclasses.field(default=None, hash=False, compare=False)
 
     @property
     def bundled(self) -> bool:
@@ -171,6 +173,117 @@ CATALOG: dict[str, ModelSpec] = {
             description="β-VAE (β = 4) on the same shapes, 10-dimensional latent: traversals show its factors.",
         ),
         ModelSpec(
+            key="shapes-t2i",
+            task="text-to-image",
+            source="bundled:shapes-t2i",
+            revision=None,
+            size_mb=24,
+            license="Apache-2.0",
+            device="cpu",
+            description="Tiny latent diffusion model (Stable Diffusion's anatomy: CLIP text encoder, UNet, "
+            "AutoencoderKL) trained by this project on 32×32 captioned scenes of coloured shapes.",
+            recipe={
+                "steps": 20,
+                "guidance_scale": 4.0,
+                "width": 32,
+                "height": 32,
+                "scheduler": "DPM++ 2M",
+                "max_side": 64,
+            },
+        ),
+        ModelSpec(
+            key="sd-turbo",
+            task="text-to-image",
+            source="stabilityai/sd-turbo",
+            revision="b261bac6fd2cf515557d5d0707481eafa0485ec2",
+            size_mb=5200,
+            license="Stability AI Non-Commercial",
+            device="cpu",
+            description="SD 2.1 distilled to 1–4 steps without guidance: the one hub model that is quick on a CPU.",
+            recipe={
+                "steps": 1,
+                "guidance_scale": 0.0,
+                "width": 512,
+                "height": 512,
+                "scheduler": "Euler",
+                "max_side": 768,
+            },
+        ),
+        ModelSpec(
+            key="sdxl-turbo",
+            task="text-to-image",
+            source="stabilityai/sdxl-turbo",
+            revision="71153311d3dbb46851df1931d3ca6e939de83304",
+            size_mb=13900,
+            license="Stability AI Non-Commercial",
+            device="gpu",
+            description="SDXL distilled to 1–4 steps without guidance; two text encoders.",
+            recipe={
+                "steps": 1,
+                "guidance_scale": 0.0,
+                "width": 512,
+                "height": 512,
+                "scheduler": "Euler",
+                "max_side": 1024,
+            },
+        ),
+        ModelSpec(
+            key="sd-1.5",
+            task="text-to-image",
+            source="stable-diffusion-v1-5/stable-diffusion-v1-5",
+            revision="451f4fe16113bff5a5d2269ed5ad43b0592e9a14",
+            size_mb=5500,
+            license="CreativeML OpenRAIL-M",
+            device="gpu",
+            description="Stable Diffusion 1.5, the classic latent diffusion model (860 M-parameter UNet).",
+            recipe={
+                "steps": 25,
+                "guidance_scale": 7.5,
+                "width": 512,
+                "height": 512,
+                "scheduler": "DPM++ 2M",
+                "max_side": 768,
+            },
+        ),
+        ModelSpec(
+            key="bk-sdm-tiny",
+            task="text-to-image",
+            source="nota-ai/bk-sdm-tiny",
+            revision="0364108e53b7f7f4d2585e817a0b7a83dc261cfa",
+            size_mb=1670,
+            license="CreativeML OpenRAIL-M",
+            device="cpu",
+            description="SD 1.5 with blocks removed by distillation (about half the UNet): SD 1.5 quality at lower cost.",
+            recipe={
+                "steps": 20,
+                "guidance_scale": 7.5,
+                "width": 512,
+                "height": 512,
+                "scheduler": "DPM++ 2M",
+                "max_side": 768,
+            },
+        ),
+        ModelSpec(
+            key="kandinsky-2.2",
+            task="text-to-image",
+            source="kandinsky-community/kandinsky-2-2-decoder",
+            revision="9ae140d347fed8ce6e8bb3005dcc1f48543bb8e3",
+            size_mb=12000,
+            license="Apache-2.0",
+            device="gpu",
+            description="DALL·E 2-style: a prior maps the CLIP text embedding to an image embedding, a UNet "
+            "decodes it, MoVQ turns latents into pixels.",
+            recipe={
+                "steps": 50,
+                "guidance_scale": 4.0,
+                "width": 512,
+                "height": 512,
+                "scheduler": "DDPM",
+                "max_side": 768,
+                "prior": ("kandinsky-community/kandinsky-2-2-prior", "9fc51ad5732afc5d031724219d22e6c42179c5a8"),
+            },
+        ),
+        ModelSpec(
             key="sd-vae-ft-mse",
             task="latent",
             source="stabilityai/sd-vae-ft-mse",
@@ -185,9 +298,24 @@ CATALOG: dict[str, ModelSpec] = {
 
 # Preset → the model each task starts on. Any catalog model can still be picked in its tab.
 PRESETS: dict[str, dict[str, str]] = {
-    "bundled": {"chat": "smollm2-135m-instruct", "attention": "smollm2-135m-instruct", "latent": "digits-gan"},
-    "cpu": {"chat": "qwen2.5-0.5b-instruct", "attention": "smollm2-135m-instruct", "latent": "digits-gan"},
-    "gpu": {"chat": "qwen2.5-3b-instruct", "attention": "qwen2.5-0.5b-instruct", "latent": "digits-gan"},
+    "bundled": {
+        "chat": "smollm2-135m-instruct",
+        "attention": "smollm2-135m-instruct",
+        "latent": "digits-gan",
+        "text-to-image": "shapes-t2i",
+    },
+    "cpu": {
+        "chat": "qwen2.5-0.5b-instruct",
+        "attention": "smollm2-135m-instruct",
+        "latent": "digits-gan",
+        "text-to-image": "shapes-t2i",
+    },
+    "gpu": {
+        "chat": "qwen2.5-3b-instruct",
+        "attention": "qwen2.5-0.5b-instruct",
+        "latent": "digits-gan",
+        "text-to-image": "shapes-t2i",
+    },
 }
 
 

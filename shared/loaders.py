@@ -20,6 +20,9 @@ logger = logging.getLogger(__name__)
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
 HUB_PATTERNS = ["*.json", "*.safetensors", "*.jinja", "*.txt", "*.model", "tokenizer*"]
+# A diffusers pipeline keeps each component in a subfolder; a root-level *.safetensors is a
+# single-file checkpoint of the same weights (GBs), so only the subfolders are fetched.
+PIPELINE_PATTERNS = ["*.json", "*.txt", "*/*.safetensors", "*/*.model", "tokenizer*/*"]
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 WEIGHTS = Path(__file__).resolve().parent.parent / "weights"  # the project's own trained models
 
@@ -93,7 +96,7 @@ def local_files(spec: ModelSpec, cache_dir: Path) -> Path:
         name = spec.source.removeprefix("bundled:")
         if name == "smollm2-135m-instruct":
             return convert_smollm2(cache_dir)
-        if (WEIGHTS / name / "config.json").is_file():  # trained by training/, committed with the app
+        if any((WEIGHTS / name / f).is_file() for f in ("config.json", "model_index.json")):  # trained by training/
             return WEIGHTS / name
         raise ModelLoadError(f"Unknown bundled model {name!r}.")
     path = Path(spec.source).expanduser()
@@ -101,16 +104,16 @@ def local_files(spec: ModelSpec, cache_dir: Path) -> Path:
         return path
     if spec.source.startswith((".", "/", "~")):
         raise ModelLoadError(f"Model {spec.key!r}: no such directory.")
-    return download(spec)
+    return download(spec, PIPELINE_PATTERNS if spec.task == "text-to-image" else HUB_PATTERNS)
 
 
-def download(spec: ModelSpec) -> Path:
+def download(spec: ModelSpec, patterns: list[str] = HUB_PATTERNS) -> Path:
     """Fetch the safetensors, configs and tokenizer of a hub repo (never pickles). tqdm bars show
     up as a progress bar in the UI through ``gr.Progress(track_tqdm=True)``."""
     from huggingface_hub import snapshot_download
 
     try:
-        return Path(snapshot_download(spec.source, revision=spec.revision, allow_patterns=HUB_PATTERNS))
+        return Path(snapshot_download(spec.source, revision=spec.revision, allow_patterns=patterns))
     except Exception as exc:  # offline, unknown repo, gated, network error
         offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
         reason = "the app runs offline (HF_HUB_OFFLINE)" if offline else type(exc).__name__
@@ -239,3 +242,60 @@ def load_latent_model(spec: ModelSpec, *, device: str, dtype: torch.dtype, cache
         raise ModelLoadError(f"Model {spec.key!r} failed to load ({type(exc).__name__}).") from exc
     model.to(device).eval()
     return LatentModel(key=spec.key, kind=kind, model=model, latent_dim=latent_dim)
+
+
+@dataclasses.dataclass
+class TextToImage:
+    key: str
+    pipe: object  # a diffusers DiffusionPipeline
+    revision: str | None  # the hub commit it came from (None: bundled or a local directory)
+
+
+def load_text_to_image(spec: ModelSpec, *, device: str, dtype: torch.dtype, cache_dir: Path) -> TextToImage:
+    """Any diffusers text-to-image pipeline (``AutoPipelineForText2Image``, else the class its
+    model_index.json names), from a hub id, a local directory or the project's bundled model."""
+    from diffusers import AutoPipelineForText2Image, DiffusionPipeline
+
+    path = local_files(spec, cache_dir)
+    require_safetensors(path, spec.key)
+    if not (path / "model_index.json").is_file():
+        raise ModelLoadError(f"Model {spec.key!r} is not a diffusers pipeline (no model_index.json).")
+    variant = "fp16" if dtype == torch.float16 and any(path.rglob("*.fp16.safetensors")) else None
+    prior = (spec.recipe or {}).get("prior")
+    if prior:  # a decoder whose prior lives in another repo (Kandinsky 2.2): each at its own revision
+        pipe = _with_prior(spec, path, prior, dtype)
+        pipe.to(device)
+        pipe.set_progress_bar_config(disable=True)
+        return TextToImage(key=spec.key, pipe=pipe, revision=spec.revision)
+    errors = []
+    for pipeline_class in (AutoPipelineForText2Image, DiffusionPipeline):
+        try:
+            pipe = pipeline_class.from_pretrained(
+                path, dtype=dtype, use_safetensors=True, variant=variant, local_files_only=True
+            )
+            break
+        except Exception as exc:  # an unknown architecture for AutoPipeline: try the generic class
+            errors.append(exc)
+    else:
+        raise ModelLoadError(f"Model {spec.key!r} failed to load ({type(errors[-1]).__name__}).") from errors[-1]
+    pipe.to(device)
+    pipe.set_progress_bar_config(disable=True)
+    return TextToImage(key=spec.key, pipe=pipe, revision=spec.revision)
+
+
+def _with_prior(spec: ModelSpec, path: Path, prior: tuple[str, str], dtype: torch.dtype):
+    """Kandinsky 2.2: the prior and the decoder load separately (each pinned) and are combined."""
+    from diffusers import KandinskyV22CombinedPipeline, KandinskyV22Pipeline, KandinskyV22PriorPipeline
+
+    prior_spec = dataclasses.replace(spec, key=f"{spec.key} prior", source=prior[0], revision=prior[1], recipe=None)
+    prior_path = download(prior_spec, PIPELINE_PATTERNS)
+    require_safetensors(prior_path, prior_spec.key)
+    try:
+        kwargs = dict(dtype=dtype, use_safetensors=True, local_files_only=True)
+        decoder = KandinskyV22Pipeline.from_pretrained(path, **kwargs)
+        prior_pipe = KandinskyV22PriorPipeline.from_pretrained(prior_path, **kwargs)
+        return KandinskyV22CombinedPipeline(
+            **decoder.components, **{f"prior_{name}": part for name, part in prior_pipe.components.items()}
+        )
+    except Exception as exc:
+        raise ModelLoadError(f"Model {spec.key!r} failed to load ({type(exc).__name__}).") from exc

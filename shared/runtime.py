@@ -17,9 +17,11 @@ from shared.loaders import (
     AttentionModel,
     CausalLM,
     LatentModel,
+    TextToImage,
     load_attention_model,
     load_causal_lm,
     load_latent_model,
+    load_text_to_image,
 )
 from shared.settings import Settings
 
@@ -92,6 +94,17 @@ def latent_model(choice: str) -> LatentModel:
     key = CacheKey(spec.key, rt.device, str(dtype).removeprefix("torch."))
     return rt.cache.get(
         key, lambda: load_latent_model(spec, device=rt.device, dtype=dtype, cache_dir=rt.settings.cache_dir)
+    )
+
+
+def text_to_image(choice: str) -> TextToImage:
+    """A cached diffusers pipeline. The bundled one is tiny: fp32 everywhere, like every CPU model."""
+    rt = get()
+    spec = catalog.resolve(choice, "text-to-image", allow_any_model=rt.settings.allow_any_model)
+    dtype = torch.float32 if spec.bundled else rt.dtype
+    key = CacheKey(spec.key, rt.device, str(dtype).removeprefix("torch."))
+    return rt.cache.get(
+        key, lambda: load_text_to_image(spec, device=rt.device, dtype=dtype, cache_dir=rt.settings.cache_dir)
     )
 
 

@@ -16,7 +16,7 @@ os.environ["PLAYGROUND_STREAM_INTERVAL"] = "0"
 
 import pytest  # noqa: E402
 
-from tests.tiny_models import build_tiny_bert, build_tiny_llama, build_tiny_mamba  # noqa: E402
+from tests.tiny_models import build_tiny_bert, build_tiny_llama, build_tiny_mamba, build_tiny_sd_pipeline  # noqa: E402
 
 # --- network guard: any connection to a non-loopback address fails the test -----------------
 
@@ -67,6 +67,12 @@ socket.socket.connect_ex = _guarded_connect_ex
 def tiny_llama_dir(tmp_path_factory):
     """A 2-layer Llama (GQA) that never emits end-of-turn: replies run to max_new_tokens."""
     return build_tiny_llama(tmp_path_factory.mktemp("tiny-llama"))
+
+
+@pytest.fixture(scope="session")
+def tiny_sd_dir(tmp_path_factory):
+    """A Stable-Diffusion-architecture pipeline of tiny real parts (CLIP text encoder, UNet, VAE)."""
+    return build_tiny_sd_pipeline(tmp_path_factory.mktemp("tiny-sd"))
 
 
 @pytest.fixture(scope="session")
@@ -142,14 +148,20 @@ def live_app():
 GOOD = dict(message="hello how are you ?", history=[], temperature=0.0, max_new_tokens=8, model="tiny-chat")
 
 
+TINY_T2I_RECIPE = {"steps": 4, "guidance_scale": 3.0, "width": 32, "height": 32, "scheduler": "DDIM", "max_side": 64}
+
+
 def _spec(key: str, source: str, task: str = "chat"):
     from shared.catalog import ModelSpec
 
-    return ModelSpec(key=key, task=task, source=source, revision="0" * 40, size_mb=1, license="test", device="cpu")
+    recipe = TINY_T2I_RECIPE if task == "text-to-image" else None
+    return ModelSpec(
+        key=key, task=task, source=source, revision="0" * 40, size_mb=1, license="test", device="cpu", recipe=recipe
+    )
 
 
 @pytest.fixture(scope="module")
-def launched_app(tiny_llama_dir, tiny_bert_dir, tmp_path_factory):
+def launched_app(tiny_llama_dir, tiny_bert_dir, tiny_sd_dir, tmp_path_factory):
     """`app.build_app()` launched on loopback with tiny real models added to the catalog."""
     import app as app_module
     from shared import catalog, runtime
@@ -164,6 +176,13 @@ def launched_app(tiny_llama_dir, tiny_bert_dir, tmp_path_factory):
         "hub-chat": _spec("hub-chat", "HuggingFaceTB/SmolLM2-360M-Instruct"),
         "tiny-bert": _spec("tiny-bert", str(tiny_bert_dir), "attention"),
         "tiny-mamba": _spec("tiny-mamba", str(build_tiny_mamba(tmp_path_factory.mktemp("mamba"))), "attention"),
+        "tiny-sd": _spec("tiny-sd", str(tiny_sd_dir), "text-to-image"),
+        "nan-sd": _spec(
+            "nan-sd", str(build_tiny_sd_pipeline(tmp_path_factory.mktemp("nan"), output="nan")), "text-to-image"
+        ),
+        "black-sd": _spec(
+            "black-sd", str(build_tiny_sd_pipeline(tmp_path_factory.mktemp("black"), output="black")), "text-to-image"
+        ),
     }
     catalog.CATALOG.update(extra)
     runtime.configure(Settings(port=free_port(), preload=False, cache_dir=tmp_path_factory.mktemp("c")))

@@ -155,3 +155,72 @@ def build_tiny_autoencoder_kl(path: Path, seed: int = 0) -> Path:
         layers_per_block=1,
     ).save_pretrained(path)
     return path
+
+
+def build_tiny_sd_pipeline(path: Path, seed: int = 0, output: str = "normal") -> Path:
+    """A Stable-Diffusion-architecture pipeline from tiny real parts: UNet2DConditionModel,
+    AutoencoderKL, CLIPTextModel and a CLIPTokenizer built from a local vocabulary. Saved with
+    ``save_pretrained`` (safetensors) so it loads by path like a hub id. ``output="nan"`` or
+    ``"black"`` breaks the decoder's last layer so every image comes out NaN or black."""
+    from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    from training.train_text_to_image import clip_tokenizer
+
+    torch.manual_seed(seed)
+    tokenizer = clip_tokenizer(["a", "red", "blue", "circle", "square", "small", "large", "cat"], max_length=16)
+    vocab = len(tokenizer)
+    text_encoder = CLIPTextModel(
+        CLIPTextConfig(
+            vocab_size=vocab,
+            hidden_size=16,
+            intermediate_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            max_position_embeddings=16,
+            bos_token_id=vocab - 2,
+            eos_token_id=vocab - 1,
+            pad_token_id=vocab - 1,
+        )
+    )
+    unet = UNet2DConditionModel(
+        sample_size=8,
+        in_channels=4,
+        out_channels=4,
+        block_out_channels=(16, 32),
+        layers_per_block=1,
+        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
+        cross_attention_dim=16,
+        attention_head_dim=4,
+        norm_num_groups=8,
+    )
+    vae = AutoencoderKL(
+        in_channels=3,
+        out_channels=3,
+        down_block_types=("DownEncoderBlock2D",) * 2,
+        up_block_types=("UpDecoderBlock2D",) * 2,
+        block_out_channels=(8, 16),
+        latent_channels=4,
+        norm_num_groups=8,
+        layers_per_block=1,
+    )
+    if output != "normal":
+        with torch.no_grad():
+            vae.decoder.conv_out.weight.zero_()
+            vae.decoder.conv_out.bias.fill_(float("nan") if output == "nan" else -5.0)
+    scheduler = DDIMScheduler(
+        beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012, clip_sample=False, steps_offset=1
+    )
+    pipe = StableDiffusionPipeline(
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        unet=unet,
+        scheduler=scheduler,
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
+    pipe.save_pretrained(path, safe_serialization=True)
+    return path

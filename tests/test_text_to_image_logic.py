@@ -1,0 +1,286 @@
+"""Text-to-image logic on a tiny real Stable-Diffusion-architecture pipeline, loaded by path
+through the same loader as hub ids. No browser, no server."""
+
+from __future__ import annotations
+
+import io
+import struct
+import threading
+import zlib
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from demos import text_to_image as t2i
+from shared.catalog import ModelSpec
+from shared.loaders import ModelLoadError, load_text_to_image
+from tests.tiny_models import build_tiny_sd_pipeline
+
+
+def _spec(path, key="tiny-sd"):
+    return ModelSpec(key=key, task="text-to-image", source=str(path), revision=None, size_mb=1, license="t", device="cpu")
+
+
+@pytest.fixture(scope="module")
+def entry(tiny_sd_dir, tmp_path_factory):
+    return load_text_to_image(_spec(tiny_sd_dir), device="cpu", dtype=torch.float32, cache_dir=tmp_path_factory.mktemp("c"))
+
+
+def recipe(**overrides) -> t2i.Recipe:
+    raw = dict(
+        model="tiny-sd",
+        revision=None,
+        prompt="a red circle",
+        negative_prompt="",
+        seed=3,
+        steps=4,
+        guidance_scale=3.0,
+        scheduler="DDIM",
+        width=32,
+        height=32,
+        count=2,
+    )
+    raw.update(overrides)
+    return t2i.check_recipe(**raw)
+
+
+def pixels(run: t2i.Run) -> np.ndarray:
+    return np.stack([np.asarray(im) for im in run.images])
+
+
+# --- loading ---------------------------------------------------------------------------------------
+
+
+def test_loader_loads_a_saved_pipeline_by_path(entry):
+    from diffusers import StableDiffusionPipeline
+
+    assert isinstance(entry.pipe, StableDiffusionPipeline)
+    assert {"unet", "vae", "text_encoder", "tokenizer", "scheduler"} <= set(entry.pipe.components)
+
+
+def test_loader_refuses_pickles_and_non_pipelines(tmp_path, tiny_sd_dir):
+    import shutil
+
+    pickled = tmp_path / "pickled"
+    shutil.copytree(tiny_sd_dir, pickled)
+    for f in pickled.rglob("*.safetensors"):
+        f.rename(f.with_suffix(".bin"))
+    with pytest.raises(ModelLoadError, match="pickle"):
+        load_text_to_image(_spec(pickled), device="cpu", dtype=torch.float32, cache_dir=tmp_path)
+    lone = tmp_path / "lone"
+    shutil.copytree(tiny_sd_dir / "vae", lone)
+    with pytest.raises(ModelLoadError, match="not a diffusers pipeline"):
+        load_text_to_image(_spec(lone), device="cpu", dtype=torch.float32, cache_dir=tmp_path)
+
+
+# --- generation ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("scheduler", list(t2i.SCHEDULERS))
+def test_every_scheduler_runs_with_one_preview_and_one_frame_per_step(entry, scheduler):
+    calls = []
+    run = t2i.generate(entry, recipe(scheduler=scheduler, steps=5), on_step=lambda i, n, r: calls.append((i, n, r)))
+    assert [c[0] for c in calls] == list(range(5)) and all(c[1] == 5 for c in calls)
+    assert len(run.images) == 2 and run.images[0].size == (32, 32)
+    assert len(run.steps) == 5  # the debugger has one frame per step…
+    for _, _, record in calls:  # …and every preview can be drawn
+        assert t2i.preview_of(entry.pipe, record).shape == (32, 32, 3)
+    for k in range(1, 6):
+        view = t2i.step_view(entry.pipe, run, k)
+        assert view.x0 is not None and len(view.guidance) == 4
+    assert all(r.x0 is not None and torch.isfinite(r.x0).all() for r in run.steps)
+
+
+def test_same_seed_gives_identical_pixels_and_another_seed_does_not(entry):
+    a, b = t2i.generate(entry, recipe()), t2i.generate(entry, recipe())
+    c = t2i.generate(entry, recipe(seed=4))
+    assert np.array_equal(pixels(a), pixels(b))
+    assert not np.array_equal(pixels(a), pixels(c))
+    # image i of a batch uses seed + i: the second image of seed 3 is the first of seed 4
+    assert np.abs(pixels(a)[1].astype(int) - pixels(c)[0].astype(int)).max() <= 1
+
+
+def test_recorder_sees_the_guidance_it_reports(entry):
+    """ε used = ε_uncond + w·(ε_cond − ε_uncond), and x̂₀ follows from x_t and ε by the schedule."""
+    run = t2i.generate(entry, recipe(guidance_scale=5.0, count=1))
+    for r in run.steps:
+        assert torch.allclose(r.eps, r.eps_uncond + 5.0 * (r.eps_cond - r.eps_uncond), atol=1e-5)
+        a = r.alpha_bar
+        assert torch.allclose(np.sqrt(a) * r.x0 + np.sqrt(1 - a) * r.eps, r.x_t, atol=1e-4)
+    no_cfg = t2i.generate(entry, recipe(guidance_scale=1.0, count=1))
+    assert all(r.eps_cond is None for r in no_cfg.steps)  # w ≤ 1: one pass per step
+    assert t2i.guidance_frame(no_cfg).empty and len(t2i.guidance_frame(run)) == 4
+
+
+def test_branch_from_the_first_step_with_the_same_settings_retraces_the_path(entry):
+    run = t2i.generate(entry, recipe(count=1, scheduler="DDIM"))
+    same = np.asarray(t2i.branch(entry, run, 1, "DDIM", 3.0))
+    original = np.asarray(t2i.enlarge(np.asarray(run.images[0])))
+    assert np.abs(same.astype(int) - original.astype(int)).max() <= 2
+    other = np.asarray(t2i.branch(entry, run, 2, "Euler", 9.0))
+    assert other.shape == original.shape and not np.array_equal(other, original)
+
+
+def test_schedule_frame_covers_every_scheduler(entry):
+    frame = t2i.schedule_frame(entry.pipe.scheduler.config, 10)
+    assert set(frame["scheduler"]) == set(t2i.SCHEDULERS)
+    for _, rows in frame.groupby("scheduler"):
+        values = rows["ᾱ_t (signal left)"].to_numpy()
+        assert len(values) == 10 and np.all(np.diff(values) >= 0)  # signal grows as noise is removed
+
+
+def test_anatomy_lists_every_part_with_its_size(entry):
+    text = t2i.anatomy_markdown(entry)
+    for part in ("unet", "vae", "text_encoder", "tokenizer", "scheduler", "UNet2DConditionModel", "CLIPTextModel"):
+        assert part in text
+
+
+def test_stop_ends_the_run_early(entry):
+    stop = threading.Event()
+    seen = []
+
+    def on_step(i, n, r):
+        seen.append(i)
+        if i == 1:
+            stop.set()
+
+    run = t2i.generate(entry, recipe(steps=20, count=1), on_step=on_step, stop=stop)
+    assert run.stopped and len(seen) == 2
+
+
+def test_requests_in_parallel_equal_serial_runs(entry):
+    """Each request has its own scheduler and pipeline object; the recorder only hears its own thread."""
+    recipes = [recipe(seed=s, scheduler=name) for s, name in zip(range(4), ["DDIM", "Euler", "DPM++ 2M", "DDPM"], strict=True)]
+    serial = [t2i.generate(entry, r) for r in recipes]
+    results: list = [None] * 4
+
+    def work(i):
+        results[i] = t2i.generate(entry, recipes[i])
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    for s, p in zip(serial, results, strict=True):
+        assert np.abs(pixels(s).astype(int) - pixels(p).astype(int)).max() <= 1
+        assert len(p.steps) == len(s.steps)
+
+
+# --- notices and bad output ----------------------------------------------------------------------
+
+
+def test_empty_prompt_runs_unconditionally_with_a_notice(entry):
+    run = t2i.generate(entry, recipe(prompt="   "))
+    assert len(run.images) == 2 and any("unconditionally" in n for n in run.notices)
+
+
+def test_prompt_past_the_token_limit_is_truncated_with_a_notice(entry):
+    notices = t2i.prompt_notices(entry.pipe, recipe(prompt="a red circle " * 30))
+    assert any("truncated" in n and "16" in n for n in notices)
+    assert not t2i.prompt_notices(entry.pipe, recipe())
+
+
+@pytest.mark.parametrize("output, message", [("nan", "NaN"), ("black", "black")])
+def test_nan_or_black_output_is_detected(tmp_path, output, message):
+    path = build_tiny_sd_pipeline(tmp_path / output, output=output)
+    broken = load_text_to_image(_spec(path, output), device="cpu", dtype=torch.float32, cache_dir=tmp_path)
+    if output == "nan":
+        with pytest.raises(ValueError, match=message):
+            t2i.generate(broken, recipe())
+    else:
+        assert any(message in n for n in t2i.generate(broken, recipe()).notices)
+
+
+# --- validation ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("width", 0, "width"),
+        ("width", -8, "width"),
+        ("height", 33, "multiple of 8"),
+        ("width", 4096, "width"),
+        ("steps", 0, "steps"),
+        ("steps", -1, "steps"),
+        ("steps", 10**6, "steps"),
+        ("guidance_scale", float("nan"), "guidance"),
+        ("guidance_scale", float("inf"), "guidance"),
+        ("guidance_scale", -1, "guidance"),
+        ("seed", -1, "seed"),
+        ("seed", 2**70, "seed"),
+        ("seed", "abc", "seed"),
+        ("count", 1000, "number of images"),
+        ("scheduler", "Heun 9000", "scheduler"),
+        ("prompt", 42, "text"),
+        ("prompt", "x" * 5000, "characters"),
+    ],
+)
+def test_bad_settings_get_a_clear_message(field, value, message):
+    with pytest.raises(ValueError, match=message):
+        recipe(**{field: value})
+
+
+def test_pixel_cap():
+    with pytest.raises(ValueError, match="pixel cap"):
+        t2i.check_recipe(
+            model="sdxl-turbo", revision=None, prompt="x", negative_prompt="", seed=0, steps=1, guidance_scale=0,
+            scheduler="Euler", width=1024, height=1024, count=1, max_pixels=t2i.CPU_MAX_PIXELS,
+        )  # fmt: skip
+
+
+# --- the recipe in the PNG -----------------------------------------------------------------------
+
+
+def test_png_recipe_round_trips_and_reproduces_the_pixels(entry):
+    run = t2i.generate(entry, recipe(negative_prompt="blue", scheduler="Euler ancestral"))
+    paths = t2i.save_pngs(run)
+    restored = t2i.recipe_from_png(paths[1])
+    assert restored == run.recipe
+    with Image.open(paths[1]) as image:
+        assert "Seed: 4" in image.info["parameters"]  # AUTOMATIC1111's format, image 2 = seed + 1
+        assert np.array_equal(np.asarray(image.convert("RGB")), np.asarray(run.images[1]))
+    again = t2i.generate(entry, restored)
+    assert np.array_equal(pixels(again), pixels(run))
+
+
+def _png_header_only(width: int, height: int) -> bytes:
+    """A PNG that claims to be width×height (the pixels are never there: nothing to decompress)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)) + chunk(b"IEND", b"")
+
+
+def test_restore_refuses_bad_files():
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(buffer, format="PNG")
+    plain_png = buffer.getvalue()
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(buffer, format="JPEG")
+    cases = {
+        b"\x89PNG\r\n\x1a\n garbage": "not a readable PNG",
+        b"hello": "not a readable PNG",
+        _png_header_only(20000, 20000): "too large|past the cap",
+        plain_png: "no GenAI Playground recipe",
+        buffer.getvalue(): "takes a PNG",
+    }
+    for data, message in cases.items():
+        with pytest.raises(ValueError, match=message):
+            t2i.recipe_from_png(data)
+
+
+def test_restore_validates_the_recipe_it_reads():
+    from PIL import PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    info.add_text(t2i.RECIPE_KEY, '{"model": "tiny-sd", "prompt": "x", "negative_prompt": "", "seed": -5, '
+                  '"steps": 4, "guidance_scale": 3, "scheduler": "DDIM", "width": 32, "height": 32, "count": 1}')  # fmt: skip
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(buffer, format="PNG", pnginfo=info)
+    with pytest.raises(ValueError, match="seed"):
+        t2i.recipe_from_png(buffer.getvalue())

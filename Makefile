@@ -31,3 +31,6 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/chat_throughput.py
+	HF_HUB_OFFLINE=1 $(BIN)/python bench/attention_views.py
+	HF_HUB_OFFLINE=1 $(BIN)/python bench/latent_sampling.py
+	HF_HUB_OFFLINE=1 $(BIN)/python bench/text_to_image.py

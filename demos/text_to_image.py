@@ -800,7 +800,7 @@ def generate_ui(
                 paths,
                 json.dumps(dataclasses.asdict(recipe), indent=1, ensure_ascii=False),
                 run,
-                gr.Slider(minimum=1, maximum=last, value=last, step=1, interactive=bool(run.steps)),
+                gr.Slider(minimum=1, maximum=max(last, 2), value=last, step=1, interactive=bool(run.steps)),
                 schedule_plot_frame(entry.pipe, run, recipe.steps, last),
                 guidance_frame(run),
                 anatomy_markdown(entry),
@@ -828,6 +828,7 @@ def show_step(model: str, run: Run | None, k: int):
         raise gr.Error("Generate an image first: the debugger shows its steps.")
     entry = _entry(run.recipe.model)
     try:
+        k = min(int(k), len(run.steps)) if isinstance(k, (int, float)) and math.isfinite(k) else k
         view = step_view(entry.pipe, run, k)
     except ValueError as exc:
         raise gr.Error(str(exc)) from None
@@ -959,40 +960,58 @@ def build_ui() -> None:
     with gr.Row():
         with gr.Column(scale=3):
             prompt = gr.Textbox(
-                label="Prompt", value="a large red circle at the top", lines=2, max_length=MAX_PROMPT_CHARS
+                elem_id="t2i-prompt",
+                label="Prompt",
+                value="a large red circle at the top",
+                lines=2,
+                max_length=MAX_PROMPT_CHARS,
             )
             negative = gr.Textbox(
                 label="Negative prompt", placeholder="what to steer away from", max_length=MAX_PROMPT_CHARS
             )
             with gr.Row():
-                seed = gr.Number(label="Seed", value=0, precision=0, minimum=0, maximum=MAX_SEED)
+                seed = gr.Number(elem_id="t2i-seed", label="Seed", value=0, precision=0, minimum=0, maximum=MAX_SEED)
                 dice = gr.Button("🎲", scale=0, min_width=48)
                 count = gr.Slider(1, MAX_COUNT, value=4, step=1, label="Images")
             with gr.Row():
-                steps = gr.Slider(1, MAX_STEPS, value=r["steps"], step=1, label="Steps")
+                steps = gr.Slider(1, MAX_STEPS, elem_id="t2i-steps", value=r["steps"], step=1, label="Steps")
                 guidance = gr.Slider(0, MAX_GUIDANCE, value=r["guidance_scale"], step=0.5, label="Guidance scale (w)")
             with gr.Row():
                 width = gr.Slider(8, r["max_side"], value=r["width"], step=8, label="Width")
                 height = gr.Slider(8, r["max_side"], value=r["height"], step=8, label="Height")
             with gr.Row():
-                go = gr.Button("Generate", variant="primary")
-                stop = gr.Button("Stop")
-            restore_file = gr.File(label="Restore settings from a PNG made here", file_types=[".png"], type="filepath")
+                go = gr.Button("Generate", variant="primary", elem_id="t2i-generate")
+                stop = gr.Button("Stop", elem_id="t2i-stop")
+            restore_file = gr.File(
+                elem_id="t2i-restore",
+                label="Restore settings from a PNG made here",
+                file_types=[".png"],
+                type="filepath",
+            )
         with gr.Column(scale=2):
-            preview = gr.Image(label="Live: the image it is heading for (x̂₀)", format="png", elem_classes="pixelated")
-            status = gr.Markdown()
+            preview = gr.Image(
+                elem_id="t2i-preview",
+                label="Live: the image it is heading for (x̂₀)",
+                format="png",
+                elem_classes="pixelated",
+            )
+            status = gr.Markdown(elem_id="t2i-status")
     gallery = gr.Gallery(
-        label="Images (PNG with the full recipe inside)", columns=4, format="png", elem_classes="pixelated"
+        label="Images (PNG with the full recipe inside)",
+        elem_id="t2i-gallery",
+        columns=4,
+        format="png",
+        elem_classes="pixelated",
     )
     recipe_box = gr.Code(label="Recipe", language="json")
     run_state = gr.State(None)
 
     with gr.Accordion("Step debugger: scrub through every step", open=False):
-        k = gr.Slider(1, 1, value=1, step=1, label="Step", interactive=False)
-        step_text = gr.Markdown()
+        k = gr.Slider(1, 2, value=1, step=1, label="Step", interactive=False)
+        step_text = gr.Markdown(elem_id="t2i-step-text")
         with gr.Row():
             x_t = gr.Image(label="x_t: the noisy latent", elem_classes="pixelated")
-            x0 = gr.Image(label="x̂₀: the clean image it implies (decoded)", elem_classes="pixelated")
+            x0 = gr.Image(elem_id="t2i-x0", label="x̂₀: the clean image it implies (decoded)", elem_classes="pixelated")
             eps = gr.Image(label="ε: the noise the model predicts", elem_classes="pixelated")
         cfg = gr.Gallery(label="Classifier-free guidance on your prompt", columns=4, elem_classes="pixelated")
         pull = gr.LinePlot(
@@ -1002,8 +1021,8 @@ def build_ui() -> None:
         with gr.Row():
             branch_scheduler = gr.Dropdown(names, value="Euler", label="Scheduler")
             branch_guidance = gr.Slider(0, MAX_GUIDANCE, value=1.0, step=0.5, label="Guidance scale")
-            branch_go = gr.Button("Branch from this step")
-        branched = gr.Gallery(label="Original vs branch", columns=2, elem_classes="pixelated")
+            branch_go = gr.Button("Branch from this step", elem_id="t2i-branch")
+        branched = gr.Gallery(elem_id="t2i-branched", label="Original vs branch", columns=2, elem_classes="pixelated")
     with gr.Accordion("Noise schedule: ᾱ_t per step for each scheduler", open=False):
         schedule = gr.LinePlot(x="step", y="ᾱ_t (signal left)", color="scheduler", height=300)
     with gr.Accordion("Pipeline anatomy", open=False):

@@ -1,6 +1,7 @@
 """A person in a real browser: Debian's Chromium driven by Playwright against `python app.py`."""
 
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -170,3 +171,78 @@ def test_latent_tab_samples_interpolates_traverses_and_encodes_a_drawing(page):
     expect(page.locator("#latent-reconstruction img")).to_be_visible(timeout=30_000)
     expect(page.locator(".toast-body")).to_have_count(0)
     page.screenshot(path=str(ARTIFACTS / "browser-latent.png"), full_page=True)
+
+
+def test_text_to_image_generates_live_and_the_debugger_scrubs_the_steps(page):
+    dismiss_toasts(page)
+    page.get_by_role("tab", name="Text to image").click()
+    page.locator("#t2i-prompt textarea").fill("a large blue square on the left")
+    page.locator("#t2i-generate").click()
+    expect(page.locator("#t2i-status")).to_contain_text("Done", timeout=120_000)
+    expect(page.locator("#t2i-gallery img").first).to_be_visible()
+    assert page.locator("#t2i-gallery img").count() >= 4
+    expect(page.locator("#t2i-preview img")).to_be_visible()
+    page.get_by_text("Step debugger: scrub through every step").click()
+    expect(page.locator("#t2i-x0 img")).to_be_visible(timeout=30_000)
+    expect(page.locator("#t2i-step-text")).to_contain_text("Step 20 of 20")
+    page.locator("#t2i-branch").click()
+    expect(page.locator("#t2i-branched img")).to_have_count(2, timeout=30_000)
+    expect(page.locator(".toast-body")).to_have_count(0)
+    page.screenshot(path=str(ARTIFACTS / "browser-text-to-image.png"), full_page=True)
+
+
+def test_text_to_image_restores_settings_from_a_png_and_refuses_bad_input(page, tmp_path):
+    from PIL import Image
+
+    from demos import text_to_image as t2i
+
+    recipe = t2i.Recipe("shapes-t2i", None, "a small green circle at the top", "", 1234, 7, 2.5, "Euler", 32, 32, 2)
+    png = tmp_path / "recipe.png"
+    png.write_bytes(t2i.png_bytes(Image.new("RGB", (32, 32)), recipe, 0))
+    page.locator("#t2i-restore input[type=file]").set_input_files(str(png))
+    expect(page.locator("#t2i-status")).to_contain_text("Settings restored", timeout=15_000)
+    expect(page.locator("#t2i-prompt textarea")).to_have_value("a small green circle at the top")
+    expect(page.locator("#t2i-seed input")).to_have_value("1234")
+    expect(page.locator("#t2i-steps input[type=number]")).to_have_value("7")
+    bomb = tmp_path / "not-a-png.png"
+    bomb.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 64)
+    page.locator("#t2i-restore input[type=file]").set_input_files(str(bomb))
+    expect(page.get_by_text("not a readable PNG").first).to_be_visible(timeout=15_000)
+    dismiss_toasts(page)
+
+
+def test_closing_a_tab_stops_its_training_run(live_app):
+    """Two tabs fill the lab (2 runs at most); closing one must free its slot for a third tab."""
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS)
+        pages = []
+        for _ in range(2):
+            tab = browser.new_page(viewport={"width": 1300, "height": 1500})
+            tab.goto(live_app)
+            tab.get_by_role("tab", name="Latent sampling (GAN / VAE)").click()
+            tab.get_by_role("tab", name="Training lab").click()
+            tab.locator("#lab-start").click()
+            expect(tab.locator("#lab-status")).to_contain_text("step", timeout=30_000)
+            pages.append(tab)
+        third = browser.new_page(viewport={"width": 1300, "height": 1500})
+        third.goto(live_app)
+        third.get_by_role("tab", name="Latent sampling (GAN / VAE)").click()
+        third.get_by_role("tab", name="Training lab").click()
+        third.locator("#lab-start").click()
+        expect(third.get_by_text("training runs are going already").first).to_be_visible(timeout=15_000)
+        pages[0].close()  # the browser tab goes away: the app's unload handler stops its run
+        for close in third.locator(".toast-close").all():
+            close.click()
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            third.locator("#lab-start").click()
+            try:
+                expect(third.locator("#lab-status")).to_contain_text("step", timeout=3_000)
+                break
+            except AssertionError:
+                for close in third.locator(".toast-close").all():
+                    close.click()
+        expect(third.locator("#lab-status")).to_contain_text("step", timeout=1_000)
+        for tab in (pages[1], third):
+            tab.locator("#lab-stop").click()
+        browser.close()

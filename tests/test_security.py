@@ -89,8 +89,10 @@ def test_no_trust_remote_code_anywhere_in_product_code():
 
 @pytest.mark.parametrize(
     "name, data",
-    [("x.svg", b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>'),
-     ("x.html", b"<html><script>alert(1)</script></html>")],
+    [
+        ("x.svg", b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>'),
+        ("x.html", b"<html><script>alert(1)</script></html>"),
+    ],
 )
 def test_uploaded_html_and_svg_are_never_rendered(http, name, data):
     """An uploaded page or SVG comes back only as a download, never as something the browser runs."""

@@ -20,12 +20,16 @@ from tests.tiny_models import build_tiny_sd_pipeline
 
 
 def _spec(path, key="tiny-sd"):
-    return ModelSpec(key=key, task="text-to-image", source=str(path), revision=None, size_mb=1, license="t", device="cpu")
+    return ModelSpec(
+        key=key, task="text-to-image", source=str(path), revision=None, size_mb=1, license="t", device="cpu"
+    )
 
 
 @pytest.fixture(scope="module")
 def entry(tiny_sd_dir, tmp_path_factory):
-    return load_text_to_image(_spec(tiny_sd_dir), device="cpu", dtype=torch.float32, cache_dir=tmp_path_factory.mktemp("c"))
+    return load_text_to_image(
+        _spec(tiny_sd_dir), device="cpu", dtype=torch.float32, cache_dir=tmp_path_factory.mktemp("c")
+    )
 
 
 def recipe(**overrides) -> t2i.Recipe:
@@ -152,7 +156,9 @@ def test_stop_ends_the_run_early(entry):
 
 def test_requests_in_parallel_equal_serial_runs(entry):
     """Each request has its own scheduler and pipeline object; the recorder only hears its own thread."""
-    recipes = [recipe(seed=s, scheduler=name) for s, name in zip(range(4), ["DDIM", "Euler", "DPM++ 2M", "DDPM"], strict=True)]
+    recipes = [
+        recipe(seed=s, scheduler=name) for s, name in zip(range(4), ["DDIM", "Euler", "DPM++ 2M", "DDPM"], strict=True)
+    ]
     serial = [t2i.generate(entry, r) for r in recipes]
     results: list = [None] * 4
 
@@ -253,7 +259,11 @@ def _png_header_only(width: int, height: int) -> bytes:
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+        + chunk(b"IEND", b"")
+    )
 
 
 def test_restore_refuses_bad_files():

@@ -1038,6 +1038,7 @@ def build_ui() -> None:
         generate_ui,
         settings,
         [preview, status, gallery, recipe_box, run_state, k, schedule, pull, anatomy],
+        show_progress_on=[status],  # the bar (with its ETA) sits on the status line; the preview stays in view
         **heavy,
     )
     stop.click(stop_generation, None, None, **light)

@@ -14,14 +14,18 @@ TEXT = "the cat sat on the mat ."
 
 def _requests():
     """(endpoint, kwargs) for a mix of every tab's work, each reproducible from its seed."""
-    chat = [("/chat", {**GOOD, "temperature": 1.0, "max_new_tokens": 12, "seed": s}) for s in range(4)]
+    chat = [("/chat", {**GOOD, "temperature": 1.0, "max_new_tokens": 12, "seed": s}) for s in range(6)]
     attention = [
         ("/attention", {"text": TEXT, "model": m, "layer": 1, "head": h})
         for m in ("tiny-chat", "tiny-bert")
         for h in (0, 3)
     ]
     latent = [("/sample_latents", {"model": "digits-vae", "seed": s, "count": 4}) for s in range(4)]
-    return chat + attention + latent
+    image = [
+        ("/text_to_image", {"prompt": "a red circle", "model": "tiny-sd", "seed": s, "scheduler": name, "count": 2})
+        for s, name in enumerate(["DDIM", "Euler ancestral", "DPM++ 2M", "DDPM", "Euler", "LCM"])
+    ]
+    return chat + attention + latent + image
 
 
 def test_mixed_concurrent_requests_equal_serial_runs(client, app_url):
@@ -35,6 +39,7 @@ INVALID = [
     ("/chat", {**GOOD, "message": "   "}, "empty"),
     ("/attention", {"text": TEXT, "model": "tiny-chat", "layer": 9, "head": 0}, "out of range"),
     ("/sample_latents", {"model": "digits-vae", "count": 0}, "count"),
+    ("/text_to_image", {"prompt": "x", "model": "tiny-sd", "width": 36}, "multiple of 8"),
     ("/chat", {**GOOD, "temperature": "NaN"}, "temperature"),
 ]
 

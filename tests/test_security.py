@@ -60,7 +60,7 @@ def test_every_event_is_queued_and_model_work_shares_one_group(launched_app):
 
 def test_only_documented_endpoints_are_callable(launched_app):
     public = {fn.api_name for fn in launched_app.fns.values() if fn.api_visibility != "private"}
-    assert public == {"chat", "attention", "sample_latents", "interpolate", "traverse"}
+    assert public == {"chat", "attention", "sample_latents", "interpolate", "traverse", "text_to_image"}
 
 
 def test_analytics_and_telemetry_are_off(launched_app):

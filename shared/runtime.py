@@ -86,26 +86,23 @@ def attention_model(choice: str) -> AttentionModel:
     )
 
 
-def latent_model(choice: str) -> LatentModel:
-    """A cached GAN / VAE / AutoencoderKL. The project's own are small: fp32 everywhere."""
+def _cached(choice: str, task: str, loader):
+    """The cached model for a choice; the project's own models are small, so fp32 everywhere."""
     rt = get()
-    spec = catalog.resolve(choice, "latent", allow_any_model=rt.settings.allow_any_model)
+    spec = catalog.resolve(choice, task, allow_any_model=rt.settings.allow_any_model)
     dtype = torch.float32 if spec.bundled else rt.dtype
     key = CacheKey(spec.key, rt.device, str(dtype).removeprefix("torch."))
-    return rt.cache.get(
-        key, lambda: load_latent_model(spec, device=rt.device, dtype=dtype, cache_dir=rt.settings.cache_dir)
-    )
+    return rt.cache.get(key, lambda: loader(spec, device=rt.device, dtype=dtype, cache_dir=rt.settings.cache_dir))
+
+
+def latent_model(choice: str) -> LatentModel:
+    """A cached GAN / VAE / AutoencoderKL."""
+    return _cached(choice, "latent", load_latent_model)
 
 
 def text_to_image(choice: str) -> TextToImage:
-    """A cached diffusers pipeline. The bundled one is tiny: fp32 everywhere, like every CPU model."""
-    rt = get()
-    spec = catalog.resolve(choice, "text-to-image", allow_any_model=rt.settings.allow_any_model)
-    dtype = torch.float32 if spec.bundled else rt.dtype
-    key = CacheKey(spec.key, rt.device, str(dtype).removeprefix("torch."))
-    return rt.cache.get(
-        key, lambda: load_text_to_image(spec, device=rt.device, dtype=dtype, cache_dir=rt.settings.cache_dir)
-    )
+    """A cached diffusers pipeline."""
+    return _cached(choice, "text-to-image", load_text_to_image)
 
 
 def status_markdown() -> str:

@@ -121,7 +121,9 @@ def unet_model() -> UNet2DConditionModel:
 
 
 def noise_scheduler() -> DDPMScheduler:  # Stable Diffusion's training schedule
-    return DDPMScheduler(num_train_timesteps=1000, beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012)
+    return DDPMScheduler(
+        num_train_timesteps=1000, beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012, steps_offset=1
+    )
 
 
 def as_tensor(images) -> torch.Tensor:

@@ -64,21 +64,6 @@ def evaluate(pipe, *, singles: int = 120, pairs: int = 40, **settings) -> dict:
     return report
 
 
-def from_checkpoint():
-    """A pipeline from the EMA weights of the training run in progress."""
-    from training import train_text_to_image as train
-
-    state = torch.load(train.CHECKPOINTS / "shapes-t2i-unet.pt", weights_only=True)
-    vae = train.vae_model()
-    vae.load_state_dict(torch.load(train.CHECKPOINTS / "shapes-t2i-vae.pt", weights_only=True)["vae"])
-    vae.register_to_config(scaling_factor=state["scaling"])
-    tokenizer = train.clip_tokenizer(train.caption_words())
-    unet, text_encoder = train.unet_model(), train.text_model(len(tokenizer))
-    unet.load_state_dict(state["ema_unet"]), text_encoder.load_state_dict(state["ema_text_encoder"])
-    print(f"checkpoint at step {state['step']}")
-    return train.pipeline(vae, unet, text_encoder, tokenizer)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", action="store_true")
@@ -88,13 +73,18 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(min(2, torch.get_num_threads()))
     if args.checkpoint:
+        from training.train_text_to_image import from_checkpoint
+
         pipe = from_checkpoint()
+        print(f"checkpoint at step {pipe.training_state['step']}")
     else:
         from diffusers import StableDiffusionPipeline
 
         from shared.loaders import WEIGHTS
 
-        pipe = StableDiffusionPipeline.from_pretrained(WEIGHTS / "shapes-t2i", use_safetensors=True)
+        pipe = StableDiffusionPipeline.from_pretrained(
+            WEIGHTS / "shapes-t2i", use_safetensors=True, dtype=torch.float32
+        )
     report = evaluate(pipe, steps=args.steps, guidance_scale=args.guidance, scheduler=args.scheduler)
     print(json.dumps(report, indent=1))
 

@@ -3,7 +3,8 @@ Diffusion, on captioned 32×32 scenes that training/scenes.py renders. Fixed see
 about an hour on 2 CPU cores in all.
 
     python -m training.train_text_to_image --stage vae  --steps 2000    # AutoencoderKL, 32×32×3 ↔ 8×8×4
-    python -m training.train_text_to_image --stage unet --steps 6000    # UNet + text encoder → weights/shapes-t2i/
+    python -m training.train_text_to_image --stage unet --steps 3000    # UNet + text encoder → weights/shapes-t2i/
+    python -m training.train_text_to_image --stage export               # the latest checkpoint → weights/
 
 Stage 1 trains an AutoencoderKL (KL weight 1e-6, as in Stable Diffusion's VAE) so diffusion runs on
 8×8×4 latents, 12× fewer numbers than pixels. Stage 2 encodes every training image once, then
@@ -223,16 +224,42 @@ def pipeline(vae, unet, text_encoder, tokenizer) -> StableDiffusionPipeline:
     )
 
 
+def from_checkpoint() -> StableDiffusionPipeline:
+    """The pipeline made of the EMA weights in the latest UNet checkpoint (training may go on)."""
+    state = torch.load(CHECKPOINTS / "shapes-t2i-unet.pt", weights_only=True)
+    vae = vae_model()
+    vae.load_state_dict(torch.load(CHECKPOINTS / "shapes-t2i-vae.pt", weights_only=True)["vae"])
+    vae.register_to_config(scaling_factor=state["scaling"])
+    tokenizer = clip_tokenizer(caption_words())
+    unet, text_encoder = unet_model(), text_model(len(tokenizer))
+    unet.load_state_dict(state["ema_unet"]), text_encoder.load_state_dict(state["ema_text_encoder"])
+    pipe = pipeline(vae, unet, text_encoder, tokenizer)
+    pipe.training_state = {"step": state["step"], "history": state["history"]}
+    return pipe
+
+
+def export(out: Path) -> None:
+    """Save the checkpoint's pipeline in diffusers format: safetensors in fp16 (half the size; the
+    app loads them as fp32 on CPU) + configs + the tokenizer, and the loss history."""
+    pipe = from_checkpoint()
+    info = pipe.training_state
+    pipe.to(torch.float16).save_pretrained(out, safe_serialization=True)
+    (out / "training.json").write_text(json.dumps({"steps": info["step"], "history": info["history"]}, indent=1))
+    print(f"saved {out} (step {info['step']})", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--stage", choices=["vae", "unet"], required=True)
-    parser.add_argument("--steps", type=int, required=True)
+    parser.add_argument("--stage", choices=["vae", "unet", "export"], required=True)
+    parser.add_argument("--steps", type=int, default=0)
     parser.add_argument("--every", type=int, default=250, help="checkpoint every this many steps")
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
     torch.manual_seed(0)
     random.seed(0)
     torch.set_num_threads(min(2, torch.get_num_threads()))
+    if args.stage == "export":  # the latest checkpoint → weights/, without training
+        return export(args.out)
     CHECKPOINTS.mkdir(parents=True, exist_ok=True)
     checkpoint = CHECKPOINTS / f"shapes-t2i-{args.stage}.pt"
     state = torch.load(checkpoint, weights_only=True) if checkpoint.exists() else {}
@@ -262,17 +289,11 @@ def main() -> None:
         while True:
             snapshot = next(run)
             torch.save({**snapshot, "history": history}, checkpoint)
-    except StopIteration as done:
-        result = done.value
+    except StopIteration:  # the last checkpoint holds the final (EMA) weights
+        pass
     print(f"{args.stage} done after {time.time() - start:.0f}s", flush=True)
     if args.stage == "unet":
-        unet, text_encoder, tokenizer = result
-        pipe = pipeline(vae, unet, text_encoder, tokenizer)
-        pipe.save_pretrained(args.out, safe_serialization=True)
-        (args.out / "training.json").write_text(
-            json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "history": history}, indent=1)
-        )
-        print(f"saved {args.out}", flush=True)
+        export(args.out)
 
 
 if __name__ == "__main__":

@@ -754,7 +754,8 @@ def stream(
                 last = now
                 yield item[0], item[1], None
     finally:
-        stop.set() if thread.is_alive() and "run" not in result and "error" not in result else None
+        if thread.is_alive():  # the consumer left early (a closed tab, a cancelled job): end the work too
+            stop.set()
     thread.join()
     if "error" in result:
         raise result["error"]  # type: ignore[misc]

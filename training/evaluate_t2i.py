@@ -40,9 +40,11 @@ def images_for(pipe, prompts: list[str], *, steps: int, guidance_scale: float, s
     return out
 
 
-def evaluate(pipe, *, singles: int = 120, pairs: int = 40, **settings) -> dict:
+def evaluate(pipe, *, singles: int = 120, pairs: int = 40, prompt_seed: int = 1, **settings) -> dict:
+    """Attribute accuracy on held-out prompts. The reported figures use prompt_seed 1; settings
+    were chosen on another draw (prompt_seed 5), so the report is not tuned to its own prompts."""
     settings = {**DEFAULTS, **settings}
-    single = scenes.held_out_prompts(singles)
+    single = scenes.held_out_prompts(singles, seed=prompt_seed)
     graded = [
         scenes.grade_single(im, truth)
         for im, (_, truth) in zip(images_for(pipe, [p for p, _ in single], **settings), single, strict=True)
@@ -53,14 +55,15 @@ def evaluate(pipe, *, singles: int = 120, pairs: int = 40, **settings) -> dict:
     report["single"]["mean"] = round(float(np.mean([v for g in graded for v in g.values()])), 3)
     for kind, part in (("unseen pairs", graded[0::2]), ("paraphrases", graded[1::2])):  # held_out_prompts alternates
         report["single"][kind] = round(float(np.mean([v for g in part for v in g.values()])), 3)
-    two = scenes.pair_prompts(pairs)
+    two = scenes.pair_prompts(pairs, seed=prompt_seed + 1)
     graded_pairs = [
         scenes.grade_pair(im, truth)
         for im, (_, truth) in zip(images_for(pipe, [p for p, _ in two], **settings), two, strict=True)
     ]
-    for key in graded_pairs[0]:
+    for key in graded_pairs[0] if graded_pairs else []:
         report["pairs"][key] = round(float(np.mean([g[key] for g in graded_pairs])), 3)
-    report["pairs"]["mean"] = round(float(np.mean([v for g in graded_pairs for v in g.values()])), 3)
+    if graded_pairs:
+        report["pairs"]["mean"] = round(float(np.mean([v for g in graded_pairs for v in g.values()])), 3)
     return report
 
 

@@ -16,6 +16,7 @@ import base64
 import copy
 import dataclasses
 import functools
+import inspect
 import io
 import json
 import math
@@ -246,8 +247,15 @@ SCHEDULER_NOTES = {
 
 
 def make_scheduler(name: str, config):
-    """A fresh scheduler for one request: schedulers keep state between steps, so they are never shared."""
-    return SCHEDULERS[name].from_config(config)
+    """A fresh scheduler for one request: schedulers keep state between steps, so they are never shared.
+
+    A config that doesn't say otherwise gets ``clip_sample=False``: DDIM and DDPM default to clipping
+    x̂₀ to [-1, 1], which suits pixel-space models and wrecks latent ones (every model here)."""
+    scheduler_class = SCHEDULERS[name]
+    extra = {}
+    if "clip_sample" not in config and "clip_sample" in inspect.signature(scheduler_class.__init__).parameters:
+        extra["clip_sample"] = False
+    return scheduler_class.from_config(config, **extra)
 
 
 def alpha_bar(scheduler, timesteps) -> np.ndarray:

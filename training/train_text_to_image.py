@@ -212,6 +212,9 @@ def train_unet(steps: int, state: dict, log, vae: AutoencoderKL, images: torch.T
 
 def pipeline(vae, unet, text_encoder, tokenizer) -> StableDiffusionPipeline:
     scheduler = DPMSolverMultistepScheduler.from_config(noise_scheduler().config)
+    scheduler.register_to_config(
+        clip_sample=False
+    )  # kept in the config for DDIM/DDPM picked later: latents are not in [-1, 1]
     return StableDiffusionPipeline(
         vae=vae.eval(),
         text_encoder=text_encoder.eval(),

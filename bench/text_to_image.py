@@ -2,8 +2,8 @@
 
     python bench/text_to_image.py [--rounds 7] [--model shapes-t2i]
 
-Both sides use the same cached pipeline, prompt, seed, steps, guidance, scheduler, size and count.
-The bare side is one stock diffusers call (output_type="pil"). The tab side is ``generate_ui``, the
+Both sides use the same cached pipeline, and both run their torch work on the tab's worker thread,, prompt, seed, steps, guidance, scheduler, size and count.
+The bare side is one stock diffusers call (output_type="pil") on that thread. The tab side is ``generate_ui``, the
 Generate button's handler, consumed to the end: validation, a per-request scheduler and pipeline
 object, the step recorder, live previews (at the app's 0.2 s cadence), PNGs with their recipe, the
 schedule and guidance plots and the anatomy table. Pairs run back to back and alternate order; the
@@ -35,12 +35,12 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=4)
     args = parser.parse_args()
     runtime.configure(Settings(preload=False))
-    entry = runtime.text_to_image(args.model)
+    entry = t2i.on_worker(runtime.text_to_image, args.model).result()
     r = t2i.recommended(args.model)
     settings = [args.model, args.prompt, "", 0, r["steps"], r["guidance_scale"], r["scheduler"]]
     settings += [r["width"], r["height"], args.count]
 
-    def bare() -> None:
+    def bare_call() -> None:
         pipe = entry.pipe
         pipe.scheduler = t2i.make_scheduler(r["scheduler"], pipe.scheduler.config)
         generators = [torch.Generator().manual_seed(i) for i in range(args.count)]
@@ -49,6 +49,9 @@ def main() -> None:
                 args.prompt, num_inference_steps=r["steps"], guidance_scale=r["guidance_scale"], width=r["width"],
                 height=r["height"], num_images_per_prompt=args.count, generator=generators, output_type="pil",
             )  # fmt: skip
+
+    def bare() -> None:  # on the tab's worker thread, like the tab's own torch work (see on_worker)
+        t2i.on_worker(bare_call).result()
 
     previews = []
 

@@ -1080,5 +1080,7 @@ def build_ui() -> None:
     k.release(show_step, [model, run_state, k], [x_t, x0, eps, cfg, step_text, schedule], **heavy)
     go_event.success(show_step, [model, run_state, k], [x_t, x0, eps, cfg, step_text, schedule], **heavy)
     branch_go.click(branch_ui, [run_state, k, branch_scheduler, branch_guidance], branched, **heavy)
-    restore_file.upload(restore, restore_file, [*settings, status], **light)
+    restore_file.upload(restore, restore_file, [*settings, status], **light).then(
+        lambda: None, None, restore_file, **light
+    )  # emptied again, ready for the next PNG (also after an error)
     gr.api(text_to_image, api_name="text_to_image", concurrency_id="gpu", concurrency_limit=rt.concurrency)

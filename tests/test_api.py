@@ -36,6 +36,7 @@ def test_only_the_documented_endpoints_are_public(client):
         "/sample_latents",
         "/interpolate",
         "/traverse",
+        "/text_to_image",
     }
 
 

@@ -129,7 +129,7 @@ def test_attention_views_render_and_the_model_view_is_clickable(page):
     expect(page.locator("#attention-kv")).to_contain_text("✓ matches", timeout=20_000)
     page.get_by_role("tab", name="Next token").click()
     expect(page.locator("#attention-next tr")).to_have_count(11)
-    page.get_by_role("tab", name="Text").click()
+    page.get_by_role("tab", name="Text", exact=True).click()
     expect(page.locator("#attention-text-view .att-tok").first).to_be_visible()
     page.get_by_role("tab", name="Model view").click()
     expect(page.locator(".progress-text, .eta-bar")).to_have_count(0, timeout=30_000)
@@ -211,38 +211,39 @@ def test_text_to_image_restores_settings_from_a_png_and_refuses_bad_input(page, 
     dismiss_toasts(page)
 
 
-def test_closing_a_tab_stops_its_training_run(live_app):
+def test_closing_a_tab_stops_its_training_run(page, live_app):
     """Two tabs fill the lab (2 runs at most); closing one must free its slot for a third tab."""
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS)
-        pages = []
-        for _ in range(2):
-            tab = browser.new_page(viewport={"width": 1300, "height": 1500})
-            tab.goto(live_app)
-            tab.get_by_role("tab", name="Latent sampling (GAN / VAE)").click()
-            tab.get_by_role("tab", name="Training lab").click()
-            tab.locator("#lab-start").click()
-            expect(tab.locator("#lab-status")).to_contain_text("step", timeout=30_000)
-            pages.append(tab)
-        third = browser.new_page(viewport={"width": 1300, "height": 1500})
-        third.goto(live_app)
-        third.get_by_role("tab", name="Latent sampling (GAN / VAE)").click()
-        third.get_by_role("tab", name="Training lab").click()
-        third.locator("#lab-start").click()
-        expect(third.get_by_text("training runs are going already").first).to_be_visible(timeout=15_000)
-        pages[0].close()  # the browser tab goes away: the app's unload handler stops its run
+
+    def lab_tab():
+        tab = page.context.browser.new_page(viewport={"width": 1300, "height": 1500})
+        tab.goto(live_app)
+        tab.get_by_role("tab", name="Latent sampling (GAN / VAE)").click()
+        tab.get_by_role("tab", name="Training lab").click()
+        return tab
+
+    def started(tab, timeout: int) -> bool:
+        try:
+            expect(tab.locator("#lab-status")).to_contain_text("step", timeout=timeout)
+            return True
+        except AssertionError:
+            return False
+
+    first, second = lab_tab(), lab_tab()
+    for tab in (first, second):
+        tab.locator("#lab-start").click()
+        assert started(tab, 30_000)
+    third = lab_tab()
+    third.locator("#lab-start").click()
+    expect(third.get_by_text("training runs are going already").first).to_be_visible(timeout=15_000)
+    first.close()  # the browser tab goes away: the app's unload handler stops its run
+    deadline = time.time() + 30
+    while time.time() < deadline:
         for close in third.locator(".toast-close").all():
             close.click()
-        deadline = time.time() + 30
-        while time.time() < deadline:
-            third.locator("#lab-start").click()
-            try:
-                expect(third.locator("#lab-status")).to_contain_text("step", timeout=3_000)
-                break
-            except AssertionError:
-                for close in third.locator(".toast-close").all():
-                    close.click()
-        expect(third.locator("#lab-status")).to_contain_text("step", timeout=1_000)
-        for tab in (pages[1], third):
-            tab.locator("#lab-stop").click()
-        browser.close()
+        third.locator("#lab-start").click()
+        if started(third, 3_000):
+            break
+    assert started(third, 1_000)
+    for tab in (second, third):
+        tab.locator("#lab-stop").click()
+        tab.close()

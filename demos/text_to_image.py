@@ -282,7 +282,7 @@ def _schedule_frame(config_json: str, steps: int) -> pd.DataFrame:
         except Exception:  # e.g. LCM refusing more steps than its distillation grid
             continue
         for i, a in enumerate(alpha_bar(scheduler, scheduler.timesteps)):
-            rows.append({"step": i + 1, "ᾱ_t (signal left)": float(a), "scheduler": name})
+            rows.append({"step": i + 1, "alpha_bar": float(a), "scheduler": name})
     return pd.DataFrame(rows)
 
 
@@ -613,17 +613,17 @@ def step_view(pipe, run: Run, k: int) -> StepView:
 def guidance_frame(run: Run) -> pd.DataFrame:
     """How hard the prompt pulls at each step: ‖ε_cond − ε_uncond‖ / ‖ε_uncond‖."""
     rows = [
-        {"step": r.index + 1, "prompt's pull": float((r.eps_cond - r.eps_uncond).norm() / r.eps_uncond.norm())}
+        {"step": r.index + 1, "pull": float((r.eps_cond - r.eps_uncond).norm() / r.eps_uncond.norm())}
         for r in run.steps
         if r.eps_cond is not None
     ]
-    return pd.DataFrame(rows, columns=["step", "prompt's pull"])
+    return pd.DataFrame(rows, columns=["step", "pull"])
 
 
 def schedule_plot_frame(pipe, run: Run | None, steps: int, k: int | None = None) -> pd.DataFrame:
     frame = schedule_frame(pipe.scheduler.config, steps)
     if run is not None and k:
-        marker = pd.DataFrame([{"step": k, "ᾱ_t (signal left)": v, "scheduler": "← this step"} for v in (0.0, 1.0)])
+        marker = pd.DataFrame([{"step": k, "alpha_bar": v, "scheduler": "← this step"} for v in (0.0, 1.0)])
         frame = pd.concat([frame, marker], ignore_index=True)
     return frame
 
@@ -829,14 +829,15 @@ def generate_ui(
             verb = "Stopped" if run.stopped else "Done"
             status = f"{verb}: {len(paths)} image(s) in {run.seconds:.2f} s ({recipe.steps / max(run.seconds, 1e-9):.1f} steps/s).{notes}"
             last = len(run.steps) or 1
+            middle = (last + 1) // 2  # the debugger opens halfway: noise and picture both visible
             yield (
                 enlarge(np.asarray(run.images[0])),
                 status,
                 paths,
                 json.dumps(dataclasses.asdict(recipe), indent=1, ensure_ascii=False),
                 run,
-                gr.Slider(minimum=1, maximum=max(last, 2), value=last, step=1, interactive=bool(run.steps)),
-                schedule_plot_frame(entry.pipe, run, recipe.steps, last),
+                gr.Slider(minimum=1, maximum=max(last, 2), value=middle, step=1, interactive=bool(run.steps)),
+                schedule_plot_frame(entry.pipe, run, recipe.steps, middle),
                 guidance_frame(run),
                 anatomy_markdown(entry),
             )
@@ -916,18 +917,25 @@ def restore(path: str | None):
     )
 
 
+def model_note(model: str) -> str:
+    r = recommended(model)
+    spec = catalog.CATALOG.get(model)
+    return (
+        f"{spec.description if spec else ''} Recommended: {r['steps']} steps, guidance {r['guidance_scale']:g}, "
+        f"{r['width']}×{r['height']}, {r['scheduler']}."
+    )
+
+
 def model_defaults(model: str):
     """Picking a model loads its recommended settings."""
     r = recommended(model)
-    spec = catalog.CATALOG.get(model)
-    note = spec.description if spec else ""
     return (
         r["steps"],
         r["guidance_scale"],
         r["scheduler"],
         gr.Slider(value=r["width"], maximum=r["max_side"]),
         gr.Slider(value=r["height"], maximum=r["max_side"]),
-        f"{note} Recommended: {r['steps']} steps, guidance {r['guidance_scale']:g}, {r['width']}×{r['height']}, {r['scheduler']}.",
+        model_note(model),
     )
 
 
@@ -991,7 +999,7 @@ def build_ui() -> None:
             [(s.label(), s.key) for s in catalog.models_for("text-to-image")], value=default, label="Model", scale=2
         )
         scheduler = gr.Dropdown(names, value=r["scheduler"], label="Scheduler", scale=1)
-    note = gr.Markdown(model_defaults(default)[-1])
+    note = gr.Markdown(model_note(default))
     with gr.Row():
         with gr.Column(scale=3):
             prompt = gr.Textbox(
@@ -1049,9 +1057,7 @@ def build_ui() -> None:
             x0 = gr.Image(elem_id="t2i-x0", label="x̂₀: the clean image it implies (decoded)", elem_classes="pixelated")
             eps = gr.Image(label="ε: the noise the model predicts", elem_classes="pixelated")
         cfg = gr.Gallery(label="Classifier-free guidance on your prompt", columns=4, elem_classes="pixelated")
-        pull = gr.LinePlot(
-            x="step", y="prompt's pull", label="‖ε_cond − ε_uncond‖ / ‖ε_uncond‖ at each step", height=220
-        )
+        pull = gr.LinePlot(x="step", y="pull", label="‖ε_cond − ε_uncond‖ / ‖ε_uncond‖ at each step", height=220)
         gr.Markdown("**Branch:** continue from this step's x_t with another scheduler or guidance scale.")
         with gr.Row():
             branch_scheduler = gr.Dropdown(names, value="Euler", label="Scheduler")
@@ -1059,9 +1065,9 @@ def build_ui() -> None:
             branch_go = gr.Button("Branch from this step", elem_id="t2i-branch")
         branched = gr.Gallery(elem_id="t2i-branched", label="Original vs branch", columns=2, elem_classes="pixelated")
     with gr.Accordion("Noise schedule: ᾱ_t per step for each scheduler", open=False):
-        schedule = gr.LinePlot(x="step", y="ᾱ_t (signal left)", color="scheduler", height=300)
+        schedule = gr.LinePlot(x="step", y="alpha_bar", color="scheduler", height=300)
     with gr.Accordion("Pipeline anatomy", open=False):
-        anatomy = gr.Markdown("Generate once to see the loaded pipeline's parts.")
+        anatomy = gr.Markdown("Generate once to see the loaded pipeline's parts.", elem_id="t2i-anatomy")
     with gr.Accordion("How it works", open=False):
         gr.Markdown(HOW_IT_WORKS)
 

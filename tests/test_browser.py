@@ -184,9 +184,12 @@ def test_text_to_image_generates_live_and_the_debugger_scrubs_the_steps(page):
     expect(page.locator("#t2i-preview img")).to_be_visible()
     page.get_by_text("Step debugger: scrub through every step").click()
     expect(page.locator("#t2i-x0 img")).to_be_visible(timeout=30_000)
-    expect(page.locator("#t2i-step-text")).to_contain_text("Step 20 of 20")
+    expect(page.locator("#t2i-step-text")).to_contain_text("Step 10 of 20")
     page.locator("#t2i-branch").click()
     expect(page.locator("#t2i-branched img")).to_have_count(2, timeout=30_000)
+    page.get_by_text("Noise schedule: ᾱ_t per step for each scheduler").click()
+    page.get_by_text("Pipeline anatomy").click()
+    expect(page.locator("#t2i-anatomy")).to_contain_text("UNet2DConditionModel")
     expect(page.locator(".toast-body")).to_have_count(0)
     page.screenshot(path=str(ARTIFACTS / "browser-text-to-image.png"), full_page=True)
 

@@ -131,7 +131,7 @@ def test_schedule_frame_covers_every_scheduler(entry):
     frame = t2i.schedule_frame(entry.pipe.scheduler.config, 10)
     assert set(frame["scheduler"]) == set(t2i.SCHEDULERS)
     for _, rows in frame.groupby("scheduler"):
-        values = rows["ᾱ_t (signal left)"].to_numpy()
+        values = rows["alpha_bar"].to_numpy()
         assert len(values) == 10 and np.all(np.diff(values) >= 0)  # signal grows as noise is removed
 
 

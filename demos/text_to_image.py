@@ -33,6 +33,7 @@ import gradio as gr
 import numpy as np
 import pandas as pd
 import torch
+from diffusers import DiffusionPipeline
 from diffusers.utils import logging as diffusers_logging
 from PIL import Image, PngImagePlugin
 
@@ -247,12 +248,12 @@ SCHEDULER_NOTES = {
 }
 
 
-def make_scheduler(name: str, config):
+def make_scheduler(name: str | None, config, scheduler_class: type | None = None):
     """A fresh scheduler for one request: schedulers keep state between steps, so they are never shared.
 
     A config that doesn't say otherwise gets ``clip_sample=False``: DDIM and DDPM default to clipping
     x̂₀ to [-1, 1], which suits pixel-space models and wrecks latent ones (every model here)."""
-    scheduler_class = SCHEDULERS[name]
+    scheduler_class = scheduler_class or SCHEDULERS[name]
     extra = {}
     if "clip_sample" not in config and "clip_sample" in inspect.signature(scheduler_class.__init__).parameters:
         extra["clip_sample"] = False
@@ -325,6 +326,8 @@ class StepRecorder:
         sample = args[0] if args else kwargs.get("sample", kwargs.get("hidden_states"))
         timestep = args[1] if len(args) > 1 else kwargs.get("timestep")
         out = output[0] if isinstance(output, tuple) else getattr(output, "sample", output)
+        if torch.is_tensor(sample) and torch.is_tensor(out) and out.shape[1] == 2 * sample.shape[1]:
+            out = out[:, : sample.shape[1]]  # noise and its learned variance (Kandinsky): keep the noise
         if not torch.is_tensor(sample) or not torch.is_tensor(out) or out.shape != sample.shape:
             return
         t = float(timestep.flatten()[0]) if torch.is_tensor(timestep) else float(timestep)
@@ -407,10 +410,13 @@ def noise_to_rgb(latent: torch.Tensor) -> np.ndarray:
 def decode_latent(pipe, latent: torch.Tensor) -> np.ndarray:
     """The VAE's picture of one latent (C, h, w) in the pipeline's scaled space. (H, W, 3) uint8."""
     vae = decoder_of(pipe)
-    scaling = getattr(vae.config, "scaling_factor", 1.0) or 1.0
-    shift = getattr(vae.config, "shift_factor", None) or 0.0
-    z = latent[None].to(vae.device, vae.dtype) / scaling + shift
-    image = vae.decode(z).sample[0].float().cpu()
+    z = latent[None].to(vae.device, vae.dtype)
+    if getattr(pipe, "movq", None) is vae:  # Kandinsky's MoVQ decodes its latents unscaled
+        image = vae.decode(z, force_not_quantize=True).sample[0].float().cpu()
+    else:
+        scaling = getattr(vae.config, "scaling_factor", 1.0) or 1.0
+        shift = getattr(vae.config, "shift_factor", None) or 0.0
+        image = vae.decode(z / scaling + shift).sample[0].float().cpu()
     return ((image.clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()
 
 
@@ -431,6 +437,14 @@ def request_pipeline(base, scheduler):
     scheduler is set past ``__setattr__``, which would rewrite the shared config."""
     pipe = copy.copy(base)
     object.__setattr__(pipe, "scheduler", scheduler)
+    for name, part in vars(base).items():  # a combined pipeline (prior + decoder) runs sub-pipelines
+        if isinstance(part, DiffusionPipeline):
+            own = (
+                scheduler
+                if part.scheduler is base.scheduler
+                else make_scheduler(None, part.scheduler.config, type(part.scheduler))
+            )
+            object.__setattr__(pipe, name, request_pipeline(part, own))
     return pipe
 
 

@@ -263,7 +263,7 @@ def load_text_to_image(spec: ModelSpec, *, device: str, dtype: torch.dtype, cach
     variant = "fp16" if dtype == torch.float16 and any(path.rglob("*.fp16.safetensors")) else None
     prior = (spec.recipe or {}).get("prior")
     if prior:  # a decoder whose prior lives in another repo (Kandinsky 2.2): each at its own revision
-        pipe = _with_prior(spec, path, prior, dtype)
+        pipe = _with_prior(spec, path, prior, dtype, cache_dir)
         pipe.to(device)
         pipe.set_progress_bar_config(disable=True)
         return TextToImage(key=spec.key, pipe=pipe, revision=spec.revision)
@@ -283,12 +283,12 @@ def load_text_to_image(spec: ModelSpec, *, device: str, dtype: torch.dtype, cach
     return TextToImage(key=spec.key, pipe=pipe, revision=spec.revision)
 
 
-def _with_prior(spec: ModelSpec, path: Path, prior: tuple[str, str], dtype: torch.dtype):
+def _with_prior(spec: ModelSpec, path: Path, prior: tuple[str, str | None], dtype: torch.dtype, cache_dir: Path):
     """Kandinsky 2.2: the prior and the decoder load separately (each pinned) and are combined."""
     from diffusers import KandinskyV22CombinedPipeline, KandinskyV22Pipeline, KandinskyV22PriorPipeline
 
     prior_spec = dataclasses.replace(spec, key=f"{spec.key} prior", source=prior[0], revision=prior[1], recipe=None)
-    prior_path = download(prior_spec, PIPELINE_PATTERNS)
+    prior_path = local_files(prior_spec, cache_dir)
     require_safetensors(prior_path, prior_spec.key)
     try:
         kwargs = dict(dtype=dtype, use_safetensors=True, local_files_only=True)

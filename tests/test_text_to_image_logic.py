@@ -16,7 +16,7 @@ from PIL import Image
 from demos import text_to_image as t2i
 from shared.catalog import ModelSpec
 from shared.loaders import ModelLoadError, load_text_to_image
-from tests.tiny_models import build_tiny_sd_pipeline
+from tests.tiny_models import build_tiny_kandinsky, build_tiny_sd_pipeline
 
 
 def _spec(path, key="tiny-sd"):
@@ -294,3 +294,40 @@ def test_restore_validates_the_recipe_it_reads():
     Image.new("RGB", (8, 8)).save(buffer, format="PNG", pnginfo=info)
     with pytest.raises(ValueError, match="seed"):
         t2i.recipe_from_png(buffer.getvalue())
+
+
+# --- a pipeline with a prior (Kandinsky 2.2's anatomy) ------------------------------------------
+
+
+def test_a_pipeline_with_a_prior_loads_from_two_folders_and_is_watched(tmp_path):
+    """Prior and decoder come from separate folders (the hub's two repos), are combined, and the
+    tab watches the decoder's UNet; its learned-variance output is split off."""
+    decoder_dir, prior_dir = build_tiny_kandinsky(tmp_path)
+    spec = ModelSpec(
+        key="tiny-kandinsky", task="text-to-image", source=str(decoder_dir), revision=None, size_mb=1,
+        license="t", device="cpu", recipe={"prior": (str(prior_dir), None)},
+    )  # fmt: skip
+    entry = load_text_to_image(spec, device="cpu", dtype=torch.float32, cache_dir=tmp_path)
+    assert {"prior_prior", "prior_text_encoder", "unet", "movq"} <= set(entry.pipe.components)
+    assert "→ prior" in t2i.anatomy_markdown(entry) and "PriorTransformer" in t2i.anatomy_markdown(entry)
+    frames = []
+    run = t2i.generate(entry, recipe(model="tiny-kandinsky", steps=3), on_step=lambda i, n, r: frames.append(r))
+    assert len(run.images) == 2 and run.images[0].size == (32, 32)
+    assert len(run.steps) == 3 and len(frames) == 3 and run.steps[0].eps_cond is not None
+    assert t2i.step_view(entry.pipe, run, 2).x0 is not None
+    again = t2i.generate(entry, recipe(model="tiny-kandinsky", steps=3))
+    assert np.array_equal(pixels(run), pixels(again))
+    # per-request schedulers reach the sub-pipelines too: two threads, two schedulers, serial results
+    recipes = [recipe(model="tiny-kandinsky", steps=3, seed=s, scheduler=n) for s, n in ((1, "DDPM"), (2, "Euler"))]
+    serial = [pixels(t2i.generate(entry, r)) for r in recipes]
+    results = [None, None]
+    threads = [
+        threading.Thread(target=lambda i=i: results.__setitem__(i, pixels(t2i.generate(entry, recipes[i]))))
+        for i in range(2)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    for s, p in zip(serial, results, strict=True):
+        assert np.abs(s.astype(int) - p.astype(int)).max() <= 1

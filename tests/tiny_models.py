@@ -224,3 +224,88 @@ def build_tiny_sd_pipeline(path: Path, seed: int = 0, output: str = "normal") ->
     )
     pipe.save_pretrained(path, safe_serialization=True)
     return path
+
+
+def build_tiny_kandinsky(path: Path, seed: int = 0) -> tuple[Path, Path]:
+    """Kandinsky 2.2 in miniature, as two saved pipelines like the hub's two repos: a prior (CLIP
+    text encoder → PriorTransformer → CLIP image embedding) and a decoder (UNet reading that
+    image embedding → MoVQ). Returns (decoder_dir, prior_dir)."""
+    from diffusers import (
+        DDPMScheduler,
+        KandinskyV22Pipeline,
+        KandinskyV22PriorPipeline,
+        PriorTransformer,
+        UnCLIPScheduler,
+        UNet2DConditionModel,
+        VQModel,
+    )
+    from transformers import (
+        CLIPImageProcessor,
+        CLIPTextConfig,
+        CLIPTextModelWithProjection,
+        CLIPVisionConfig,
+        CLIPVisionModelWithProjection,
+    )
+
+    from training.train_text_to_image import clip_tokenizer
+
+    torch.manual_seed(seed)
+    tokenizer = clip_tokenizer(["a", "red", "blue", "circle", "square", "cat"], max_length=16)
+    vocab = len(tokenizer)
+    text_encoder = CLIPTextModelWithProjection(
+        CLIPTextConfig(
+            vocab_size=vocab, hidden_size=32, projection_dim=32, intermediate_size=37, num_attention_heads=4,
+            num_hidden_layers=2, max_position_embeddings=16, bos_token_id=vocab - 2, eos_token_id=vocab - 1,
+            pad_token_id=vocab - 1,
+        )
+    )  # fmt: skip
+    image_encoder = CLIPVisionModelWithProjection(
+        CLIPVisionConfig(
+            hidden_size=32, image_size=32, projection_dim=32, intermediate_size=37, num_attention_heads=4,
+            num_channels=3, num_hidden_layers=2, patch_size=8,
+        )
+    )  # fmt: skip
+    prior = PriorTransformer(
+        num_attention_heads=2, attention_head_dim=16, embedding_dim=32, num_layers=1, num_embeddings=16
+    )
+    prior_scheduler = UnCLIPScheduler(
+        variance_type="fixed_small_log", prediction_type="sample", num_train_timesteps=1000, clip_sample=True,
+        clip_sample_range=10.0,
+    )  # fmt: skip
+    image_processor = CLIPImageProcessor(crop_size=32, size=32)
+    prior_dir, decoder_dir = path / "prior", path / "decoder"
+    KandinskyV22PriorPipeline(
+        prior=prior, image_encoder=image_encoder, text_encoder=text_encoder, tokenizer=tokenizer,
+        scheduler=prior_scheduler, image_processor=image_processor,
+    ).save_pretrained(prior_dir, safe_serialization=True)  # fmt: skip
+    unet = UNet2DConditionModel(
+        in_channels=4,
+        out_channels=8,  # noise and its variance, as Kandinsky's UNet predicts
+        addition_embed_type="image",
+        down_block_types=("ResnetDownsampleBlock2D", "SimpleCrossAttnDownBlock2D"),
+        up_block_types=("SimpleCrossAttnUpBlock2D", "ResnetUpsampleBlock2D"),
+        mid_block_type="UNetMidBlock2DSimpleCrossAttn",
+        block_out_channels=(16, 32),
+        layers_per_block=1,
+        encoder_hid_dim=32,
+        encoder_hid_dim_type="image_proj",
+        cross_attention_dim=32,
+        attention_head_dim=4,
+        resnet_time_scale_shift="scale_shift",
+        class_embed_type=None,
+        norm_num_groups=8,
+    )
+    movq = VQModel(
+        block_out_channels=[32, 64], down_block_types=["DownEncoderBlock2D", "AttnDownEncoderBlock2D"],
+        in_channels=3, latent_channels=4, layers_per_block=1, norm_num_groups=8, norm_type="spatial",
+        num_vq_embeddings=12, out_channels=3, up_block_types=["AttnUpDecoderBlock2D", "UpDecoderBlock2D"],
+        vq_embed_dim=4,
+    )  # fmt: skip
+    scheduler = DDPMScheduler(
+        beta_schedule="linear", beta_start=0.00085, beta_end=0.012, clip_sample=False,
+        steps_offset=1, prediction_type="epsilon", thresholding=False,
+    )  # fmt: skip
+    KandinskyV22Pipeline(unet=unet, scheduler=scheduler, movq=movq).save_pretrained(
+        decoder_dir, safe_serialization=True
+    )
+    return decoder_dir, prior_dir

@@ -1014,6 +1014,7 @@ def build_ui() -> None:
         )
         scheduler = gr.Dropdown(names, value=r["scheduler"], label="Scheduler", scale=1)
     note = gr.Markdown(model_note(default))
+    scheduler_note = gr.Markdown(SCHEDULER_NOTES.get(r["scheduler"], ""))
     with gr.Row():
         with gr.Column(scale=3):
             prompt = gr.Textbox(
@@ -1087,6 +1088,7 @@ def build_ui() -> None:
 
     settings = [model, prompt, negative, seed, steps, guidance, scheduler, width, height, count]
     model.input(model_defaults, model, [steps, guidance, scheduler, width, height, note], **light)
+    scheduler.change(lambda name: SCHEDULER_NOTES.get(name, ""), scheduler, scheduler_note, **light)
     dice.click(lambda: int(np.random.default_rng().integers(0, MAX_SEED)), None, seed, **light)
     go_event = gr.on(
         [go.click, prompt.submit],

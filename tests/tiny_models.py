@@ -141,10 +141,15 @@ def build_tiny_distilbert(path: Path, seed: int = 0) -> Path:
 
 def build_tiny_autoencoder_kl(path: Path, seed: int = 0) -> Path:
     """A 2-block AutoencoderKL (diffusers): images ↔ 4-channel latents at half the resolution."""
+    torch.manual_seed(seed)
+    tiny_autoencoder_kl().save_pretrained(path)
+    return path
+
+
+def tiny_autoencoder_kl():
     from diffusers import AutoencoderKL
 
-    torch.manual_seed(seed)
-    AutoencoderKL(
+    return AutoencoderKL(
         in_channels=3,
         out_channels=3,
         down_block_types=("DownEncoderBlock2D",) * 2,
@@ -153,8 +158,7 @@ def build_tiny_autoencoder_kl(path: Path, seed: int = 0) -> Path:
         latent_channels=4,
         norm_num_groups=8,
         layers_per_block=1,
-    ).save_pretrained(path)
-    return path
+    )
 
 
 def build_tiny_sd_pipeline(path: Path, seed: int = 0, output: str = "normal") -> Path:
@@ -162,7 +166,7 @@ def build_tiny_sd_pipeline(path: Path, seed: int = 0, output: str = "normal") ->
     AutoencoderKL, CLIPTextModel and a CLIPTokenizer built from a local vocabulary. Saved with
     ``save_pretrained`` (safetensors) so it loads by path like a hub id. ``output="nan"`` or
     ``"black"`` breaks the decoder's last layer so every image comes out NaN or black."""
-    from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+    from diffusers import DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
     from training.train_text_to_image import clip_tokenizer
@@ -195,16 +199,7 @@ def build_tiny_sd_pipeline(path: Path, seed: int = 0, output: str = "normal") ->
         attention_head_dim=4,
         norm_num_groups=8,
     )
-    vae = AutoencoderKL(
-        in_channels=3,
-        out_channels=3,
-        down_block_types=("DownEncoderBlock2D",) * 2,
-        up_block_types=("UpDecoderBlock2D",) * 2,
-        block_out_channels=(8, 16),
-        latent_channels=4,
-        norm_num_groups=8,
-        layers_per_block=1,
-    )
+    vae = tiny_autoencoder_kl()
     if output != "normal":
         with torch.no_grad():
             vae.decoder.conv_out.weight.zero_()

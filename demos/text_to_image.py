@@ -177,7 +177,7 @@ def check_recipe(
         raise ValueError("The prompt and negative prompt must be text.")
     if len(prompt) > MAX_PROMPT_CHARS or len(negative_prompt) > MAX_PROMPT_CHARS:
         raise ValueError(f"Prompts are limited to {MAX_PROMPT_CHARS:,} characters.")
-    if scheduler not in SCHEDULERS:
+    if not isinstance(scheduler, str) or scheduler not in SCHEDULERS:
         raise ValueError(f"Unknown scheduler {str(scheduler)[:40]!r}. Pick one of: {', '.join(SCHEDULERS)}.")
     max_side = recommended(model)["max_side"]
     width, height = check_side("width", width, max_side), check_side("height", height, max_side)
@@ -333,9 +333,10 @@ class StepRecorder:
         t = float(timestep.flatten()[0]) if torch.is_tensor(timestep) else float(timestep)
         sample, out = sample.detach().float().cpu(), out.detach().float().cpu()
         cfg = sample.shape[0] == 2 * self.count
-        uncond, cond = (out[0], out[self.count]) if cfg else (None, None)
-        guided = uncond + self.guidance * (cond - uncond) if cfg else out[0]
-        x_t = sample[0]
+        # clones: views would keep the whole (2·count, C, h, w) batch alive for every step
+        uncond, cond = (out[0].clone(), out[self.count].clone()) if cfg else (None, None)
+        guided = uncond + self.guidance * (cond - uncond) if cfg else out[0].clone()
+        x_t = sample[0].clone()
         a = None
         eps, x0 = guided, None
         if hasattr(self.scheduler, "alphas_cumprod"):
@@ -359,6 +360,10 @@ class Run:
     seconds: float
     notices: list[str]
     stopped: bool = False
+
+
+class _Stopped(Exception):
+    """Raised from the step callback to end a pipeline that has no interrupt flag."""
 
 
 def denoiser_of(pipe) -> torch.nn.Module | None:
@@ -429,6 +434,20 @@ def preview_of(pipe, record: StepRecord) -> np.ndarray:
     return latent_to_rgb(latent)
 
 
+_thread_state = threading.local()
+
+
+def _thread_copy(tokenizer):
+    """This thread's own copy of a tokenizer: the Rust-backed ones rewrite their truncation and
+    padding settings on every call, so two threads sharing one can fail or mix settings."""
+    if tokenizer is None:
+        return None
+    copies = _thread_state.__dict__.setdefault("tokenizers", {})
+    if id(tokenizer) not in copies:
+        copies[id(tokenizer)] = (tokenizer, copy.deepcopy(tokenizer))  # the original is kept so its id stays unique
+    return copies[id(tokenizer)][1]
+
+
 def request_pipeline(base, scheduler):
     """A pipeline object for one request: the cached one's components with its own scheduler.
 
@@ -437,6 +456,8 @@ def request_pipeline(base, scheduler):
     scheduler is set past ``__setattr__``, which would rewrite the shared config."""
     pipe = copy.copy(base)
     object.__setattr__(pipe, "scheduler", scheduler)
+    for name in [n for n in getattr(base, "components", {}) if "tokenizer" in n]:
+        object.__setattr__(pipe, name, _thread_copy(getattr(base, name)))
     for name, part in vars(base).items():  # a combined pipeline (prior + decoder) runs sub-pipelines
         if isinstance(part, DiffusionPipeline):
             own = (
@@ -473,8 +494,10 @@ def generate(
         if on_step is not None:
             on_step(i, recipe.steps, recorder.steps[-1] if recorder and recorder.steps else None)
         if stop is not None and stop.is_set():
-            p._interrupt = True
             stopped = True
+            if not hasattr(type(p), "interrupt"):  # this pipeline never checks the flag: end it here
+                raise _Stopped
+            p._interrupt = True
         return kwargs
 
     generators = [torch.Generator("cpu").manual_seed(recipe.seed + i) for i in range(recipe.count)]
@@ -493,6 +516,8 @@ def generate(
                 output_type="np",
                 callback_on_step_end=callback,
             )
+    except _Stopped:
+        raise ValueError("Stopped. (This pipeline can't return a half-finished image.)") from None
     finally:
         if recorder:
             recorder.close()
@@ -507,6 +532,11 @@ def generate(
         notices.append(
             f"Image {', '.join(map(str, black))} came out completely black (a safety checker blanks images "
             "it flags; a model can also collapse). Try another seed or prompt."
+        )
+    if stopped:
+        notices.append(
+            f"Stopped after step {len(recorder.steps) if recorder else '?'} of {recipe.steps}: the PNGs' recipe "
+            "describes the full run, so it will not reproduce these unfinished images."
         )
     images = [Image.fromarray((p * 255).round().astype(np.uint8)) for p in pixels]
     return Run(recipe, images, recorder.steps if recorder else [], time.perf_counter() - start, notices, stopped)
@@ -682,7 +712,7 @@ def branch(entry: TextToImage, run: Run, k: int, scheduler_name: str, guidance: 
         raise ValueError("Generate an image first.")
     k = check_int("step", k, 1, len(run.steps)) - 1
     guidance = check_float("guidance scale", guidance, 0.0, MAX_GUIDANCE)
-    if scheduler_name not in SCHEDULERS:
+    if not isinstance(scheduler_name, str) or scheduler_name not in SCHEDULERS:
         raise ValueError(f"Unknown scheduler {str(scheduler_name)[:40]!r}.")
     recipe, record = run.recipe, run.steps[k]
     scheduler = make_scheduler(scheduler_name, pipe.scheduler.config)
@@ -738,6 +768,8 @@ def _entry(model: str) -> TextToImage:
         return on_worker(runtime.text_to_image, model).result()
     except (ValueError, ModelLoadError) as exc:
         raise gr.Error(str(exc)) from None
+    except Exception as exc:  # out of memory while loading, a device error…
+        raise _failure(exc) from None
 
 
 def _session(request: gr.Request | None) -> str:
@@ -876,12 +908,17 @@ def stop_generation(request: gr.Request) -> None:
 def show_step(model: str, run: Run | None, k: int):
     if run is None:
         raise gr.Error("Generate an image first: the debugger shows its steps.")
+    if not run.steps:  # a denoiser the recorder couldn't watch: nothing to show, and nothing to complain about
+        return (gr.skip(),) * 4 + (
+            "This pipeline's denoiser could not be watched, so there are no steps to show.",
+            gr.skip(),
+        )
     entry = _entry(run.recipe.model)
     try:
         k = min(int(k), len(run.steps)) if isinstance(k, (int, float)) and math.isfinite(k) else k
         view = on_worker(step_view, entry.pipe, run, k).result()
-    except ValueError as exc:
-        raise gr.Error(str(exc)) from None
+    except Exception as exc:
+        raise _failure(exc) from None
     return (
         view.x_t,
         view.x0,
@@ -924,8 +961,8 @@ def restore(path: str | None):
         recipe.steps,
         recipe.guidance_scale,
         recipe.scheduler,
-        recipe.width,
-        recipe.height,
+        gr.Slider(value=recipe.width, maximum=recommended(recipe.model)["max_side"]),
+        gr.Slider(value=recipe.height, maximum=recommended(recipe.model)["max_side"]),
         recipe.count,
         f"Settings restored from the PNG (seed {recipe.seed}, {recipe.steps} steps, {recipe.scheduler}). Press Generate.",
     )
@@ -1010,7 +1047,11 @@ def build_ui() -> None:
     )
     with gr.Row():
         model = gr.Dropdown(
-            [(s.label(), s.key) for s in catalog.models_for("text-to-image")], value=default, label="Model", scale=2
+            [(s.label(), s.key) for s in catalog.models_for("text-to-image")],
+            value=default,
+            label="Model",
+            scale=2,
+            allow_custom_value=rt.settings.allow_any_model,  # a hub id or path, when the operator allows them
         )
         scheduler = gr.Dropdown(names, value=r["scheduler"], label="Scheduler", scale=1)
     note = gr.Markdown(model_note(default))

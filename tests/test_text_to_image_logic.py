@@ -152,6 +152,7 @@ def test_stop_ends_the_run_early(entry):
 
     run = t2i.generate(entry, recipe(steps=20, count=1), on_step=on_step, stop=stop)
     assert run.stopped and len(seen) == 2
+    assert any("Stopped after step 2 of 20" in n for n in run.notices)  # its PNGs won't reproduce it: said so
 
 
 def test_requests_in_parallel_equal_serial_runs(entry):
@@ -221,6 +222,7 @@ def test_nan_or_black_output_is_detected(tmp_path, output, message):
         ("seed", "abc", "seed"),
         ("count", 1000, "number of images"),
         ("scheduler", "Heun 9000", "scheduler"),
+        ("scheduler", ["DDIM"], "scheduler"),
         ("prompt", 42, "text"),
         ("prompt", "x" * 5000, "characters"),
     ],
@@ -331,3 +333,8 @@ def test_a_pipeline_with_a_prior_loads_from_two_folders_and_is_watched(tmp_path)
         t.join(60)
     for s, p in zip(serial, results, strict=True):
         assert np.abs(s.astype(int) - p.astype(int)).max() <= 1
+    # Kandinsky's pipeline has no interrupt flag: Stop still ends it, with a message
+    stop = threading.Event()
+    stop.set()
+    with pytest.raises(ValueError, match="Stopped"):
+        t2i.generate(entry, recipe(model="tiny-kandinsky", steps=3), stop=stop)

@@ -3,7 +3,7 @@ Diffusion, on captioned 32×32 scenes that training/scenes.py renders. Fixed see
 about an hour on 2 CPU cores in all.
 
     python -m training.train_text_to_image --stage vae  --steps 2000    # AutoencoderKL, 32×32×3 ↔ 8×8×4
-    python -m training.train_text_to_image --stage unet --steps 3000    # UNet + text encoder → weights/shapes-t2i/
+    python -m training.train_text_to_image --stage unet --steps 4000    # UNet + text encoder → weights/shapes-t2i/
     python -m training.train_text_to_image --stage export               # the latest checkpoint → weights/
 
 Stage 1 trains an AutoencoderKL (KL weight 1e-6, as in Stable Diffusion's VAE) so diffusion runs on

@@ -39,7 +39,7 @@ def main() -> None:
     args = parser.parse_args()
     runtime.configure(Settings(preload=False))
     print(f"device: {runtime.get().device}, torch threads: {torch.get_num_threads()}")
-    for key in ("digits-gan", "digits-vae"):
+    for key in ("digits-gan", "digits-vae", "shapes-gan", "shapes-vae"):
         lm = runtime.latent_model(key)
         z = ls.sample_z(lm.latent_dim, 64, seed=0)
         bare = timed(lambda lm=lm, z=z: ls.decode(lm, z), args.rounds)

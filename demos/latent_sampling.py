@@ -63,6 +63,15 @@ z = μ + σ·ε with ε ~ N(0, I), the *reparameterisation trick*, so gradients 
 pulls each Gaussian towards N(0, I) (β weighs that term). Dimensions the model doesn't need
 collapse to the prior (KL ≈ 0): the KL bar chart shows which dimensions are in use.
 
+**Why a dimension can mean something.** Nothing forces one latent dimension to carry one
+property of the image; any rotation of the latent space fits the data as well. Penalties break
+the tie. A β-VAE weighs the whole KL term more (β > 1), squeezing the code until only the
+cheapest description survives. The shapes VAE uses β-TCVAE instead: it splits the KL into three
+parts and weighs only the *total correlation* — how much knowing one dimension tells you about
+the others. Independent dimensions are what make a traversal read as "this one moves the shape
+sideways, this one changes its colour". The Traversal tab's table shows, for the shapes, which
+known factor each dimension follows.
+
 **Truncation and temperature.** Both scale the random vector before decoding. Below 1, samples
 stay near the centre of the latent space, where training data was dense: more typical, less
 varied. Above 1, more varied and more often broken.
@@ -190,6 +199,35 @@ def latent_map(lm: LatentModel, images: torch.Tensor, labels: torch.Tensor) -> L
     coords = (mu - mean) @ vt[:2].T
     pad = 0.05 * (coords.max(axis=0) - coords.min(axis=0))
     return LatentMap(coords, labels.numpy(), mean, vt[:2], coords.min(axis=0) - pad, coords.max(axis=0) + pad)
+
+
+UNUSED_KL = 0.05  # nats: a dimension this close to the prior carries nothing
+
+
+@torch.no_grad()
+def dimension_usage(lm: LatentModel, images: torch.Tensor, factors: torch.Tensor | None = None) -> pd.DataFrame:
+    """Which latent dimensions a VAE uses, most used first: each one's mean KL over a dataset and,
+    where the data's factors are known (the shapes), the factor it follows most and how closely
+    (|correlation| or correlation ratio, 0–1) — so a traversal of the top rows reads as
+    "this one moves the shape up and down"."""
+    if lm.kind != "vae":
+        raise ValueError("Only a VAE has an encoder to measure this: a GAN's dimensions are all used alike.")
+    mu, logvar = lm.model.encode(images)
+    kl = (0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar)).mean(dim=0)
+    order = kl.argsort(descending=True).tolist()
+    table = pd.DataFrame({"dimension": order, "KL (nats)": kl[order].double().numpy().round(3)})
+    if factors is not None:
+        from training.datasets import FACTORS
+        from training.evaluate import factor_scores
+
+        scores = factor_scores(mu.numpy(), factors.numpy())[order]
+        used = kl[order].numpy() >= UNUSED_KL
+        table["follows"] = [FACTORS[k] if u else "— (unused)" for k, u in zip(scores.argmax(axis=1), used, strict=True)]
+        table["score"] = scores.max(axis=1).round(2)
+        table["runner-up"] = [
+            f"{FACTORS[k]} {row[k]:.2f}" for row, k in zip(scores, np.argsort(-scores)[:, 1], strict=True)
+        ]
+    return table
 
 
 MAP_PX = 420
@@ -577,7 +615,7 @@ def _dims(lm: LatentModel, dims: object) -> list[int]:
     return chosen
 
 
-LIVE_DIMS = 8  # sliders in the live editor: the first dimensions of the latent
+LIVE_DIMS = 10  # sliders in the live editor: the first dimensions of the latent
 
 
 def live_start(model: str, seed: int):
@@ -659,22 +697,47 @@ def vae_anatomy(model: str, sketch, upload):
     )
 
 
-def _map(model: str) -> tuple[LatentModel, LatentMap]:
-    """The map over the model's own dataset: digits coloured by digit, shapes by shape."""
+def _dataset(lm: LatentModel) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """The model's own data: (images, labels, known factors or None). Digits are labelled by
+    digit, shapes by shape."""
     from training.datasets import digits, shapes
 
+    if lm.model.channels == 3:
+        data = shapes(count=2000, seed=1)  # not the training draw
+        return data["x_train"], data["factors"][:, 0].long(), data["factors"]
+    data = digits(size=lm.model.size)
+    return torch.cat([data["x_train"], data["x_test"]]), torch.cat([data["y_train"], data["y_test"]]), None
+
+
+def _map(model: str) -> tuple[LatentModel, LatentMap]:
+    """The map over the model's own dataset."""
     lm = _model(model)
     try:
         if lm.kind != "vae":
             raise ValueError("The map needs an encoder: pick a VAE (a GAN has no way to place an image).")
-        if lm.model.channels == 3:
-            data = shapes(count=2000, seed=1)
-            return lm, latent_map(lm, data["x_train"], data["factors"][:, 0].long())
-        data = digits(size=lm.model.size)
-        images = torch.cat([data["x_train"], data["x_test"]])
-        return lm, latent_map(lm, images, torch.cat([data["y_train"], data["y_test"]]))
+        images, labels, _ = _dataset(lm)
+        return lm, latent_map(lm, images, labels)
     except ValueError as exc:
         raise gr.Error(str(exc)) from None
+
+
+TRAVERSED = 4  # the traversal starts on this many dimensions
+
+
+def usage(model: str):
+    """On picking a model: the traversal's dimensions (a VAE's most used first) and the usage table."""
+    lm = _model(model)
+    if lm.kind != "vae":
+        dims = " ".join(str(d) for d in range(min(TRAVERSED, lm.latent_dim)))
+        return dims, pd.DataFrame({"dimension": [], "KL (nats)": []})
+    images, _, factors = _dataset(lm)
+    table = dimension_usage(lm, images, factors)
+    return " ".join(str(d) for d in table["dimension"][:TRAVERSED]), table
+
+
+def usage_once(model: str, table: pd.DataFrame | None):
+    """The first time the Traversal tab opens, fill in what `usage` would."""
+    return usage(model) if table is None or len(table) == 0 else (gr.skip(), gr.skip())
 
 
 def show_map(model: str) -> Image.Image:
@@ -834,9 +897,14 @@ def build_ui() -> None:
             slerp_image = gr.Image(label="slerp (great circle)", type="pil", interactive=False)
             norm_plot = gr.LinePlot(x="t", y="norm", color="path", label="Latent norm along each path", height=240)
             gifs = gr.File(label="GIFs", file_count="multiple")
-        with gr.Tab("Traversal"):
+        with gr.Tab("Traversal") as traversal_tab:
             with gr.Row():
-                dims = gr.Textbox("0 1 2 3", label="dimensions", info="Which latent dimensions, e.g. 0 1 2 3.")
+                dims = gr.Textbox(
+                    "0 1 2 3",
+                    label="dimensions",
+                    info="Which latent dimensions, e.g. 0 1 2 3. A VAE starts on its most used ones.",
+                    elem_id="latent-dims",
+                )
                 span = gr.Slider(0.5, 5, TRAVERSAL_RANGE, step=0.5, label="range (± σ)")
                 traverse_steps = gr.Slider(3, 11, 7, step=1, label="steps")
                 turn = gr.Button("Traverse", elem_id="latent-traverse")
@@ -845,6 +913,11 @@ def build_ui() -> None:
                 type="pil",
                 interactive=False,
                 elem_id="latent-traversal",
+            )
+            usage_table = gr.Dataframe(
+                label="Dimensions by use (mean KL on the model's data; for shapes, the factor each follows)",
+                interactive=False,
+                elem_id="latent-usage",
             )
         with gr.Tab("Live edit"):
             gr.Markdown("Load a seed's latent, then move one dimension at a time and watch the image follow.")
@@ -949,6 +1022,8 @@ def build_ui() -> None:
     sample.click(sample_grid, [model, seed, count, truncation, temperature], samples, **heavy)
     compare.click(side_by_side, [seed, count, truncation, temperature], [gan_grid, vae_grid], **heavy)
     walk.click(interpolation, [model, seed_a, seed_b, steps], [lerp_image, slerp_image, norm_plot, gifs], **heavy)
+    model.change(usage, model, [dims, usage_table], **heavy)
+    traversal_tab.select(usage_once, [model, usage_table], [dims, usage_table], **heavy)
     turn.click(traversal, [model, seed, dims, span, traverse_steps], traversal_image, **heavy)
     load_live.click(live_start, [model, seed], [*live_sliders, live_image], **heavy)
     for slider in live_sliders:

@@ -169,6 +169,13 @@ def test_latent_tab_samples_interpolates_traverses_and_encodes_a_drawing(page):
     page.mouse.up()
     page.locator("#latent-encode").click()
     expect(page.locator("#latent-reconstruction img")).to_be_visible(timeout=30_000)
+    # Picking the VAE put its most used dimensions on the traversal, with the usage table.
+    from demos import latent_sampling as ls
+
+    page.get_by_role("tab", name="Traversal").click()
+    expect(page.locator("#latent-dims textarea")).to_have_value(ls.usage("digits-vae")[0], timeout=30_000)
+    expect(page.locator("#latent-usage")).to_contain_text("KL (nats)")
+    page.get_by_role("tab", name="VAE anatomy").click()
     expect(page.locator(".toast-body")).to_have_count(0)
     page.screenshot(path=str(ARTIFACTS / "browser-latent.png"), full_page=True)
 

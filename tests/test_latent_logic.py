@@ -173,3 +173,22 @@ def test_live_edit_changes_only_what_the_sliders_say():
 
     with pytest.raises(gr.Error, match="z0"):
         ls.live_edit("digits-vae", 5, *([float("nan")] + values[1:]))
+
+
+def test_dimension_usage_ranks_by_kl_and_names_what_each_follows():
+    """The table behind the traversal: every dimension once, most used first, the top one named
+    after a known factor and unused ones marked; a GAN gets the first dimensions and no table."""
+    from shared import runtime
+    from shared.settings import Settings
+
+    runtime.configure(Settings(preload=False))
+    dims, table = ls.usage("shapes-vae")
+    assert sorted(table["dimension"]) == list(range(10))
+    assert list(table["KL (nats)"]) == sorted(table["KL (nats)"], reverse=True)
+    assert dims.split() == [str(d) for d in table["dimension"][:4]]
+    assert (table["follows"][table["KL (nats)"] < ls.UNUSED_KL] == "— (unused)").all()
+    assert table["follows"].iloc[0] in ("x", "y", "scale", "colour", "shape", "rotation")
+    gan_dims, gan_table = ls.usage("digits-gan")
+    assert gan_dims == "0 1 2 3" and gan_table.empty
+    with pytest.raises(ValueError, match="encoder"):
+        ls.dimension_usage(ls._model("digits-gan"), torch.zeros(1, 1, 16, 16))

@@ -3,6 +3,8 @@ package) and a procedural shapes set whose factors are known."""
 
 from __future__ import annotations
 
+import colorsys
+
 import numpy as np
 import torch
 from sklearn.datasets import load_digits
@@ -23,41 +25,45 @@ def digits(size: int = 16) -> dict[str, torch.Tensor]:
 
 
 SHAPES = ("square", "circle", "triangle")
-COLOURS = ((230, 60, 50), (60, 190, 80), (60, 110, 230))  # red, green, blue
+HUES = 2 / 3  # colour runs through hues 0 … ⅔ of the wheel: red, yellow, green, cyan, blue
 FACTORS = ("shape", "colour", "scale", "x", "y", "rotation")
+
+
+def hue_rgb(colour: float) -> tuple[int, int, int]:
+    """The colour factor (0–1) → an RGB fill: a hue from red (0) to blue (1), fairly saturated."""
+    r, g, b = colorsys.hsv_to_rgb(colour * HUES, 0.8, 0.9)
+    return round(255 * r), round(255 * g), round(255 * b)
 
 
 def shapes(count: int = 20_000, size: int = 32, seed: int = 0) -> dict[str, torch.Tensor]:
     """Procedural dSprites-like images with known factors: one shape (square, circle, triangle) of
     one colour, at a random scale, position and rotation, on black. Returns images (N, 3, size,
-    size) in [0, 1] and ``factors`` (N, 6) in the order of FACTORS (scale, x, y in [0, 1];
-    rotation in [0, 1) of a turn — a circle's rotation is invisible, a square's repeats every ¼)."""
+    size) in [0, 1] and ``factors`` (N, 6) in the order of FACTORS: shape 0–2; colour, scale, x, y
+    in [0, 1] (colour as in 3dshapes: a hue, here from red through green to blue); rotation in
+    [0, 1) of a turn (a circle's rotation is invisible, a square's repeats every ¼)."""
     from PIL import Image, ImageDraw
 
     rng = np.random.default_rng(seed)
     shape = rng.integers(0, 3, count)
-    colour = rng.integers(0, 3, count)
+    colour = rng.uniform(0, 1, count)
     scale = rng.uniform(0, 1, count)
     x, y = rng.uniform(0, 1, count), rng.uniform(0, 1, count)
     rotation = rng.uniform(0, 1, count)
     images = np.zeros((count, size, size, 3), dtype=np.uint8)
     for i in range(count):
+        fill = hue_rgb(colour[i])
         radius = size * (0.12 + 0.13 * scale[i])  # 12–25 % of the frame
         margin = radius + 1
         cx, cy = margin + x[i] * (size - 2 * margin), margin + y[i] * (size - 2 * margin)
         canvas = Image.new("RGB", (size * 4, size * 4))  # draw 4× larger, then shrink: smooth edges
         draw = ImageDraw.Draw(canvas)
         if shape[i] == 1:
-            draw.ellipse(
-                [4 * (cx - radius), 4 * (cy - radius), 4 * (cx + radius), 4 * (cy + radius)], fill=COLOURS[colour[i]]
-            )
+            draw.ellipse([4 * (cx - radius), 4 * (cy - radius), 4 * (cx + radius), 4 * (cy + radius)], fill=fill)
         else:
             corners = 4 if shape[i] == 0 else 3
             angles = 2 * np.pi * (rotation[i] + np.arange(corners) / corners)
             r = radius * (1.15 if corners == 4 else 1.3)
-            draw.polygon(
-                [(4 * (cx + r * np.cos(a)), 4 * (cy + r * np.sin(a))) for a in angles], fill=COLOURS[colour[i]]
-            )
+            draw.polygon([(4 * (cx + r * np.cos(a)), 4 * (cy + r * np.sin(a))) for a in angles], fill=fill)
         images[i] = np.asarray(canvas.resize((size, size), Image.BOX))
     x_all = torch.tensor(images).permute(0, 3, 1, 2).float() / 255.0
     factors = torch.tensor(np.stack([shape, colour, scale, x, y, rotation], axis=1), dtype=torch.float32)

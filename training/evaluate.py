@@ -1,7 +1,7 @@
 """An independent judge of generated digits: an RBF SVM with probability outputs, trained on
 scikit-learn's training split of the 8×8 digits (never on anything a model generated).
 
-    python -m training.evaluate            # scores the bundled digit GAN and VAE
+    python -m training.evaluate            # scores the bundled digit GAN and VAE, and the shapes pair
 """
 
 from __future__ import annotations
@@ -49,31 +49,10 @@ def judge(images: torch.Tensor) -> dict:
     }
 
 
-def main() -> None:
-    from pathlib import Path
-
-    from shared.latent_models import ConvVAE, Generator
-
-    root = Path(__file__).resolve().parent.parent / "weights"
-    torch.manual_seed(0)
-    with torch.no_grad():
-        gan = Generator.from_pretrained(root / "digits-gan").eval()
-        print("GAN", judge(gan(torch.randn(1000, gan.latent_dim))))
-        vae = ConvVAE.from_pretrained(root / "digits-vae").eval()
-        print("VAE", judge(vae.decode(torch.randn(1000, vae.latent_dim))))
-        test = digits()["x_test"]
-        mu, _ = vae.encode(test)
-        print("VAE reconstruction MSE on held-out digits", float(((vae.decode(mu) - test) ** 2).mean()))
-
-
-if __name__ == "__main__":
-    main()
-
-
 def factor_scores(mu: np.ndarray, factors: np.ndarray) -> np.ndarray:
     """How strongly each latent dimension follows each known factor: (latent_dim, 6), in [0, 1].
 
-    Continuous factors (scale, x, y): |Pearson correlation|. Categorical ones (shape, colour) and
+    Continuous factors (colour's hue, scale, x, y): |Pearson correlation|. Shape (categorical) and
     rotation (in 8 bins): the correlation ratio η — the share of the dimension's spread explained
     by the factor's category, square-rooted so it is on the same scale as a correlation.
     """
@@ -84,7 +63,7 @@ def factor_scores(mu: np.ndarray, factors: np.ndarray) -> np.ndarray:
         f = factors[:, k]
         for j in range(mu.shape[1]):
             z = mu[:, j]
-            if name in ("scale", "x", "y"):
+            if name in ("colour", "scale", "x", "y"):
                 scores[j, k] = abs(np.corrcoef(z, f)[0, 1])
             else:
                 groups = np.floor(f * 8).astype(int) if name == "rotation" else f.astype(int)
@@ -96,14 +75,15 @@ def factor_scores(mu: np.ndarray, factors: np.ndarray) -> np.ndarray:
     return scores
 
 
-def shapes_report(top: int = 4) -> list[dict]:
-    """For the bundled shapes VAE: its `top` most used dimensions and the factor each follows."""
+def shapes_report(top: int = 4, path=None) -> list[dict]:
+    """For the bundled shapes VAE (or the one saved at ``path``): its `top` most used dimensions
+    and the factor each follows."""
     from pathlib import Path
 
     from shared.latent_models import ConvVAE
     from training.datasets import FACTORS, shapes
 
-    vae = ConvVAE.from_pretrained(Path(__file__).resolve().parent.parent / "weights" / "shapes-vae").eval()
+    vae = ConvVAE.from_pretrained(path or Path(__file__).resolve().parent.parent / "weights" / "shapes-vae").eval()
     data = shapes(count=3000, seed=1)  # not the training draw (seed 0)
     with torch.no_grad():
         mu, logvar = vae.encode(data["x_train"])
@@ -123,3 +103,69 @@ def shapes_report(top: int = 4) -> list[dict]:
             }
         )
     return report
+
+
+def read_shape(image: np.ndarray) -> tuple[int, float] | None:
+    """(shape, colour) of the one object in a (3, H, W) image in [0, 1], by measurement, or None
+    when nothing is drawn. Shape by compactness, which ignores rotation: the blob's area over the
+    circle through its farthest pixel is ≈ 0.86 for a circle, 0.64 for a square, 0.45 for a
+    triangle. Colour: the hue of the blob's mean, on the dataset's 0–1 scale (red 0, blue 1)."""
+    import colorsys
+
+    from training.datasets import HUES
+
+    mask = image.max(axis=0) > 0.35
+    if mask.sum() < 5:
+        return None
+    ys, xs = np.nonzero(mask)
+    radius = np.sqrt((ys - ys.mean()) ** 2 + (xs - xs.mean()) ** 2).max() + 0.5
+    compactness = mask.sum() / (np.pi * radius**2)
+    shape = 2 if compactness < 0.54 else 0 if compactness < 0.77 else 1  # the order of SHAPES
+    hue = colorsys.rgb_to_hsv(*image[:, mask].mean(axis=1))[0]
+    hue = 0.0 if hue > (1 + HUES) / 2 else hue  # magenta-ish reds wrap round to red
+    return shape, min(1.0, hue / HUES)
+
+
+COLOUR_BANDS = ("red–yellow", "green", "cyan–blue")  # thirds of the colour factor
+
+
+def shapes_balance(images: torch.Tensor) -> dict:
+    """Share of each shape and each third of the colour range among generated shapes, and how
+    many show nothing: a GAN that has collapsed onto a few modes shows it here (the data has a
+    third of each)."""
+    from training.datasets import SHAPES
+
+    read = [read_shape(image) for image in images.float().numpy()]
+    drawn = [r for r in read if r is not None]
+    shapes_ = np.bincount([r[0] for r in drawn], minlength=3) / max(1, len(drawn))
+    colours = np.bincount([min(2, int(r[1] * 3)) for r in drawn], minlength=3) / max(1, len(drawn))
+    return {
+        "empty": round(1 - len(drawn) / len(read), 3),
+        "shape": {SHAPES[i]: round(float(shapes_[i]), 3) for i in range(3)},
+        "colour": {COLOUR_BANDS[i]: round(float(colours[i]), 3) for i in range(3)},
+    }
+
+
+def main() -> None:
+    from pathlib import Path
+
+    from shared.latent_models import ConvVAE, Generator
+
+    root = Path(__file__).resolve().parent.parent / "weights"
+    torch.manual_seed(0)
+    with torch.no_grad():
+        gan = Generator.from_pretrained(root / "digits-gan").eval()
+        print("GAN", judge(gan(torch.randn(1000, gan.latent_dim))))
+        vae = ConvVAE.from_pretrained(root / "digits-vae").eval()
+        print("VAE", judge(vae.decode(torch.randn(1000, vae.latent_dim))))
+        test = digits()["x_test"]
+        mu, _ = vae.encode(test)
+        print("VAE reconstruction MSE on held-out digits", float(((vae.decode(mu) - test) ** 2).mean()))
+        for row in shapes_report(top=6):
+            print("shapes VAE", row)
+        gan = Generator.from_pretrained(root / "shapes-gan").eval()
+        print("shapes GAN", shapes_balance(gan(torch.randn(1000, gan.latent_dim))))
+
+
+if __name__ == "__main__":
+    main()

@@ -48,11 +48,14 @@ def train_gan(
     shift: bool = True,
     critic_width: int = 64,
     critic_lr: float = 2e-4,
+    minibatch_std: bool = False,
+    r1: float = 0.0,
+    pack: int = 1,
 ) -> Generator:
     g = torch.Generator().manual_seed(seed)
     channels, size = x.shape[1], x.shape[-1]
     generator = Generator(latent_dim=32, channels=channels, size=size)
-    critic = Discriminator(channels, size, width=critic_width)
+    critic = Discriminator(channels, size, critic_width, minibatch_std, pack)
     opt_g = torch.optim.Adam(generator.parameters(), 2e-4, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(critic.parameters(), critic_lr, betas=(0.5, 0.999))
     if state:
@@ -63,7 +66,7 @@ def train_gan(
     for step in range(state.get("step", 0), steps):
         real = jitter(next(data), g) if shift else next(data)
         d_loss, g_loss = gan_step(
-            generator, critic, opt_g, opt_d, real, torch.randn(len(real), generator.latent_dim, generator=g)
+            generator, critic, opt_g, opt_d, real, torch.randn(len(real), generator.latent_dim, generator=g), r1
         )
         if log(step, {"d_loss": d_loss, "g_loss": g_loss}):
             yield {
@@ -77,9 +80,48 @@ def train_gan(
     return generator
 
 
+def tc_vae_loss(vae: ConvVAE, x: torch.Tensor, dataset_size: int, tc_beta: float):
+    """β-TCVAE's loss with minibatch-weighted sampling: the KL split into index-code mutual
+    information + total correlation + dimension-wise KL, with only the middle term scaled."""
+    import math
+
+    mu, logvar = vae.encode(x)
+    z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()
+    recon = torch.nn.functional.binary_cross_entropy_with_logits(vae.decode_logits(z), x, reduction="sum") / len(x)
+
+    def log_normal(v, m, lv):
+        return -0.5 * (math.log(2 * math.pi) + lv + (v - m) ** 2 / lv.exp())
+
+    pairs = log_normal(z[:, None], mu[None], logvar[None])  # (B, B, D): log q(z_i | x_j), per dimension
+    norm = math.log(len(x) * dataset_size)
+    log_qz = torch.logsumexp(pairs.sum(2), dim=1) - norm
+    log_prod_qzi = (torch.logsumexp(pairs, dim=1) - norm).sum(1)
+    log_qz_x = log_normal(z, mu, logvar).sum(1)
+    log_pz = log_normal(z, torch.zeros_like(z), torch.zeros_like(z)).sum(1)
+    mi, tc, dim_kl = (log_qz_x - log_qz).mean(), (log_qz - log_prod_qzi).mean(), (log_prod_qzi - log_pz).mean()
+    kl = -0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum() / len(x)
+    return recon + mi + tc_beta * tc + dim_kl, recon, kl
+
+
 def train_vae(
-    x: torch.Tensor, steps: int, state: dict, seed: int, log, beta: float, latent_dim: int = 8, shift: bool = True
+    x: torch.Tensor,
+    steps: int,
+    state: dict,
+    seed: int,
+    log,
+    beta: float,
+    latent_dim: int = 8,
+    shift: bool = True,
+    capacity: float = 0.0,
+    gamma: float = 0.0,
+    anneal: int = 1,
+    tc_beta: float = 0.0,
 ):
+    """β-VAE; with ``capacity`` > 0, Burgess et al.'s controlled-capacity objective instead:
+    recon + γ·|KL − C|, where C grows from 0 to ``capacity`` nats over ``anneal`` steps, so the
+    latent code opens up one factor at a time (position first, then size, colour, shape). With
+    ``tc_beta`` > 0, β-TCVAE instead (Chen et al.): only the total correlation between the latent
+    dimensions — the part of the KL that ties them together — is weighted by ``tc_beta``."""
     g = torch.Generator().manual_seed(seed)
     vae = ConvVAE(latent_dim=latent_dim, channels=x.shape[1], size=x.shape[-1], beta=beta)
     opt = torch.optim.Adam(vae.parameters(), 1e-3)
@@ -88,7 +130,13 @@ def train_vae(
     data = batches(x, 64, g)
     for step in range(state.get("step", 0), steps):
         torch.manual_seed(seed + step)  # the reparameterisation noise
-        loss, recon, kl = vae_loss(vae, jitter(next(data), g) if shift else next(data))
+        batch = jitter(next(data), g) if shift else next(data)
+        if tc_beta > 0:
+            loss, recon, kl = tc_vae_loss(vae, batch, len(x), tc_beta)
+        else:
+            loss, recon, kl = vae_loss(vae, batch)
+        if capacity > 0:
+            loss = recon + gamma * (kl - capacity * min(1.0, step / anneal)).abs()
         opt.zero_grad(), loss.backward(), opt.step()
         if log(step, {"loss": loss.item(), "recon": recon.item(), "kl": kl.item()}):
             yield {"vae": vae.state_dict(), "opt": opt.state_dict(), "rng": g.get_state(), "step": step + 1}
@@ -101,15 +149,25 @@ def main() -> None:
     parser.add_argument("--dataset", choices=["digits", "shapes"], default="digits")
     parser.add_argument("--critic-width", type=int, default=64, help="GAN only: a weaker critic keeps the game even")
     parser.add_argument("--critic-lr", type=float, default=2e-4, help="GAN only")
+    parser.add_argument("--pack", type=int, default=1, help="GAN only: the critic judges this many images at once")
+    parser.add_argument("--r1", type=float, default=0.0, help="GAN only: weight of the R1 penalty on the critic")
+    parser.add_argument("--minibatch-std", action="store_true", help="GAN only: the critic sees the batch's spread")
     parser.add_argument("--latent-dim", type=int, default=None, help="VAE only (default 8 digits, 10 shapes)")
     parser.add_argument("--steps", type=int, default=8000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--beta", type=float, default=1.0, help="VAE only: weight of the KL term")
+    parser.add_argument(
+        "--capacity", type=float, default=0.0, help="VAE only: final KL capacity C in nats (0: plain β-VAE)"
+    )
+    parser.add_argument("--gamma", type=float, default=100.0, help="VAE only: weight of |KL − C|")
+    parser.add_argument("--anneal", type=int, default=5000, help="VAE only: steps over which C grows to --capacity")
+    parser.add_argument("--tc-beta", type=float, default=0.0, help="VAE only: β-TCVAE's weight of total correlation")
+    parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--every", type=int, default=500, help="checkpoint every this many steps")
     parser.add_argument("--out", type=Path, help="default: weights/digits-<model>")
     args = parser.parse_args()
     torch.manual_seed(args.seed)
-    torch.set_num_threads(min(2, torch.get_num_threads()))
+    torch.set_num_threads(args.threads)
     out = args.out or ROOT / "weights" / f"{args.dataset}-{args.model}"
     name = out.name
     CHECKPOINTS.mkdir(parents=True, exist_ok=True)
@@ -130,10 +188,35 @@ def main() -> None:
     is_digits = args.dataset == "digits"
     x = digits()["x_train"] if is_digits else shapes()["x_train"]
     if args.model == "gan":
-        run = train_gan(x, args.steps, state, args.seed, log, is_digits, args.critic_width, args.critic_lr)
+        run = train_gan(
+            x,
+            args.steps,
+            state,
+            args.seed,
+            log,
+            is_digits,
+            args.critic_width,
+            args.critic_lr,
+            args.minibatch_std,
+            args.r1,
+            args.pack,
+        )
     else:
         latent_dim = args.latent_dim or (8 if is_digits else 10)
-        run = train_vae(x, args.steps, state, args.seed, log, args.beta, latent_dim, shift=is_digits)
+        run = train_vae(
+            x,
+            args.steps,
+            state,
+            args.seed,
+            log,
+            args.beta,
+            latent_dim,
+            is_digits,
+            args.capacity,
+            args.gamma,
+            args.anneal,
+            args.tc_beta,
+        )
     try:
         while True:
             snapshot = next(run)

@@ -170,7 +170,8 @@ CATALOG: dict[str, ModelSpec] = {
             size_mb=6,
             license="Apache-2.0",
             device="cpu",
-            description="β-VAE (β = 4) on the same shapes, 10-dimensional latent: traversals show its factors.",
+            description="β-TCVAE on the same shapes, 10-dimensional latent: four dimensions in use, one factor "
+            "each (x, y, size, colour) — see the Traversal tab's table.",
         ),
         ModelSpec(
             key="shapes-t2i",

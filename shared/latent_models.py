@@ -14,9 +14,16 @@ from torch import nn
 
 
 class Generator(nn.Module, PyTorchModelHubMixin):
-    """DCGAN-style generator: z (N, latent_dim) → fc → 4×4 → transposed convs → size × size."""
+    """DCGAN-style generator: z (N, latent_dim) → fc → 4×4 → upsampling convs → size × size.
 
-    def __init__(self, latent_dim: int = 32, channels: int = 1, size: int = 16, width: int = 64) -> None:
+    ``upsample="transpose"`` doubles the size with transposed convolutions (DCGAN's choice);
+    ``"nearest"`` with nearest-neighbour upsampling followed by a 3×3 convolution, which avoids the
+    checkerboard patterns transposed convolutions leave where their kernels overlap unevenly.
+    """
+
+    def __init__(
+        self, latent_dim: int = 32, channels: int = 1, size: int = 16, width: int = 64, upsample: str = "transpose"
+    ) -> None:
         super().__init__()
         self.latent_dim, self.channels, self.size = latent_dim, channels, size
         ups = {16: 2, 32: 3}[size]
@@ -27,7 +34,10 @@ class Generator(nn.Module, PyTorchModelHubMixin):
         for i in range(ups):
             last = i == ups - 1
             out = channels if last else c // 2
-            layers += [nn.ConvTranspose2d(c, out, 4, 2, 1)]
+            if upsample == "nearest":
+                layers += [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(c, out, 3, 1, 1)]
+            else:
+                layers += [nn.ConvTranspose2d(c, out, 4, 2, 1)]
             layers += [nn.Sigmoid()] if last else [nn.BatchNorm2d(out), nn.ReLU(True)]
             c = out
         self.net = nn.Sequential(*layers)

@@ -102,20 +102,24 @@ def test_factor_scores_recognise_a_planted_code():
     mu = np.stack([f[:, 3] + 0.05 * rng.normal(size=len(f)), rng.normal(size=len(f)), f[:, 0]], axis=1)
     scores = factor_scores(mu, f)
     assert scores[0].argmax() == 3 and scores[0, 3] > 0.95 and np.delete(scores[0], 3).max() < 0.1
-    assert scores[1].max() < 0.1
+    assert scores[1].max() < 0.15  # noise: η over 8 rotation bins sits near √(8/1500) ≈ 0.07
     assert scores[2].argmax() == 0 and scores[2, 0] > 0.99
 
 
 def test_shapes_vae_top_dimensions_follow_known_factors():
-    """Of the β-VAE's four most used dimensions, at least three each follow mainly one known factor
-    (score ≥ 0.6 and ≥ 1.5× the runner-up), and together they cover x, y and scale. (The issue asks
-    for all of them; the bundled model reaches three of four: colour and shape stay entangled.)"""
+    """Every dimension the shapes VAE uses (KL ≥ 0.5 nats, on 3000 fresh shapes) follows mainly
+    one known factor — score ≥ 0.8 and ≥ 2× the runner-up — each a different one, and together
+    they cover position, size and colour. (Measured: x 0.99, y 0.99, scale 0.91, colour 0.99;
+    shape is not encoded — see the README.)"""
     from training.evaluate import shapes_report
 
-    report = shapes_report(top=4)
-    clean = [row for row in report if row["score"] >= 0.6 and row["score"] >= 1.5 * row["runner_up_score"]]
-    assert len(clean) >= 3, report
-    assert {"x", "y", "scale"} <= {row["factor"] for row in clean}, report
+    report = shapes_report(top=10)
+    used = [row for row in report if row["kl"] >= 0.5]
+    assert len(used) >= 4, report
+    for row in used:
+        assert row["score"] >= 0.8 and row["score"] >= 2 * row["runner_up_score"], row
+    factors = [row["factor"] for row in used]
+    assert len(set(factors)) == len(factors) and {"x", "y", "scale", "colour"} <= set(factors), report
 
 
 def test_shape_reader_is_right_on_rendered_shapes():
@@ -124,7 +128,7 @@ def test_shape_reader_is_right_on_rendered_shapes():
     from training.evaluate import read_shape
 
     data = shapes(count=1500, seed=12)
-    read = np.array([read_shape(image) for image in data["x_train"].numpy()])
+    read = np.array([read_shape(image)[:2] for image in data["x_train"].numpy()])
     truth = data["factors"].numpy()
     assert (read[:, 0] == truth[:, 0]).mean() >= 0.95  # shape (99.3 % measured)
     assert np.abs(read[:, 1] - truth[:, 1]).max() < 0.02  # colour (a hue)

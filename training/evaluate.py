@@ -1,7 +1,11 @@
-"""An independent judge of generated digits: an RBF SVM with probability outputs, trained on
-scikit-learn's training split of the 8×8 digits (never on anything a model generated).
+"""Independent judges of the bundled latent models.
 
-    python -m training.evaluate            # scores the bundled digit GAN and VAE, and the shapes pair
+Digits: an RBF SVM with probability outputs, trained on scikit-learn's training split of the 8×8
+digits (never on anything a model generated). Shapes: measurement against the renderer's known
+factors — which factor each VAE dimension follows, and which shapes and colours a GAN draws.
+
+    python -m training.evaluate              # scores the bundled digit GAN and VAE, and the shapes pair
+    python -m training.evaluate --pictures   # …and redraws the README's traversal pictures
 """
 
 from __future__ import annotations
@@ -105,25 +109,31 @@ def shapes_report(top: int = 4, path=None) -> list[dict]:
     return report
 
 
-def read_shape(image: np.ndarray) -> tuple[int, float] | None:
-    """(shape, colour) of the one object in a (3, H, W) image in [0, 1], by measurement, or None
-    when nothing is drawn. Shape by compactness, which ignores rotation: the blob's area over the
+def read_shape(image: np.ndarray) -> tuple[int, float, int] | None:
+    """(shape, colour, blobs) of the object in a (3, H, W) image in [0, 1], by measurement, or
+    None when nothing is drawn; blobs counts separate marks (a rendered shape is 1), and the
+    largest is the one read. Shape by compactness, which ignores rotation: the blob's area over the
     circle through its farthest pixel is ≈ 0.86 for a circle, 0.64 for a square, 0.45 for a
     triangle. Colour: the hue of the blob's mean, on the dataset's 0–1 scale (red 0, blue 1)."""
     import colorsys
+
+    from scipy import ndimage
 
     from training.datasets import HUES
 
     mask = image.max(axis=0) > 0.35
     if mask.sum() < 5:
         return None
+    labels, count = ndimage.label(mask)
+    if count > 1:  # keep the largest blob; the others are stray marks
+        mask = labels == 1 + np.argmax(np.bincount(labels[mask])[1:])
     ys, xs = np.nonzero(mask)
     radius = np.sqrt((ys - ys.mean()) ** 2 + (xs - xs.mean()) ** 2).max() + 0.5
     compactness = mask.sum() / (np.pi * radius**2)
     shape = 2 if compactness < 0.54 else 0 if compactness < 0.77 else 1  # the order of SHAPES
     hue = colorsys.rgb_to_hsv(*image[:, mask].mean(axis=1))[0]
     hue = 0.0 if hue > (1 + HUES) / 2 else hue  # magenta-ish reds wrap round to red
-    return shape, min(1.0, hue / HUES)
+    return shape, min(1.0, hue / HUES), count
 
 
 COLOUR_BANDS = ("red–yellow", "green", "cyan–blue")  # thirds of the colour factor
@@ -132,7 +142,7 @@ COLOUR_BANDS = ("red–yellow", "green", "cyan–blue")  # thirds of the colour 
 def shapes_balance(images: torch.Tensor) -> dict:
     """Share of each shape and each third of the colour range among generated shapes, and how
     many show nothing: a GAN that has collapsed onto a few modes shows it here (the data has a
-    third of each)."""
+    third of each), and "one object" is the share of drawings that are a single mark."""
     from training.datasets import SHAPES
 
     read = [read_shape(image) for image in images.float().numpy()]
@@ -141,12 +151,38 @@ def shapes_balance(images: torch.Tensor) -> dict:
     colours = np.bincount([min(2, int(r[1] * 3)) for r in drawn], minlength=3) / max(1, len(drawn))
     return {
         "empty": round(1 - len(drawn) / len(read), 3),
+        "one object": round(float(np.mean([r[2] == 1 for r in drawn])) if drawn else 0.0, 3),
         "shape": {SHAPES[i]: round(float(shapes_[i]), 3) for i in range(3)},
         "colour": {COLOUR_BANDS[i]: round(float(colours[i]), 3) for i in range(3)},
     }
 
 
+def traversal_picture(key: str, rows: int = 4, steps: int = 9, span: float = 2.5):
+    """A VAE's `rows` most used dimensions, each turned from −span to +span around the origin,
+    labelled with the dimension and (for the shapes) the factor it follows: the README's picture."""
+    from PIL import Image, ImageDraw
+
+    from demos import latent_sampling as ls
+    from shared import catalog
+    from shared.loaders import load_latent_model
+
+    lm = load_latent_model(catalog.CATALOG[key], device="cpu", dtype=torch.float32, cache_dir=None)
+    images, _, factors = ls._dataset(lm)
+    table = ls.dimension_usage(lm, images, factors).head(rows)
+    z = ls.traversal_z(torch.zeros(lm.latent_dim), table["dimension"].tolist(), span, steps)
+    grid = ls.grid_image(ls.decode(lm, z), columns=steps)
+    label_w, row_h = 120, grid.height / rows
+    canvas = Image.new("RGB", (grid.width + label_w, grid.height), "white")
+    canvas.paste(grid, (label_w, 0))
+    draw = ImageDraw.Draw(canvas)
+    for i, row in enumerate(table.itertuples(index=False)):
+        text = f"z{row[0]}" + (f"\n{row.follows} {row.score:.2f}" if factors is not None else "")
+        draw.multiline_text((8, i * row_h + row_h / 2 - 14), text, fill="black", font_size=16)
+    return canvas
+
+
 def main() -> None:
+    import sys
     from pathlib import Path
 
     from shared.latent_models import ConvVAE, Generator
@@ -165,6 +201,10 @@ def main() -> None:
             print("shapes VAE", row)
         gan = Generator.from_pretrained(root / "shapes-gan").eval()
         print("shapes GAN", shapes_balance(gan(torch.randn(1000, gan.latent_dim))))
+    if "--pictures" in sys.argv:  # the README's traversal pictures
+        docs = root.parent / "docs"
+        traversal_picture("shapes-vae", rows=4).save(docs / "shapes-traversal.png")
+        traversal_picture("digits-vae", rows=4).save(docs / "digits-traversal.png")
 
 
 if __name__ == "__main__":

@@ -51,10 +51,11 @@ def train_gan(
     minibatch_std: bool = False,
     r1: float = 0.0,
     pack: int = 1,
+    upsample: str = "transpose",
 ) -> Generator:
     g = torch.Generator().manual_seed(seed)
     channels, size = x.shape[1], x.shape[-1]
-    generator = Generator(latent_dim=32, channels=channels, size=size)
+    generator = Generator(latent_dim=32, channels=channels, size=size, upsample=upsample)
     critic = Discriminator(channels, size, critic_width, minibatch_std, pack)
     opt_g = torch.optim.Adam(generator.parameters(), 2e-4, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(critic.parameters(), critic_lr, betas=(0.5, 0.999))
@@ -149,6 +150,7 @@ def main() -> None:
     parser.add_argument("--dataset", choices=["digits", "shapes"], default="digits")
     parser.add_argument("--critic-width", type=int, default=64, help="GAN only: a weaker critic keeps the game even")
     parser.add_argument("--critic-lr", type=float, default=2e-4, help="GAN only")
+    parser.add_argument("--upsample", choices=["transpose", "nearest"], default="transpose", help="GAN only")
     parser.add_argument("--pack", type=int, default=1, help="GAN only: the critic judges this many images at once")
     parser.add_argument("--r1", type=float, default=0.0, help="GAN only: weight of the R1 penalty on the critic")
     parser.add_argument("--minibatch-std", action="store_true", help="GAN only: the critic sees the batch's spread")
@@ -200,6 +202,7 @@ def main() -> None:
             args.minibatch_std,
             args.r1,
             args.pack,
+            args.upsample,
         )
     else:
         latent_dim = args.latent_dim or (8 if is_digits else 10)

@@ -849,12 +849,14 @@ def photos(model: str, first: str | None, second: str | None, steps: int):
     return pairs, grid_image(result.samples, columns=len(result.samples), px=px), straight, curved, note
 
 
-def side_by_side(seed: int, count: int, truncation: float, temperature: float):
-    """The bundled GAN and VAE on the same request."""
-    return (
-        sample_grid("digits-gan", seed, count, truncation, 1.0),
-        sample_grid("digits-vae", seed, count, 1.0, temperature),
-    )
+PAIRS = {"digits": ("digits-gan", "digits-vae"), "shapes": ("shapes-gan", "shapes-vae")}  # by dataset
+
+
+def side_by_side(model: str, seed: int, count: int, truncation: float, temperature: float):
+    """The bundled GAN and VAE of the picked model's dataset (digits unless it is a shapes model),
+    on the same request."""
+    gan, vae = PAIRS.get(str(model).split("-")[0], PAIRS["digits"])
+    return sample_grid(gan, seed, count, truncation, 1.0), sample_grid(vae, seed, count, 1.0, temperature)
 
 
 def build_ui() -> None:
@@ -883,6 +885,7 @@ def build_ui() -> None:
             sample = gr.Button("Sample", variant="primary", elem_id="latent-sample")
             samples = gr.Image(label="Samples", type="pil", elem_id="latent-samples", interactive=False)
         with gr.Tab("GAN vs VAE"):
+            gr.Markdown("The bundled GAN and VAE trained on the same data as the picked model, same seed and count.")
             compare = gr.Button("Sample both", elem_id="latent-compare")
             with gr.Row():
                 gan_grid = gr.Image(label="GAN", type="pil", interactive=False)
@@ -1020,7 +1023,7 @@ def build_ui() -> None:
     )
     map_view.select(decode_map_point, model, decoded, **heavy)
     sample.click(sample_grid, [model, seed, count, truncation, temperature], samples, **heavy)
-    compare.click(side_by_side, [seed, count, truncation, temperature], [gan_grid, vae_grid], **heavy)
+    compare.click(side_by_side, [model, seed, count, truncation, temperature], [gan_grid, vae_grid], **heavy)
     walk.click(interpolation, [model, seed_a, seed_b, steps], [lerp_image, slerp_image, norm_plot, gifs], **heavy)
     model.change(usage, model, [dims, usage_table], **heavy)
     traversal_tab.select(usage_once, [model, usage_table], [dims, usage_table], **heavy)

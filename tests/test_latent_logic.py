@@ -192,3 +192,16 @@ def test_dimension_usage_ranks_by_kl_and_names_what_each_follows():
     assert gan_dims == "0 1 2 3" and gan_table.empty
     with pytest.raises(ValueError, match="encoder"):
         ls.dimension_usage(ls._model("digits-gan"), torch.zeros(1, 1, 16, 16))
+
+
+def test_gan_and_vae_side_by_side_follow_the_picked_models_data():
+    from shared import runtime
+    from shared.settings import Settings
+
+    runtime.configure(Settings(preload=False))
+    digits_gan, digits_vae = ls.side_by_side("digits-vae", 3, 4, 1.0, 1.0)
+    shapes_gan, shapes_vae = ls.side_by_side("shapes-gan", 3, 4, 1.0, 1.0)
+    assert np.asarray(digits_gan).tolist() == np.asarray(ls.sample_grid("digits-gan", 3, 4, 1.0, 1.0)).tolist()
+    assert np.asarray(shapes_vae).tolist() == np.asarray(ls.sample_grid("shapes-vae", 3, 4, 1.0, 1.0)).tolist()
+    assert np.asarray(shapes_gan).std(axis=2).mean() > 1  # shapes are in colour…
+    assert np.asarray(digits_vae).std(axis=2).max() == 0  # …digits are grey

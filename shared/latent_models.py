@@ -52,12 +52,10 @@ class Discriminator(nn.Module, PyTorchModelHubMixin):
     With ``pack`` > 1 (PacGAN), it judges that many images at once, stacked as channels, and says
     whether the whole pack is real. One all-blue image looks real; four all-blue images in a row
     are unlikely, so a generator that draws everything alike is caught and pushed back towards
-    variety. With ``minibatch_std``, it also sees how much the batch varies (ProGAN's feature).
+    variety.
     """
 
-    def __init__(
-        self, channels: int = 1, size: int = 16, width: int = 64, minibatch_std: bool = False, pack: int = 1
-    ) -> None:
+    def __init__(self, channels: int = 1, size: int = 16, width: int = 64, pack: int = 1) -> None:
         super().__init__()
         self.pack = pack
         channels *= pack
@@ -67,19 +65,13 @@ class Discriminator(nn.Module, PyTorchModelHubMixin):
         for _ in range(downs):
             layers += [nn.utils.spectral_norm(nn.Conv2d(c_in, c, 4, 2, 1)), nn.LeakyReLU(0.2, True)]
             c_in, c = c, c * 2
-        self.minibatch_std = minibatch_std
         self.features = nn.Sequential(*layers)
-        extra = 16 if minibatch_std else 0
-        self.head = nn.Sequential(nn.Flatten(), nn.Dropout(0.2), nn.Linear(c_in * 16 + extra, 1))
+        self.head = nn.Sequential(nn.Flatten(), nn.Dropout(0.2), nn.Linear(c_in * 16, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Images (N, C, H, W) in [0, 1] → N / pack logits (N must be a multiple of pack)."""
         x = x.reshape(len(x) // self.pack, -1, *x.shape[2:])
-        h = self.features(x * 2 - 1)  # (N / pack, C', 4, 4)
-        if self.minibatch_std:
-            spread = h.std(dim=0, unbiased=False).mean(dim=0)  # (4, 4): how much the batch differs, per place
-            h = torch.cat([h.flatten(1), spread.flatten().expand(len(h), -1)], dim=1)
-        return self.head(h).squeeze(-1)
+        return self.head(self.features(x * 2 - 1)).squeeze(-1)
 
 
 class ConvVAE(nn.Module, PyTorchModelHubMixin):
@@ -139,21 +131,13 @@ def gan_step(
     opt_d: torch.optim.Optimizer,
     real: torch.Tensor,
     z: torch.Tensor,
-    r1: float = 0.0,
 ) -> tuple[float, float]:
-    """One round of the game: (critic loss, generator loss). ``r1`` > 0 adds the R1 penalty
-    (Mescheder et al.): the critic is kept smooth around real images, so it can be strong
-    without its gradients becoming useless to the generator."""
+    """One round of the game: (critic loss, generator loss)."""
     bce = nn.functional.binary_cross_entropy_with_logits
     fake = generator(z)
     # 1. critic: real → 1 (smoothed to 0.9), generated → 0
-    if r1 > 0:
-        real = real.detach().requires_grad_(True)
     real_logits, fake_logits = critic(real), critic(fake.detach())
     d_loss = bce(real_logits, torch.full_like(real_logits, 0.9)) + bce(fake_logits, torch.zeros_like(fake_logits))
-    if r1 > 0:
-        (grad,) = torch.autograd.grad(real_logits.sum(), real, create_graph=True)
-        d_loss = d_loss + r1 / 2 * grad.pow(2).sum(dim=(1, 2, 3)).mean()
     opt_d.zero_grad()
     d_loss.backward()
     opt_d.step()

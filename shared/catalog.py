@@ -159,8 +159,8 @@ CATALOG: dict[str, ModelSpec] = {
             size_mb=4,
             license="Apache-2.0",
             device="cpu",
-            description="DCGAN on the procedural shapes after 3000 steps: shapes vary, colours have partly "
-            "collapsed to blue — a live example of mode collapse.",
+            description="DCGAN on the procedural shapes (critic judges packs of 4, generator averaged): every "
+            "colour and position, but shapes come out as rounded blobs.",
         ),
         ModelSpec(
             key="shapes-vae",

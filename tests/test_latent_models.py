@@ -135,15 +135,16 @@ def test_shape_reader_is_right_on_rendered_shapes():
 
 
 @torch.no_grad()
-def test_shapes_gan_draws_every_shape_and_colour():
-    """1000 samples of the shapes GAN: something drawn in nearly all, and no shape or colour
-    collapsed away (the data has a third of each)."""
+def test_shapes_gan_draws_every_colour():
+    """1000 samples of the shapes GAN: something drawn in nearly all, mostly as one object, and
+    no third of the colour range collapsed away (the data has a third in each; the GAN before
+    PacGAN drew 0.2 % green)."""
     from training.evaluate import shapes_balance
 
     gan = load("shapes-gan")
     balance = shapes_balance(gan.model(torch.randn(1000, gan.latent_dim, generator=torch.Generator().manual_seed(0))))
-    assert balance["empty"] <= 0.05, balance
-    assert min(balance["shape"].values()) >= 0.2 and min(balance["colour"].values()) >= 0.2, balance
+    assert balance["empty"] <= 0.05 and balance["one object"] >= 0.8, balance
+    assert min(balance["colour"].values()) >= 0.2, balance
 
 
 def test_photo_round_trip_on_a_tiny_autoencoder(tiny_akl):

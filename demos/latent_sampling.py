@@ -221,11 +221,12 @@ def dimension_usage(lm: LatentModel, images: torch.Tensor, factors: torch.Tensor
         from training.evaluate import factor_scores
 
         scores = factor_scores(mu.numpy(), factors.numpy())[order]
-        used = kl[order].numpy() >= UNUSED_KL
-        table["follows"] = [FACTORS[k] if u else "— (unused)" for k, u in zip(scores.argmax(axis=1), used, strict=True)]
-        table["score"] = scores.max(axis=1).round(2)
+        rows = [(row, np.argsort(-row)) for row in scores]
+        used = kl[order].numpy() >= UNUSED_KL  # an unused dimension's μ barely moves: its scores mean nothing
+        table["follows"] = [FACTORS[o[0]] if u else "— (unused)" for (_, o), u in zip(rows, used, strict=True)]
+        table["score"] = [f"{r[o[0]]:.2f}" if u else "" for (r, o), u in zip(rows, used, strict=True)]
         table["runner-up"] = [
-            f"{FACTORS[k]} {row[k]:.2f}" for row, k in zip(scores, np.argsort(-scores)[:, 1], strict=True)
+            f"{FACTORS[o[1]]} {r[o[1]]:.2f}" if u else "" for (r, o), u in zip(rows, used, strict=True)
         ]
     return table
 

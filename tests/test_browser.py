@@ -171,10 +171,28 @@ def test_latent_tab_samples_interpolates_traverses_and_encodes_a_drawing(page):
     expect(page.locator("#latent-reconstruction img")).to_be_visible(timeout=30_000)
     # Picking the VAE put its most used dimensions on the traversal, with the usage table.
     from demos import latent_sampling as ls
+    from shared import runtime
+    from shared.settings import Settings
 
+    runtime.configure(Settings(preload=False))  # this process's own, to compute the expected dimensions
     page.get_by_role("tab", name="Traversal").click()
     expect(page.locator("#latent-dims textarea")).to_have_value(ls.usage("digits-vae")[0], timeout=30_000)
     expect(page.locator("#latent-usage")).to_contain_text("KL (nats)")
+    # The shapes VAE: its table names the factor each dimension follows.
+    model.click()
+    page.get_by_role("option", name=re.compile("shapes-vae")).click()
+    expect(page.locator("#latent-usage")).to_contain_text("follows", timeout=30_000)
+    expect(page.locator("#latent-dims textarea")).to_have_value(ls.usage("shapes-vae")[0])
+    before = page.locator("#latent-traversal img").get_attribute("src")
+    page.locator("#latent-traverse").click()
+    page.wait_for_function(
+        "src => document.querySelector('#latent-traversal img')?.getAttribute('src') !== src",
+        arg=before,
+        timeout=30_000,
+    )
+    page.screenshot(path=str(ARTIFACTS / "browser-latent-traversal.png"), full_page=True)
+    model.click()
+    page.get_by_role("option", name=re.compile("digits-vae")).click()
     page.get_by_role("tab", name="VAE anatomy").click()
     expect(page.locator(".toast-body")).to_have_count(0)
     page.screenshot(path=str(ARTIFACTS / "browser-latent.png"), full_page=True)

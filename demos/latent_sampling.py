@@ -181,6 +181,8 @@ class LatentMap:
     axes: np.ndarray  # (2, d) principal axes
     low: np.ndarray  # (2,) lower-left corner of the plotted area, in PCA units
     high: np.ndarray  # (2,) upper-right corner
+    names: tuple[str, ...] = tuple(str(d) for d in range(10))  # legend: label → name
+    palette: tuple[tuple[int, int, int], ...] | None = None  # label → dot colour (default: DIGIT_COLOURS)
 
     def to_latent(self, u: float, v: float) -> torch.Tensor:
         """A point of the map (each in [0, 1], v up) → a latent vector in the principal plane: (d,)."""
@@ -189,7 +191,7 @@ class LatentMap:
 
 
 @torch.no_grad()
-def latent_map(lm: LatentModel, images: torch.Tensor, labels: torch.Tensor) -> LatentMap:
+def latent_map(lm: LatentModel, images: torch.Tensor, labels: torch.Tensor, **legend) -> LatentMap:
     """PCA of the VAE's posterior means over a dataset: where each digit lives in latent space."""
     if lm.kind != "vae":
         raise ValueError("The map needs an encoder: pick a VAE (a GAN has no way to place an image).")
@@ -198,7 +200,7 @@ def latent_map(lm: LatentModel, images: torch.Tensor, labels: torch.Tensor) -> L
     _, _, vt = np.linalg.svd(mu - mean, full_matrices=False)
     coords = (mu - mean) @ vt[:2].T
     pad = 0.05 * (coords.max(axis=0) - coords.min(axis=0))
-    return LatentMap(coords, labels.numpy(), mean, vt[:2], coords.min(axis=0) - pad, coords.max(axis=0) + pad)
+    return LatentMap(coords, labels.numpy(), mean, vt[:2], coords.min(axis=0) - pad, coords.max(axis=0) + pad, **legend)
 
 
 UNUSED_KL = 0.05  # nats: a dimension this close to the prior carries nothing
@@ -247,20 +249,20 @@ DIGIT_COLOURS = [
 
 
 def map_image(m: LatentMap) -> Image.Image:
-    """The map as a scatter plot, one colour per label (digit or shape), with a legend on the right."""
+    """The map as a scatter plot, one colour per label, with a legend on the right."""
     from PIL import ImageDraw, ImageFont
 
     image = Image.new("RGB", (MAP_PX + 90, MAP_PX), "white")
     draw = ImageDraw.Draw(image)
+    palette = m.palette or DIGIT_COLOURS
     scaled = (m.coords - m.low) / (m.high - m.low)
     for (u, v), label in zip(scaled, m.labels, strict=True):
         x, y = u * MAP_PX, (1 - v) * MAP_PX
-        draw.ellipse((x - 2.5, y - 2.5, x + 2.5, y + 2.5), fill=DIGIT_COLOURS[int(label)])
+        draw.ellipse((x - 2.5, y - 2.5, x + 2.5, y + 2.5), fill=palette[int(label)])
     font = ImageFont.load_default(size=14)
-    for digit, colour in enumerate(DIGIT_COLOURS[: int(m.labels.max()) + 1]):
-        draw.rectangle((MAP_PX + 12, 12 + digit * 22, MAP_PX + 24, 24 + digit * 22), fill=colour)
-        name = str(digit) if m.labels.max() > 2 else ("square", "circle", "triangle")[digit]
-        draw.text((MAP_PX + 30, 10 + digit * 22), name, fill="black", font=font)
+    for label, name in enumerate(m.names[: int(m.labels.max()) + 1]):
+        draw.rectangle((MAP_PX + 12, 12 + label * 22, MAP_PX + 24, 24 + label * 22), fill=palette[label])
+        draw.text((MAP_PX + 30, 10 + label * 22), name, fill="black", font=font)
     draw.rectangle((0, 0, MAP_PX - 1, MAP_PX - 1), outline=(200, 200, 200))
     return image
 
@@ -698,16 +700,21 @@ def vae_anatomy(model: str, sketch, upload):
     )
 
 
-def _dataset(lm: LatentModel) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-    """The model's own data: (images, labels, known factors or None). Digits are labelled by
-    digit, shapes by shape."""
-    from training.datasets import digits, shapes
+def _dataset(lm: LatentModel) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, dict]:
+    """The model's own data: (images, labels, known factors or None, legend for the map). Digits
+    are labelled by digit; shapes by which third of the colour range they are in, a factor the
+    shapes VAE encodes (it does not encode shape), each dot drawn in its third's middle colour."""
+    from training.datasets import digits, hue_rgb, shapes
+    from training.evaluate import COLOUR_BANDS
 
     if lm.model.channels == 3:
         data = shapes(count=2000, seed=1)  # not the training draw
-        return data["x_train"], data["factors"][:, 0].long(), data["factors"]
+        bands = (data["factors"][:, 1] * 3).long().clamp(max=2)
+        legend = {"names": COLOUR_BANDS, "palette": tuple(hue_rgb((b + 0.5) / 3) for b in range(3))}
+        return data["x_train"], bands, data["factors"], legend
     data = digits(size=lm.model.size)
-    return torch.cat([data["x_train"], data["x_test"]]), torch.cat([data["y_train"], data["y_test"]]), None
+    images, labels = torch.cat([data["x_train"], data["x_test"]]), torch.cat([data["y_train"], data["y_test"]])
+    return images, labels, None, {}
 
 
 def _map(model: str) -> tuple[LatentModel, LatentMap]:
@@ -716,8 +723,8 @@ def _map(model: str) -> tuple[LatentModel, LatentMap]:
     try:
         if lm.kind != "vae":
             raise ValueError("The map needs an encoder: pick a VAE (a GAN has no way to place an image).")
-        images, labels, _ = _dataset(lm)
-        return lm, latent_map(lm, images, labels)
+        images, labels, _, legend = _dataset(lm)
+        return lm, latent_map(lm, images, labels, **legend)
     except ValueError as exc:
         raise gr.Error(str(exc)) from None
 
@@ -731,7 +738,7 @@ def usage(model: str):
     if lm.kind != "vae":
         dims = " ".join(str(d) for d in range(min(TRAVERSED, lm.latent_dim)))
         return dims, pd.DataFrame({"dimension": [], "KL (nats)": []})
-    images, _, factors = _dataset(lm)
+    images, _, factors, _ = _dataset(lm)
     table = dimension_usage(lm, images, factors)
     return " ".join(str(d) for d in table["dimension"][:TRAVERSED]), table
 

@@ -205,3 +205,16 @@ def test_gan_and_vae_side_by_side_follow_the_picked_models_data():
     assert np.asarray(shapes_vae).tolist() == np.asarray(ls.sample_grid("shapes-vae", 3, 4, 1.0, 1.0)).tolist()
     assert np.asarray(shapes_gan).std(axis=2).mean() > 1  # shapes are in colour…
     assert np.asarray(digits_vae).std(axis=2).max() == 0  # …digits are grey
+
+
+def test_shapes_map_is_labelled_by_colour_range_in_its_own_colours():
+    from shared import runtime
+    from shared.settings import Settings
+    from training.evaluate import COLOUR_BANDS
+
+    runtime.configure(Settings(preload=False))
+    _, m = ls._map("shapes-vae")
+    assert sorted(np.unique(m.labels)) == [0, 1, 2] and m.names == COLOUR_BANDS and len(m.palette) == 3
+    picture = np.asarray(ls.map_image(m))
+    for colour in m.palette:  # every band's dots are drawn
+        assert (np.abs(picture.astype(int) - colour).sum(axis=2) == 0).sum() > 100

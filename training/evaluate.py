@@ -136,7 +136,7 @@ def read_shape(image: np.ndarray) -> tuple[int, float, int] | None:
     return shape, min(1.0, hue / HUES), count
 
 
-COLOUR_BANDS = ("red–yellow", "green", "cyan–blue")  # thirds of the colour factor
+COLOUR_BANDS = ("red-yellow", "green", "cyan-blue")  # thirds of the colour factor
 
 
 def shapes_balance(images: torch.Tensor) -> dict:
@@ -167,7 +167,7 @@ def traversal_picture(key: str, rows: int = 4, steps: int = 9, span: float = 2.5
     from shared.loaders import load_latent_model
 
     lm = load_latent_model(catalog.CATALOG[key], device="cpu", dtype=torch.float32, cache_dir=None)
-    images, _, factors = ls._dataset(lm)
+    images, _, factors, _ = ls._dataset(lm)
     table = ls.dimension_usage(lm, images, factors).head(rows)
     z = ls.traversal_z(torch.zeros(lm.latent_dim), table["dimension"].tolist(), span, steps)
     grid = ls.grid_image(ls.decode(lm, z), columns=steps)

@@ -15,6 +15,7 @@ Run alone: ``python -m demos.latent_sampling``.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import io
 import math
 import tempfile
@@ -701,18 +702,24 @@ def vae_anatomy(model: str, sketch, upload):
 
 
 def _dataset(lm: LatentModel) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, dict]:
-    """The model's own data: (images, labels, known factors or None, legend for the map). Digits
-    are labelled by digit; shapes by which third of the colour range they are in, a factor the
-    shapes VAE encodes (it does not encode shape), each dot drawn in its third's middle colour."""
+    """The model's own data: (images, labels, known factors or None, legend for the map)."""
+    return _data(lm.model.channels, lm.model.size)
+
+
+@functools.lru_cache(maxsize=2)
+def _data(channels: int, size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, dict]:
+    """Digits are labelled by digit; shapes by which third of the colour range they are in, a
+    factor the shapes VAE encodes (it does not encode shape), each dot drawn in its third's middle
+    colour. Made once: rendering the shapes takes a moment."""
     from training.datasets import digits, hue_rgb, shapes
     from training.evaluate import COLOUR_BANDS
 
-    if lm.model.channels == 3:
+    if channels == 3:
         data = shapes(count=2000, seed=1)  # not the training draw
         bands = (data["factors"][:, 1] * 3).long().clamp(max=2)
         legend = {"names": COLOUR_BANDS, "palette": tuple(hue_rgb((b + 0.5) / 3) for b in range(3))}
         return data["x_train"], bands, data["factors"], legend
-    data = digits(size=lm.model.size)
+    data = digits(size=size)
     images, labels = torch.cat([data["x_train"], data["x_test"]]), torch.cat([data["y_train"], data["y_test"]])
     return images, labels, None, {}
 

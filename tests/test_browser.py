@@ -143,7 +143,9 @@ def test_attention_empty_text_shows_an_error(page):
     expect(page.get_by_text("Type some text").first).to_be_visible(timeout=10_000)
 
 
-def test_latent_tab_samples_interpolates_traverses_and_encodes_a_drawing(page):
+def test_latent_tab_samples_interpolates_traverses_and_encodes_a_drawing(page, tmp_path):
+    from PIL import Image, ImageDraw
+
     dismiss_toasts(page)
     page.get_by_role("tab", name="Latent sampling (GAN / VAE)").click()
     page.locator("#latent-sample").click()
@@ -151,6 +153,25 @@ def test_latent_tab_samples_interpolates_traverses_and_encodes_a_drawing(page):
     page.get_by_role("tab", name="Interpolation").click()
     page.locator("#latent-interpolate").click()
     expect(page.locator("#latent-lerp img")).to_be_visible(timeout=30_000)
+    # …and between two uploaded images, on the digits VAE: a "1" and an "0".
+    model = page.get_by_label("Model").filter(visible=True).first
+    model.click()
+    page.get_by_role("option", name=re.compile("digits-vae")).click()
+    for name, draw in (
+        ("one", lambda d: d.line((96, 30, 96, 160), fill=0, width=16)),
+        ("zero", lambda d: d.ellipse((50, 30, 140, 160), outline=0, width=16)),
+    ):
+        picture = Image.new("L", (192, 192), 255)
+        draw(ImageDraw.Draw(picture))
+        picture.save(tmp_path / f"{name}.png")
+    before = page.locator("#latent-lerp img").get_attribute("src")
+    page.get_by_text("…or between two images").click()
+    page.locator("#latent-image-a input[type=file]").set_input_files(str(tmp_path / "one.png"))
+    page.locator("#latent-image-b input[type=file]").set_input_files(str(tmp_path / "zero.png"))
+    page.locator("#latent-interpolate-images").click()
+    page.wait_for_function(
+        "src => document.querySelector('#latent-lerp img')?.getAttribute('src') !== src", arg=before, timeout=30_000
+    )
     page.get_by_role("tab", name="Traversal").click()
     page.locator("#latent-traverse").click()
     expect(page.locator("#latent-traversal img")).to_be_visible(timeout=30_000)

@@ -164,13 +164,19 @@ def test_requests_in_parallel_equal_serial_runs(entry):
     results: list = [None] * 4
 
     def work(i):
-        results[i] = t2i.generate(entry, recipes[i])
+        try:
+            results[i] = t2i.generate(entry, recipes[i])
+        except BaseException as exc:  # a thread's exception would otherwise vanish
+            results[i] = exc
 
     threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
     for t in threads:
         t.start()
     for t in threads:
-        t.join(60)
+        t.join()  # pytest-timeout bounds the whole test
+    for r in results:
+        if isinstance(r, BaseException):
+            raise r
     for s, p in zip(serial, results, strict=True):
         assert np.abs(pixels(s).astype(int) - pixels(p).astype(int)).max() <= 1
         assert len(p.steps) == len(s.steps)

@@ -15,14 +15,10 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 import gradio as gr  # noqa: E402
 
-from demos import attention, chat, latent_sampling, text_to_image  # noqa: E402
-from shared import runtime  # noqa: E402
+from demos import attention, chat, latent_sampling, text_to_image, training_lab  # noqa: E402
+from demos._glue import launch  # noqa: E402, F401  (the secure launch; tests and benches call app.launch)
+from shared import catalog, compute, runtime  # noqa: E402
 from shared.settings import Settings, parse_settings  # noqa: E402
-
-CSS = """
-.token-view .tok:hover { outline: 1px solid #555; }
-.pixelated img { image-rendering: pixelated; }
-"""
 
 
 def build_app() -> gr.Blocks:
@@ -38,63 +34,46 @@ def build_app() -> gr.Blocks:
             with gr.Tab("Attention", id="attention"):
                 attention_ui = attention.build_ui()
         link_chat_to_attention(tabs, chat_ui, attention_ui)
-        demo.unload(latent_sampling.stop_session_runs)
-        demo.unload(text_to_image.stop_generation)  # a closed tab stops its generation
-        with gr.Accordion("System", open=False, elem_id="system-panel"):
-            status = gr.Markdown(elem_id="system-status")
-            with gr.Row():
-                refresh = gr.Button("Refresh", size="sm")
-                unload = gr.Button("Unload all models", size="sm")
-        private = dict(api_visibility="private", show_progress="hidden", concurrency_limit=None)
-        demo.load(runtime.status_markdown, None, status, **private)
-        refresh.click(runtime.status_markdown, None, status, **private)
-        unload.click(lambda: (runtime.get().cache.clear(), runtime.status_markdown())[1], None, status, **private)
-        gr.Timer(3).tick(runtime.status_markdown, None, status, **private)
-    settings = runtime.get().settings
-    demo.queue(max_size=settings.max_queue, default_concurrency_limit=1)
+        demo.unload(training_lab.stop_session_runs)  # a closed tab stops its training run
+        demo.unload(text_to_image.stop_generation)  # …and its generation
+        system_panel(demo)
+    demo.queue(max_size=runtime.get().settings.max_queue, default_concurrency_limit=1)
     return demo
 
 
-def link_chat_to_attention(tabs: gr.Tabs, chat_ui: dict, attention_ui: dict) -> None:
+def system_panel(demo: gr.Blocks) -> None:
+    """Device, dtype, cache and the loaded models, refreshed every few seconds."""
+    with gr.Accordion("System", open=False, elem_id="system-panel"):
+        status = gr.Markdown(elem_id="system-status")
+        with gr.Row():
+            refresh = gr.Button("Refresh", size="sm")
+            unload = gr.Button("Unload all models", size="sm")
+    private = dict(api_visibility="private", show_progress="hidden", concurrency_limit=None)
+    demo.load(runtime.status_markdown, None, status, **private)
+    refresh.click(runtime.status_markdown, None, status, **private)
+    unload.click(lambda: (runtime.get().cache.clear(), runtime.status_markdown())[1], None, status, **private)
+    gr.Timer(3).tick(runtime.status_markdown, None, status, **private)
+
+
+def link_chat_to_attention(tabs: gr.Tabs, chat_ui: chat.ChatUI, attention_ui: attention.AttentionUI) -> None:
     """Chat's "See its attention" opens the Attention tab on the conversation as the model saw it."""
-    model, text = attention_ui["inputs"][:2]
-    chat_ui["to_attention"].click(
+    chat_ui.to_attention.click(
         chat.conversation_as_seen,
-        [chat_ui["model"], chat_ui["chatbot"], chat_ui["system_prompt"]],
-        [model, text],
+        [chat_ui.model, chat_ui.chatbot, chat_ui.system_prompt],
+        [attention_ui.model, attention_ui.text],
         api_visibility="private",
     ).success(lambda: gr.Tabs(selected="attention"), None, tabs, api_visibility="private").then(
-        attention_ui["run_fn"],
-        attention_ui["inputs"],
-        attention_ui["outputs"],
+        attention.run,
+        attention_ui.inputs,
+        attention_ui.outputs,
         api_visibility="private",
         concurrency_id="gpu",
         concurrency_limit=runtime.get().concurrency,
     )
 
 
-def launch(demo: gr.Blocks, settings: Settings, **kwargs):
-    """Launch with the secure defaults: loopback, no share without auth, capped uploads."""
-    if settings.share and settings.auth is None:
-        raise ValueError("Refusing to share the app publicly without --auth.")
-    return demo.launch(
-        server_name=settings.host,
-        server_port=settings.port,
-        share=settings.share,
-        auth=settings.auth,
-        max_file_size=settings.max_file_size,
-        show_error=False,  # errors reach users as our own messages, never tracebacks
-        css=CSS,
-        footer_links=["api"],
-        **kwargs,
-    )
-
-
 def preload(settings: Settings) -> None:
-    """Warm the default chat model in the background so the first message doesn't wait."""
-    import threading
-
-    from shared import catalog
+    """Warm the default chat model on a model worker, so the first message doesn't wait."""
 
     def work() -> None:
         try:
@@ -102,7 +81,7 @@ def preload(settings: Settings) -> None:
         except Exception as exc:  # the tab reports load errors itself when used
             print(f"Preloading the chat model failed: {exc}", file=sys.stderr)
 
-    threading.Thread(target=work, name="preload", daemon=True).start()
+    compute.submit(work)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -25,8 +25,10 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
-from shared import catalog, runtime
-from shared.loaders import AttentionModel, ModelLoadError
+from demos._glue import default_model, model_choices, run_alone, user_error
+from shared import compute, runtime
+from shared.loaders import AttentionModel
+from shared.validation import check_float, check_int, check_number, check_text
 
 # --- knobs ----------------------------------------------------------------------------------
 
@@ -91,6 +93,7 @@ def tokenize(am: AttentionModel, text: object) -> list[int]:
         raise ValueError("Type some text to look at: it is empty.")
     if len(text) > MAX_TEXT_CHARS:
         raise ValueError(f"That text is {len(text):,} characters; the limit is {MAX_TEXT_CHARS:,}.")
+    check_text("text", text, MAX_TEXT_CHARS)
     ids = am.tokenizer(text, add_special_tokens=not am.causal)["input_ids"]
     if len(ids) > MAX_TOKENS:
         raise ValueError(
@@ -134,11 +137,10 @@ def check_index(result: AttentionResult, layer: object, head: object, token: obj
     for name, value, count in (("layer", layer, layers), ("head", head, heads), ("token", token, tokens)):
         if name == "token" and token is None:
             continue
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not float(value).is_integer():
-            raise ValueError(f"{name} must be a whole number, got {str(value)[:40]!r}.")
-        if not 0 <= int(value) < count:
-            raise ValueError(f"{name} {int(value)} is out of range: this model has {count} (0 to {count - 1}).")
-        checked.append(int(value))
+        index = check_number(name, value, -(2**31), 2**31, integer=True)
+        if not 0 <= index < count:
+            raise ValueError(f"{name} {index} is out of range: this model has {count} (0 to {count - 1}).")
+        checked.append(index)
     return tuple(checked)
 
 
@@ -161,11 +163,9 @@ def next_token_rows(
     am: AttentionModel, logits: np.ndarray, temperature: float, top_k: int, top_p: float, count: int = TOP_NEXT
 ) -> list[tuple[str, float, float]]:
     """The likeliest next tokens: (token, model probability, probability after temperature/top-k/top-p)."""
-    for name, value, low, high in (("temperature", temperature, 0.0, 5.0), ("top_p", top_p, 0.01, 1.0)):
-        if not isinstance(value, (int, float)) or not math.isfinite(value) or not low <= value <= high:
-            raise ValueError(f"{name} must be between {low} and {high}.")
-    if not isinstance(top_k, (int, float)) or not 0 <= top_k <= 1000:
-        raise ValueError("top_k must be between 0 and 1000.")
+    temperature = check_float("temperature", temperature, 0.0, 5.0)
+    top_p = check_float("top_p", top_p, 0.01, 1.0)
+    top_k = check_int("top_k", top_k, 0, 1000)
     scores = torch.from_numpy(logits).double()
     model_p = torch.softmax(scores, -1)
     if temperature == 0:  # greedy: all mass on the top token
@@ -430,23 +430,24 @@ def next_token_html(rows: list[tuple[str, float, float]]) -> str:
 
 
 def _model(choice: str) -> AttentionModel:
+    """The cached eager-attention build, loaded on a model worker."""
     try:
-        return runtime.attention_model(choice)
-    except (ValueError, ModelLoadError) as exc:
-        raise gr.Error(str(exc)) from None
+        return compute.run(runtime.attention_model, choice)
+    except Exception as exc:
+        raise user_error(exc, "Loading the model") from None
 
 
-def _as_error(exc: ValueError) -> gr.Error:
-    return gr.Error(str(exc))
+def _attention_of(choice: str, text: str) -> AttentionResult:
+    """Load and run the model on the text: the tab's model work, on a model worker."""
+    return compute_attention(runtime.attention_model(choice), text)
 
 
 def attention(text: str, model: str = "", layer: int = 0, head: int = 0) -> dict:
     """Tokens and attention weights of `text`. layer/head select one (T × T) map; -1 for both returns
     the whole (layers × heads × T × T) tensor when it is small enough."""
-    model = model or catalog.default_model("attention", runtime.get().settings.models)
-    am = _model(model)
+    model = model or default_model("attention")
     try:
-        result = compute_attention(am, text)
+        result = compute.run(_attention_of, model, text)
         layers, heads, tokens = result.shape
         if layer == -1 and head == -1:
             if layers * heads * tokens * tokens > MAX_API_VALUES:
@@ -458,8 +459,8 @@ def attention(text: str, model: str = "", layer: int = 0, head: int = 0) -> dict
         else:
             layer, head = check_index(result, layer, head)
             weights = np.round(result.attentions[layer, head].astype(np.float32), 5).tolist()
-    except ValueError as exc:
-        raise _as_error(exc) from None
+    except Exception as exc:
+        raise user_error(exc, "Attention") from None
     return {
         "model": result.model,
         "tokens": result.tokens,
@@ -474,16 +475,17 @@ def attention(text: str, model: str = "", layer: int = 0, head: int = 0) -> dict
 
 def run(model: str, text: str, layer: int, head: int, token: int, temperature: float, top_k: int, top_p: float):
     """Compute attention once, keep it in the session, and render every view."""
-    am = _model(model)
     try:
-        result = compute_attention(am, text)
-    except ValueError as exc:
-        raise _as_error(exc) from None
-    layers, heads, tokens = result.shape
-    layer, head, token = min(int(layer), layers - 1), min(int(head), heads - 1), tokens - 1
+        result = compute.run(_attention_of, model, text)
+        layers, heads, tokens = result.shape
+        layer = min(check_int("layer", layer, 0, 10**6), layers - 1)
+        head = min(check_int("head", head, 0, 10**6), heads - 1)
+        token = tokens - 1
+        views = compute.run(_views, result, layer, head, token, temperature, top_k, top_p)
+        whole = compute.run(_whole, result)
+    except Exception as exc:
+        raise user_error(exc, "Attention") from None
     choices = [(f"{i}: {_short(t, 20)}", i) for i, t in enumerate(result.tokens)]
-    views = render(result, layer, head, token, temperature, top_k, top_p)
-    whole = model_view_image(result)[0], heatmap_image(rollout(result), result.tokens, "Rollout across all layers")
     return (
         result,
         gr.Slider(maximum=layers - 1, value=layer),
@@ -496,24 +498,34 @@ def run(model: str, text: str, layer: int, head: int, token: int, temperature: f
     )
 
 
-def render(result: AttentionResult | None, layer, head, token, temperature, top_k, top_p):
+def _whole(result: AttentionResult) -> tuple[Image.Image, Image.Image]:
+    """The views that depend only on the text: every head, and the rollout."""
+    return model_view_image(result)[0], heatmap_image(rollout(result), result.tokens, "Rollout across all layers")
+
+
+def _views(result: AttentionResult, layer, head, token, temperature, top_k, top_p) -> tuple:
     """The views that depend on the selection (no model call except the key/value recomputation)."""
-    if result is None:
-        raise gr.Error("Press Show attention first.")
-    try:
-        layer, head, token = check_index(result, layer, head, token)
-        am = runtime.attention_model(result.model)
-        heat = heatmap_image(result.attentions[layer, head], result.tokens, f"Layer {layer}, head {head}")
-        mean = heatmap_image(head_mean(result, layer), result.tokens, f"Layer {layer}: mean over heads")
-        shaded = shaded_text_html(result.attentions[layer, head, token], result.tokens, token)
-        kv = retrieval_html(retrieval(am, result, layer, head, token), result.tokens, token)
-        if result.next_logits is None:
-            nxt = "<i>Bidirectional models don't predict a next token.</i>"
-        else:
-            nxt = next_token_html(next_token_rows(am, result.next_logits, temperature, top_k, top_p))
-    except (ValueError, ModelLoadError) as exc:
-        raise _as_error(exc) from None
+    layer, head, token = check_index(result, layer, head, token)
+    am = runtime.attention_model(result.model)
+    heat = heatmap_image(result.attentions[layer, head], result.tokens, f"Layer {layer}, head {head}")
+    mean = heatmap_image(head_mean(result, layer), result.tokens, f"Layer {layer}: mean over heads")
+    shaded = shaded_text_html(result.attentions[layer, head, token], result.tokens, token)
+    kv = retrieval_html(retrieval(am, result, layer, head, token), result.tokens, token)
+    if result.next_logits is None:
+        nxt = "<i>Bidirectional models don't predict a next token.</i>"
+    else:
+        nxt = next_token_html(next_token_rows(am, result.next_logits, temperature, top_k, top_p))
     return heat, head_view_html(result, layer, token), mean, shaded, kv, nxt
+
+
+def render(result: AttentionResult | None, layer, head, token, temperature, top_k, top_p):
+    """Re-render the selection-dependent views from the session's result."""
+    try:
+        if result is None:
+            raise ValueError("Press Show attention first.")
+        return compute.run(_views, result, layer, head, token, temperature, top_k, top_p)
+    except Exception as exc:
+        raise user_error(exc, "Attention") from None
 
 
 def pick_from_grid(result: AttentionResult | None, evt: gr.SelectData):
@@ -525,24 +537,18 @@ def pick_from_grid(result: AttentionResult | None, evt: gr.SelectData):
     return where if where is not None else (gr.skip(), gr.skip())
 
 
-def build_ui() -> dict:
-    """The Attention tab. Returns the components other tabs link to (the chat's bridge)."""
-    rt = runtime.get()
-    heavy = dict(concurrency_id="gpu", concurrency_limit=rt.concurrency, api_visibility="private")
-    choices = [(spec.label(), spec.key) for task in ("attention", "chat") for spec in catalog.models_for(task)]
-    result = gr.State(None)
+@dataclasses.dataclass
+class AttentionUI:
+    """The Attention tab's components that other tabs link to (the chat's bridge runs ``run`` on them)."""
 
-    with gr.Row():
-        model = gr.Dropdown(
-            choices,
-            value=catalog.default_model("attention", rt.settings.models),
-            label="Model",
-            allow_custom_value=rt.settings.allow_any_model,
-            scale=2,
-        )
-        summary = gr.Markdown("Type or paste text, then **Show attention**.", elem_id="attention-summary")
-    text = gr.Textbox(TEXT, lines=3, label=f"Text (up to {MAX_TOKENS} tokens)", elem_id="attention-text")
-    show = gr.Button("Show attention", variant="primary", elem_id="attention-run")
+    model: gr.Dropdown
+    text: gr.Textbox
+    inputs: list  # what ``run`` takes
+    outputs: list  # what ``run`` fills
+
+
+def _selection_controls() -> list:
+    """Layer, head and token: what the views look at."""
     with gr.Row():
         layer = gr.Slider(
             0, 29, 0, step=1, label="layer", info="Which layer (0 = closest to the input).", elem_id="attention-layer"
@@ -551,7 +557,11 @@ def build_ui() -> dict:
             0, 8, 0, step=1, label="head", info="Which query head of that layer.", elem_id="attention-head"
         )
         token = gr.Dropdown([], label="token", info="The token whose attention to inspect (the query).")
+    return [layer, head, token]
 
+
+def _view_tabs() -> tuple[list, list, list]:
+    """The views: (selection-dependent views, text-only views, next-token sampling controls)."""
     with gr.Tabs():
         with gr.Tab("Heatmap"):
             heat = gr.Image(
@@ -576,33 +586,44 @@ def build_ui() -> dict:
                 top_k = gr.Slider(0, 100, 0, step=1, label="top_k", info="0 = no limit")
                 top_p = gr.Slider(0.01, 1, 1.0, step=0.01, label="top_p")
             nxt = gr.HTML(elem_id="attention-next")
+    return [heat, head_view, mean, shaded, kv, nxt], [grid, flow], [temperature, top_k, top_p]
+
+
+def build_ui() -> AttentionUI:
+    """The Attention tab."""
+    rt = runtime.get()
+    heavy = dict(concurrency_id="gpu", concurrency_limit=rt.concurrency, api_visibility="private")
+    result = gr.State(None)
+    with gr.Row():
+        model = gr.Dropdown(
+            model_choices("attention", "chat"),
+            value=default_model("attention"),
+            label="Model",
+            allow_custom_value=rt.settings.allow_any_model,
+            scale=2,
+        )
+        summary = gr.Markdown("Type or paste text, then **Show attention**.", elem_id="attention-summary")
+    text = gr.Textbox(TEXT, lines=3, label=f"Text (up to {MAX_TOKENS} tokens)", elem_id="attention-text")
+    show = gr.Button("Show attention", variant="primary", elem_id="attention-run")
+    layer, head, token = _selection_controls()
+    views, whole, sampling = _view_tabs()  # views change with the selection; whole depends only on the text
     with gr.Accordion("How it works", open=False):
         gr.Markdown(HOW_IT_WORKS)
 
-    views = [heat, head_view, mean, shaded, kv, nxt]  # change with the selection
-    whole = [grid, flow]  # depend only on the text
-    selection = [layer, head, token, temperature, top_k, top_p]
+    selection = [layer, head, token, *sampling]
     outputs = [result, layer, head, token, summary, *views, *whole]
     show.click(run, [model, text, *selection], outputs, **heavy)
     text.submit(run, [model, text, *selection], outputs, **heavy)
     for control in selection:  # user changes only (run sets these too, and renders itself)
         trigger = control.release if isinstance(control, gr.Slider) else control.input
         trigger(render, [result, *selection], views, **heavy)
+    grid = whole[0]
     grid.select(pick_from_grid, result, [layer, head], api_visibility="private").then(
         render, [result, *selection], views, **heavy
     )
     gr.api(attention, api_name="attention", concurrency_id="gpu", concurrency_limit=rt.concurrency)
-    return {
-        "run_fn": run,
-        "inputs": [model, text, *selection],
-        "outputs": outputs,
-    }
+    return AttentionUI(model=model, text=text, inputs=[model, text, *selection], outputs=outputs)
 
 
 if __name__ == "__main__":
-    from shared.settings import parse_settings
-
-    runtime.configure(parse_settings())
-    with gr.Blocks(title="Attention · GenAI Playground") as demo:
-        build_ui()
-    demo.queue().launch()
+    run_alone(build_ui, "Attention")

@@ -12,23 +12,27 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
-import os
-import queue
 import tempfile
-import threading
-import time
 from collections.abc import Iterator
 from html import escape
 from pathlib import Path
 
 import gradio as gr
-import torch
-from transformers import LogitsProcessor, StoppingCriteria
-from transformers.generation.streamers import BaseStreamer
 
-from shared import catalog, runtime
-from shared.loaders import CausalLM, ModelLoadError
+from demos._glue import StopFlags, default_model, model_choices, run_alone, user_error
+from demos.chat_engine import (  # noqa: F401  (the tab's engine; tests reach it through the tab too)
+    ProbabilityRecorder,
+    Reply,
+    ReplyStats,
+    TokenInfo,
+    TokenStreamer,
+    fit_to_context,
+    render_prompt,
+    stream_reply,
+)
+from shared import compute, runtime
+from shared.loaders import CausalLM
+from shared.validation import MAX_SEED, check_number, check_text
 
 # --- knobs: defaults and the limits the server enforces -------------------------------------
 
@@ -45,7 +49,7 @@ LIMITS = {  # name: (low, high, integer?), in the order the handlers take them
     "top_k": (0, 1000, True),
     "max_new_tokens": (1, 4096, True),
     "repetition_penalty": (1.0, 2.0, False),
-    "seed": (-1, 2**32 - 1, True),
+    "seed": (-1, MAX_SEED, True),
 }
 SLIDERS = {  # name: (UI low, UI high, default, step, one-line explanation); the server enforces LIMITS
     "temperature": (0, 2, TEMPERATURE, 0.05, "Randomness: 0 = always the likeliest token (greedy)."),
@@ -56,9 +60,6 @@ SLIDERS = {  # name: (UI low, UI high, default, step, one-line explanation); the
 }
 MAX_MESSAGE_CHARS = 20_000  # one message; the window would drop everything else anyway
 MAX_HISTORY_MESSAGES = 500  # messages accepted in a history (API); older turns get dropped to fit
-TOP_ALTERNATIVES = 5  # alternatives kept per token for the token view
-STREAM_TIMEOUT_S = 300.0  # a generate that stalls this long is reported, never hangs the UI
-STREAM_INTERVAL_S = float(os.environ.get("PLAYGROUND_STREAM_INTERVAL", 0.2))  # UI/API updates at most this often
 ROLES = ("system", "user", "assistant")
 
 HOW_IT_WORKS = """
@@ -102,38 +103,22 @@ class GenerationSettings:
     seed: int = SEED
 
 
-def _check_number(name: str, value: object) -> float | int:
-    low, high, integer = LIMITS[name]
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        try:
-            value = float(str(value).strip())
-        except ValueError:
-            raise ValueError(f"{name} must be a number, got {str(value)[:40]!r}.") from None
-    if not math.isfinite(value):
-        raise ValueError(f"{name} must be a finite number between {low} and {high}.")
-    if integer and value != int(value):
-        raise ValueError(f"{name} must be a whole number, got {value}.")
-    if not low <= value <= high:
-        raise ValueError(f"{name} must be between {low} and {high}, got {value:g}.")
-    return int(value) if integer else float(value)
-
-
 def validate_settings(**raw: object) -> GenerationSettings:
     """GenerationSettings from untrusted values; ValueError names the first bad one."""
-    return GenerationSettings(**{name: _check_number(name, value) for name, value in raw.items()})
+    checked = {}
+    for name, value in raw.items():
+        low, high, integer = LIMITS[name]
+        checked[name] = check_number(name, value, low, high, integer=integer)
+    return GenerationSettings(**checked)
 
 
 def validate_message(message: object) -> str:
-    if not isinstance(message, str):
-        raise ValueError("The message must be text.")
-    if not message.strip():
-        raise ValueError("Type a message first: it is empty.")
-    if len(message) > MAX_MESSAGE_CHARS:
+    if isinstance(message, str) and len(message) > MAX_MESSAGE_CHARS:
         raise ValueError(
             f"That message is {len(message):,} characters; the limit is {MAX_MESSAGE_CHARS:,}. "
             "Shorten it or split it into parts."
         )
-    return message
+    return check_text("message", message, MAX_MESSAGE_CHARS, required=True)
 
 
 def _text_of(content: object, index: int) -> str:
@@ -175,6 +160,7 @@ def normalize_history(history: object) -> list[dict[str, str]]:
         text = _text_of(item["content"], index)
         if len(text) > MAX_MESSAGE_CHARS:
             raise ValueError(f"History message {index} is longer than {MAX_MESSAGE_CHARS:,} characters.")
+        check_text(f"history message {index}", text, MAX_MESSAGE_CHARS)
         messages.append({"role": role, "content": text})
     return messages
 
@@ -184,283 +170,10 @@ def normalize_history(history: object) -> list[dict[str, str]]:
 
 def build_messages(system_prompt: str, history: list[dict[str, str]]) -> list[dict[str, str]]:
     """System prompt (if any) + history. An empty system prompt keeps the model's own default."""
-    if not isinstance(system_prompt, str):
-        raise ValueError("The system prompt must be text.")
-    if len(system_prompt) > MAX_MESSAGE_CHARS:
-        raise ValueError(f"The system prompt is longer than {MAX_MESSAGE_CHARS:,} characters.")
+    check_text("system prompt", system_prompt, MAX_MESSAGE_CHARS)
     turns = [m for m in history if m["role"] != "system"]
     system = system_prompt.strip() or next((m["content"] for m in history if m["role"] == "system"), "")
     return ([{"role": "system", "content": system}] if system else []) + turns
-
-
-def render_prompt(tokenizer, messages: list[dict[str, str]]) -> str:
-    """The conversation exactly as the model reads it, special tokens and all."""
-    return tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-
-
-def fit_to_context(
-    tokenizer, messages: list[dict[str, str]], window: int, max_new_tokens: int
-) -> tuple[list[dict[str, str]], list[int], int]:
-    """Drop the oldest turns until prompt + reply fit the window.
-
-    Returns (messages kept, prompt token ids, number of messages dropped). The system prompt and
-    the last user message are never dropped; if they alone don't fit, ValueError says so.
-    """
-    if max_new_tokens >= window:
-        raise ValueError(f"max_new_tokens must be below the model's window of {window:,} tokens.")
-    budget = window - max_new_tokens
-    system = [m for m in messages[:1] if m["role"] == "system"]
-    turns = messages[len(system) :]
-    dropped = 0
-    while True:
-        ids = _encode(tokenizer, system + turns)
-        if len(ids) <= budget:
-            return system + turns, ids, dropped
-        if len(turns) <= 1:
-            raise ValueError(
-                f"The message needs {len(ids):,} tokens, but only {budget:,} of the model's {window:,}-token "
-                f"window are left after reserving {max_new_tokens:,} for the reply. Shorten it or lower max new tokens."
-            )
-        # Estimate how many of the oldest messages cover the excess, then check with the real template.
-        excess = len(ids) - budget
-        cut = 0
-        while cut < len(turns) - 1 and excess > 0:
-            excess -= len(tokenizer.encode(turns[cut]["content"], add_special_tokens=False)) + 4
-            cut += 1
-        cut = max(cut, 1)
-        while cut < len(turns) - 1 and turns[cut]["role"] != "user":
-            cut += 1  # start the kept part on a user turn
-        turns = turns[cut:]
-        dropped += cut
-
-
-def _encode(tokenizer, messages: list[dict[str, str]]) -> list[int]:
-    encoded = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True, return_dict=True)
-    return list(encoded["input_ids"])
-
-
-# --- generation -----------------------------------------------------------------------------
-
-
-@dataclasses.dataclass
-class TokenInfo:
-    token_id: int
-    token: str  # the token as text
-    prob: float  # the probability the model gave it (before temperature / top-k / top-p)
-    top: list[tuple[str, float]]  # the likeliest tokens at that step, with probabilities
-
-
-@dataclasses.dataclass
-class ReplyStats:
-    prompt_tokens: int
-    completion_tokens: int
-    ttft_s: float  # request start → first token
-    tokens_per_s: float  # decode speed after the first token
-    context_window: int
-    dropped_messages: int
-    seed: int
-    finish: str  # "end of turn" | "length" | "stopped"
-
-
-@dataclasses.dataclass
-class Reply:
-    text: str
-    stats: ReplyStats | None = None  # set on the last update only
-    tokens: list[TokenInfo] | None = None  # set on the last update only
-    prompt: str = ""  # the rendered prompt the model saw
-
-
-class ProbabilityRecorder(LogitsProcessor):
-    """Keeps, for each generated token, its probability and the top alternatives.
-
-    Custom processors run after repetition penalty and before temperature/top-k/top-p, so these
-    are the model's own probabilities, not the sampling distribution. At step t the token chosen at
-    step t-1 is the last of ``input_ids``; the last token is looked up in ``finish()``.
-    """
-
-    def __init__(self, tokenizer, top: int = TOP_ALTERNATIVES) -> None:
-        self.tokenizer = tokenizer
-        self.top = top
-        self.steps: list[tuple[list[int], list[float]]] = []  # (top ids, top probs) per step
-        self.chosen_probs: list[float] = []
-        self._last: torch.Tensor | None = None  # (vocab,) probabilities of the previous step
-
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
-        if self._last is not None:
-            self.chosen_probs.append(float(self._last[input_ids[0, -1]]))
-        probs = torch.softmax(scores[0].float(), dim=-1)  # scores: (batch=1, vocab)
-        values, ids = probs.topk(self.top)
-        self.steps.append((ids.tolist(), values.tolist()))
-        self._last = probs
-        return scores
-
-    def finish(self, generated: list[int]) -> list[TokenInfo]:
-        if self._last is not None and len(self.chosen_probs) < len(self.steps) and generated:
-            self.chosen_probs.append(float(self._last[generated[len(self.chosen_probs)]]))
-
-        def as_text(token_id: int) -> str:  # byte-level pieces decoded to readable text
-            return self.tokenizer.decode([token_id], skip_special_tokens=False)
-
-        return [
-            TokenInfo(token_id, as_text(token_id), prob, [(as_text(i), p) for i, p in zip(ids, probs, strict=True)])
-            for token_id, prob, (ids, probs) in zip(generated, self.chosen_probs, self.steps, strict=False)
-        ]
-
-
-class TokenStreamer(BaseStreamer):
-    """Hands generated token ids to the consuming thread and nothing more.
-
-    ``TextIteratorStreamer`` decodes inside ``generate``'s loop; here ``put`` is O(1) and the
-    decoding happens in the consumer, off the generation thread, so streaming costs the model
-    almost nothing.
-    """
-
-    def __init__(self) -> None:
-        self.queue: queue.Queue[list[int] | None] = queue.Queue()
-        self.prompt_seen = False
-
-    def put(self, value: torch.Tensor) -> None:
-        if not self.prompt_seen:  # generate first puts the prompt
-            self.prompt_seen = True
-            return
-        self.queue.put(value.reshape(-1).tolist())
-
-    def end(self) -> None:
-        self.queue.put(None)
-
-    def text(self, tokenizer, timeout: float) -> Iterator[str]:
-        """The reply so far, each time new text is complete (no half UTF-8 characters)."""
-        ids: list[int] = []
-        shown = ""
-        while True:
-            batch = [self.queue.get(timeout=timeout)]
-            while batch[-1] is not None and not self.queue.empty():
-                batch.append(self.queue.get_nowait())  # catch up if we fell behind
-            done = batch[-1] is None
-            ids += [token for part in batch if part is not None for token in part]
-            text = tokenizer.decode(ids, skip_special_tokens=True)
-            if text != shown and (done or not text.endswith("\ufffd")):
-                shown = text
-                yield text
-            if done:
-                return
-
-
-class StopOnEvent(StoppingCriteria):
-    """Ends ``generate`` at the next token once ``event`` is set (Stop, or the client left)."""
-
-    def __init__(self, event: threading.Event) -> None:
-        self.event = event
-
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs) -> torch.BoolTensor:
-        return torch.full((input_ids.shape[0],), self.event.is_set(), dtype=torch.bool, device=input_ids.device)
-
-
-def stream_reply(
-    lm: CausalLM,
-    messages: list[dict[str, str]],
-    settings: GenerationSettings,
-    stop: threading.Event | None = None,
-) -> Iterator[Reply]:
-    """Stream the assistant's reply to ``messages``; the last Reply carries stats and token info.
-
-    Closing the iterator (a client that went away) stops the generation thread too.
-    """
-    stop = stop or threading.Event()
-    start = time.perf_counter()
-    # 1. fit the conversation into the window and render it through the chat template
-    kept, prompt_ids, dropped = fit_to_context(lm.tokenizer, messages, lm.context_window, settings.max_new_tokens)
-    prompt = render_prompt(lm.tokenizer, kept)
-    device = next(lm.model.parameters()).device
-    input_ids = torch.tensor([prompt_ids], device=device)  # (1, T)
-    seed = settings.seed if settings.seed >= 0 else int(torch.randint(0, 2**31 - 1, ()).item())
-
-    # 2. generate in a thread; the streamer hands each new token to this one
-    streamer = TokenStreamer()
-    recorder = ProbabilityRecorder(lm.tokenizer)
-    sampling = settings.temperature > 0
-    kwargs = dict(
-        input_ids=input_ids,
-        attention_mask=torch.ones_like(input_ids),
-        max_new_tokens=settings.max_new_tokens,
-        do_sample=sampling,
-        temperature=settings.temperature if sampling else None,
-        top_p=settings.top_p if sampling else None,
-        top_k=settings.top_k if sampling else None,
-        repetition_penalty=settings.repetition_penalty,
-        logits_processor=[recorder],
-        stopping_criteria=[StopOnEvent(stop)],
-        streamer=streamer,
-        pad_token_id=lm.tokenizer.pad_token_id or lm.tokenizer.eos_token_id,
-    )
-    result: dict[str, object] = {}
-
-    def work() -> None:
-        try:
-            torch.manual_seed(seed)
-            with torch.inference_mode():
-                result["sequences"] = lm.model.generate(**kwargs)
-        except BaseException as exc:  # reported to the user below, never swallowed
-            result["error"] = exc
-            streamer.end()
-
-    thread = threading.Thread(target=work, name="chat-generate", daemon=True)
-    thread.start()
-
-    # 3. relay text as it arrives
-    text = ""
-    first_token_at: float | None = None
-    relayed = False
-    try:
-        last_yield = 0.0
-        for text in streamer.text(lm.tokenizer, STREAM_TIMEOUT_S):
-            now = time.perf_counter()
-            if first_token_at is None:
-                first_token_at = now
-            # Each update costs the server and client a few ms of CPU that the model would
-            # otherwise use; on fast hardware tokens come faster than anyone reads. Coalesce.
-            if now - last_yield >= STREAM_INTERVAL_S:
-                last_yield = now
-                yield Reply(text, prompt=prompt)
-        relayed = True
-    except queue.Empty:
-        raise RuntimeError(
-            f"The model produced nothing for {STREAM_TIMEOUT_S:.0f} s; generation was stopped."
-        ) from None
-    finally:
-        if not relayed:  # the consumer left early (GeneratorExit) or timed out: end the thread
-            stop.set()
-    thread.join()
-    if "error" in result:
-        raise result["error"]  # type: ignore[misc]
-
-    # 4. the final update: statistics and per-token probabilities
-    end = time.perf_counter()
-    generated = result["sequences"][0, input_ids.shape[1] :].tolist()  # type: ignore[index]
-    tokens = recorder.finish(generated)
-    n = len(generated)
-    eos = _eos_ids(lm)
-    finish = "stopped" if stop.is_set() else "end of turn" if generated and generated[-1] in eos else "length"
-    first = first_token_at or end
-    stats = ReplyStats(
-        prompt_tokens=len(prompt_ids),
-        completion_tokens=n,
-        ttft_s=first - start,
-        tokens_per_s=(n - 1) / (end - first) if n > 1 and end > first else 0.0,
-        context_window=lm.context_window,
-        dropped_messages=dropped,
-        seed=seed,
-        finish=finish,
-    )
-    yield Reply(text, stats=stats, tokens=tokens, prompt=prompt)
-
-
-def _eos_ids(lm: CausalLM) -> set[int]:
-    eos = lm.model.generation_config.eos_token_id
-    ids = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
-    if lm.tokenizer.eos_token_id is not None:
-        ids.add(lm.tokenizer.eos_token_id)
-    return ids
 
 
 # --- presentation: pure functions from results to Markdown / HTML ---------------------------
@@ -534,21 +247,17 @@ def to_json(messages: list[dict[str, str]], model: str) -> str:
     return json.dumps({"model": model, "messages": messages}, ensure_ascii=False, indent=2)
 
 
-# --- Gradio glue: cached model in, pure functions, ValueError → gr.Error ---------------------
+# --- Gradio glue: cached model in, pure functions, failures → one message ---------------------
 
-_stop_events: dict[str, threading.Event] = {}  # session → its running reply's stop flag
-_stop_lock = threading.Lock()
+_stops = StopFlags()  # session → its running reply's stop flag
 
 
 def _load(model: str) -> CausalLM:
+    """The cached model, loaded on a model worker (the load runs torch ops too)."""
     try:
-        return runtime.causal_lm(model)
-    except (ValueError, ModelLoadError) as exc:
-        raise gr.Error(str(exc)) from None
-
-
-def _session(request: gr.Request | None) -> str:
-    return getattr(request, "session_hash", None) or "no-session"
+        return compute.run(runtime.causal_lm, model)
+    except Exception as exc:
+        raise user_error(exc, "Loading the model") from None
 
 
 def _generate(
@@ -558,33 +267,18 @@ def _generate(
     try:
         messages = build_messages(system_prompt if system_prompt is not None else "", normalize_history(history))
         generation = validate_settings(**settings)
-    except ValueError as exc:
-        raise gr.Error(str(exc)) from None
-    if not messages or messages[-1]["role"] != "user":
-        raise gr.Error("The conversation must end with a user message.")
-    lm = _load(model)
-    stop = threading.Event()
-    session = _session(request)
-    with _stop_lock:
-        _stop_events[session] = stop
-    try:
-        yield from stream_reply(lm, messages, generation, stop)
-    except ValueError as exc:
-        raise gr.Error(str(exc)) from None
-    except torch.OutOfMemoryError:
-        runtime.get().cache.clear()
-        raise gr.Error(
-            "Out of memory while generating: models were unloaded. Try a shorter reply or a smaller model."
-        ) from None
-    except gr.Error:
-        raise
+        if not messages or messages[-1]["role"] != "user":
+            raise ValueError("The conversation must end with a user message.")
     except Exception as exc:
-        raise gr.Error(f"Generation failed ({type(exc).__name__}). The next message will try again.") from None
+        raise user_error(exc, "Generation") from None
+    lm = _load(model)
+    stop = _stops.start(request)
+    try:
+        yield from stream_reply(lm, messages, generation, stop, runtime.get().settings.stream_interval)
+    except Exception as exc:
+        raise user_error(exc, "Generation") from None
     finally:
-        stop.set()  # a client that left (GeneratorExit) or an error ends the thread too
-        with _stop_lock:
-            if _stop_events.get(session) is stop:
-                del _stop_events[session]
+        _stops.finish(request, stop)  # a client that left (GeneratorExit) or an error ends the generation too
 
 
 def chat(
@@ -607,26 +301,23 @@ def chat(
     try:
         text = validate_message(message)
         history = normalize_history(history)
-    except ValueError as exc:
-        raise gr.Error(str(exc)) from None
-    model = model or catalog.default_model("chat", runtime.get().settings.models)
+    except Exception as exc:
+        raise user_error(exc, "Generation") from None
+    model = model or default_model("chat")
     settings = dict(zip(LIMITS, (temperature, top_p, top_k, max_new_tokens, repetition_penalty, seed), strict=True))
     for reply in _generate(model, system_prompt, [*history, {"role": "user", "content": text}], settings, request):
         yield reply.text
 
 
 def stop_generation(request: gr.Request) -> None:
-    with _stop_lock:
-        event = _stop_events.get(_session(request))
-    if event is not None:
-        event.set()
+    _stops.stop(request)
 
 
 def add_user_message(message: str, history: list) -> tuple[list, str]:
     try:
         text = validate_message(message)
-    except ValueError as exc:
-        raise gr.Error(str(exc)) from None
+    except Exception as exc:
+        raise user_error(exc) from None
     return [*history, {"role": "user", "content": text}], ""
 
 
@@ -694,8 +385,8 @@ def edit(history: list, edit_data: gr.EditData) -> list:
     value = edit_data.value if isinstance(edit_data.value, str) else _text_of(edit_data.value, index)
     try:
         value = validate_message(value)
-    except ValueError as exc:
-        raise gr.Error(str(exc)) from None
+    except Exception as exc:
+        raise user_error(exc) from None
     return [*list(history or [])[:index], {"role": "user", "content": value}]
 
 
@@ -703,79 +394,91 @@ def conversation_as_seen(model: str, history: list, system_prompt: str) -> tuple
     """(model, the conversation rendered through its chat template) for the attention tab."""
     try:
         messages = build_messages(system_prompt or "", normalize_history(history))
-    except ValueError as exc:
-        raise gr.Error(str(exc)) from None
-    if not messages:
-        raise gr.Error("Chat first: there is no conversation to look at yet.")
+        if not messages:
+            raise ValueError("Chat first: there is no conversation to look at yet.")
+    except Exception as exc:
+        raise user_error(exc) from None
     lm = _load(model)
     return model, lm.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=False)
 
 
 def export(history: list, model: str) -> gr.File:
-    messages = normalize_history(history)
-    if not messages:
-        raise gr.Error("Nothing to export yet.")
+    try:
+        messages = normalize_history(history)
+        if not messages:
+            raise ValueError("Nothing to export yet.")
+    except Exception as exc:
+        raise user_error(exc, "Export") from None
     folder = Path(tempfile.mkdtemp(prefix="chat-export-"))
     (folder / "conversation.json").write_text(to_json(messages, model), encoding="utf-8")
     (folder / "conversation.md").write_text(to_markdown(messages), encoding="utf-8")
     return gr.File(value=[str(folder / "conversation.json"), str(folder / "conversation.md")], visible=True)
 
 
-def build_ui() -> dict:
-    """The Chat tab, rendered inside the app's Blocks (or alone, below). Returns the components
-    that other tabs link to."""
-    rt = runtime.get()
-    heavy = dict(concurrency_id="gpu", concurrency_limit=rt.concurrency)
-    choices = [(spec.label(), spec.key) for spec in catalog.models_for("chat")]
-    default = catalog.default_model("chat", rt.settings.models)
+@dataclasses.dataclass
+class ChatUI:
+    """The Chat tab's components that other tabs link to (the bridge to attention)."""
 
+    model: gr.Dropdown
+    chatbot: gr.Chatbot
+    system_prompt: gr.Textbox
+    to_attention: gr.Button
+
+
+def _conversation_column(choices, default: str, allow_custom: bool) -> dict:
+    """Model picker, conversation, message box and the row of actions."""
+    parts = {}
+    parts["model"] = gr.Dropdown(choices, value=default, label="Model", allow_custom_value=allow_custom)
+    parts["chatbot"] = gr.Chatbot(
+        label="Conversation",
+        editable="user",
+        height=460,
+        elem_id="chatbot",
+        buttons=["copy", "copy_all"],
+        placeholder="Ask anything. Replies stream token by token.",
+    )
     with gr.Row():
-        with gr.Column(scale=3):
-            model = gr.Dropdown(choices, value=default, label="Model", allow_custom_value=rt.settings.allow_any_model)
-            chatbot = gr.Chatbot(
-                label="Conversation",
-                editable="user",
-                height=460,
-                elem_id="chatbot",
-                buttons=["copy", "copy_all"],
-                placeholder="Ask anything. Replies stream token by token.",
-            )
-            with gr.Row():
-                message = gr.Textbox(
-                    placeholder="Type a message and press Enter",
-                    show_label=False,
-                    scale=5,
-                    elem_id="chat-input",
-                    autofocus=True,
-                )
-                send = gr.Button("Send", variant="primary", scale=1, elem_id="chat-send")
-                stop = gr.Button("Stop", variant="stop", scale=1, elem_id="chat-stop")
-            with gr.Row():
-                regenerate = gr.Button("Regenerate", size="sm", elem_id="chat-regenerate")
-                undo_btn = gr.Button("Undo", size="sm", elem_id="chat-undo")
-                clear = gr.Button("Clear", size="sm", elem_id="chat-clear")
-                export_btn = gr.Button("Export JSON + Markdown", size="sm", elem_id="chat-export")
-                to_attention = gr.Button("See its attention →", size="sm", elem_id="chat-to-attention")
-            stats = gr.Markdown("Reply statistics appear here.", elem_id="chat-stats")
-            gauge = gr.HTML(context_gauge_html(0, 1))
-            files = gr.File(
-                label="Exported conversation", file_count="multiple", visible=False, elem_id="chat-export-files"
-            )
-        with gr.Column(scale=2):
-            system_prompt = gr.Textbox(
-                label="System prompt",
-                lines=3,
-                placeholder="Empty = the model's own default",
-                info="Instructions the model reads before the conversation.",
-            )
-            temperature, top_p, top_k, max_new_tokens, repetition_penalty = (
-                gr.Slider(low, high, default, step=step, label=name, info=info)
-                for name, (low, high, default, step, info) in SLIDERS.items()
-            )
-            seed = gr.Number(
-                SEED, precision=0, label="seed", info="Same seed + settings = same reply. -1 = random each time."
-            )
+        parts["message"] = gr.Textbox(
+            placeholder="Type a message and press Enter",
+            show_label=False,
+            scale=5,
+            elem_id="chat-input",
+            autofocus=True,
+        )
+        parts["send"] = gr.Button("Send", variant="primary", scale=1, elem_id="chat-send")
+        parts["stop"] = gr.Button("Stop", variant="stop", scale=1, elem_id="chat-stop")
+    with gr.Row():
+        parts["regenerate"] = gr.Button("Regenerate", size="sm", elem_id="chat-regenerate")
+        parts["undo"] = gr.Button("Undo", size="sm", elem_id="chat-undo")
+        parts["clear"] = gr.Button("Clear", size="sm", elem_id="chat-clear")
+        parts["export"] = gr.Button("Export JSON + Markdown", size="sm", elem_id="chat-export")
+        parts["to_attention"] = gr.Button("See its attention →", size="sm", elem_id="chat-to-attention")
+    parts["stats"] = gr.Markdown("Reply statistics appear here.", elem_id="chat-stats")
+    parts["gauge"] = gr.HTML(context_gauge_html(0, 1))
+    parts["files"] = gr.File(
+        label="Exported conversation", file_count="multiple", visible=False, elem_id="chat-export-files"
+    )
+    return parts
 
+
+def _settings_column() -> list:
+    """System prompt, the sampling sliders and the seed, in the order ``respond`` takes them."""
+    system_prompt = gr.Textbox(
+        label="System prompt",
+        lines=3,
+        placeholder="Empty = the model's own default",
+        info="Instructions the model reads before the conversation.",
+    )
+    sliders = [
+        gr.Slider(low, high, default, step=step, label=name, info=info)
+        for name, (low, high, default, step, info) in SLIDERS.items()
+    ]
+    seed = gr.Number(SEED, precision=0, label="seed", info="Same seed + settings = same reply. -1 = random each time.")
+    return [system_prompt, *sliders, seed]
+
+
+def _explainer_panels() -> list:
+    """Token view, the rendered prompt and "How it works", below the conversation."""
     with gr.Accordion("Token view of the last reply", open=True):
         token_html = gr.HTML("<i>Send a message to see each token with its probability.</i>", elem_id="token-view")
         tokens = gr.Dataframe(
@@ -785,42 +488,44 @@ def build_ui() -> dict:
         prompt_view = gr.Code(label="Rendered prompt", language=None, elem_id="prompt-view", interactive=False)
     with gr.Accordion("How it works", open=False):
         gr.Markdown(HOW_IT_WORKS)
+    return [token_html, tokens, prompt_view]
 
-    settings = [system_prompt, temperature, top_p, top_k, max_new_tokens, repetition_penalty, seed]
-    outputs = [chatbot, stats, gauge, token_html, tokens, prompt_view]
+
+def build_ui() -> ChatUI:
+    """The Chat tab, rendered inside the app's Blocks (or alone, below)."""
+    rt = runtime.get()
+    heavy = dict(concurrency_id="gpu", concurrency_limit=rt.concurrency)
     private = dict(api_visibility="private")
+    with gr.Row():
+        with gr.Column(scale=3):
+            ui = _conversation_column(model_choices("chat"), default_model("chat"), rt.settings.allow_any_model)
+        with gr.Column(scale=2):
+            settings = _settings_column()
+    token_html, tokens, prompt_view = _explainer_panels()
+    model, chatbot, message = ui["model"], ui["chatbot"], ui["message"]
+    outputs = [chatbot, ui["stats"], ui["gauge"], token_html, tokens, prompt_view]
 
     def reply_after(event):
         return event.success(respond, [model, chatbot, *settings], outputs, **heavy, **private)
 
     # Enter / Send: add the message (kept in the box if invalid), then stream the reply.
-    submitted = [
+    for trigger in (message.submit, ui["send"].click):
         reply_after(trigger(add_user_message, [message, chatbot], [chatbot, message], **private))
-        for trigger in (message.submit, send.click)
-    ]
-    regenerated = [
+    for trigger in (ui["regenerate"].click, chatbot.retry):
         reply_after(trigger(last_user_turn, chatbot, chatbot, **private))
-        for trigger in (regenerate.click, chatbot.retry)
-    ]
-    edited = reply_after(chatbot.edit(edit, chatbot, chatbot, **private))
-    stop.click(stop_generation, None, None, concurrency_limit=None, **private)
-    for trigger in (undo_btn.click, chatbot.undo):
+    reply_after(chatbot.edit(edit, chatbot, chatbot, **private))
+    ui["stop"].click(stop_generation, None, None, concurrency_limit=None, **private)
+    for trigger in (ui["undo"].click, chatbot.undo):
         trigger(undo, chatbot, [chatbot, message], **private)
-    clear.click(
+    ui["clear"].click(
         lambda: ([], "Reply statistics appear here.", context_gauge_html(0, 1), "", None, ""), None, outputs, **private
     )
-    export_btn.click(export, [chatbot, model], files, **private)
-    del submitted, regenerated, edited
+    ui["export"].click(export, [chatbot, model], ui["files"], **private)
 
     # The documented API: message, history, settings → streamed reply text.
     gr.api(chat, api_name="chat", **heavy)
-    return {"to_attention": to_attention, "model": model, "chatbot": chatbot, "system_prompt": system_prompt}
+    return ChatUI(model=model, chatbot=chatbot, system_prompt=settings[0], to_attention=ui["to_attention"])
 
 
 if __name__ == "__main__":
-    from shared.settings import parse_settings
-
-    runtime.configure(parse_settings())
-    with gr.Blocks(title="Chat · GenAI Playground") as demo:
-        build_ui()
-    demo.queue().launch()
+    run_alone(build_ui, "Chat")

@@ -21,6 +21,9 @@ class ModelSpec:
     license: str
     device: str  # where it is pleasant to run: "cpu" or "gpu"
     description: str = ""
+    # latent: "gan" | "vae" | "autoencoder-kl", and the data it was trained on ("digits" | "shapes" | "photos")
+    kind: str | None = None
+    dataset: str | None = None
     # text-to-image: the settings the model is made for (steps, guidance, width, height, scheduler)
     recipe: dict | None = dataclasses.field(default=None, hash=False, compare=False)
 
@@ -140,6 +143,8 @@ CATALOG: dict[str, ModelSpec] = {
             license="Apache-2.0",
             device="cpu",
             description="DCGAN on scikit-learn's handwritten digits (16×16), trained by training/train_latent.py.",
+            kind="gan",
+            dataset="digits",
         ),
         ModelSpec(
             key="digits-vae",
@@ -150,6 +155,8 @@ CATALOG: dict[str, ModelSpec] = {
             license="Apache-2.0",
             device="cpu",
             description="Convolutional VAE on the same digits, 8-dimensional latent.",
+            kind="vae",
+            dataset="digits",
         ),
         ModelSpec(
             key="shapes-gan",
@@ -161,6 +168,8 @@ CATALOG: dict[str, ModelSpec] = {
             device="cpu",
             description="DCGAN on the procedural shapes (critic judges packs of 4, generator averaged): every "
             "colour and position, but shapes come out as rounded blobs.",
+            kind="gan",
+            dataset="shapes",
         ),
         ModelSpec(
             key="shapes-vae",
@@ -172,6 +181,8 @@ CATALOG: dict[str, ModelSpec] = {
             device="cpu",
             description="β-TCVAE on the same shapes, 10-dimensional latent: four dimensions in use, one factor "
             "each (x, y, size, colour) — see the Traversal tab's table.",
+            kind="vae",
+            dataset="shapes",
         ),
         ModelSpec(
             key="shapes-t2i",
@@ -293,6 +304,8 @@ CATALOG: dict[str, ModelSpec] = {
             license="MIT",
             device="cpu",
             description="Stable Diffusion's image autoencoder (AutoencoderKL): photos ↔ 4×h/8×w/8 latents.",
+            kind="autoencoder-kl",
+            dataset="photos",
         ),
     ]
 }
@@ -346,11 +359,22 @@ def resolve(choice: str, task: str | tuple[str, ...], *, allow_any_model: bool =
         raise ValueError(f"Unknown model {choice[:100]!r}. Pick one of: {known}.")
     return ModelSpec(
         key=choice,
-        task=task,
+        task=tasks[0],
         source=choice,
         revision=None,
         size_mb=0,
         license="unknown",
         device="cpu",
         description="outside the catalog",
+        # the one latent kind a hub id or folder can be: our own GANs and VAEs are catalog entries
+        kind="autoencoder-kl" if tasks[0] == "latent" else None,
+        dataset="photos" if tasks[0] == "latent" else None,
     )
+
+
+def latent_pair(dataset: str | None) -> tuple[str, str]:
+    """The bundled GAN and VAE trained on ``dataset`` (the digits' pair when it has none)."""
+    found = {spec.kind: spec.key for spec in models_for("latent") if spec.bundled and spec.dataset == dataset}
+    if "gan" not in found or "vae" not in found:
+        return latent_pair("digits") if dataset != "digits" else ("digits-gan", "digits-vae")
+    return found["gan"], found["vae"]

@@ -211,37 +211,37 @@ def load_attention_model(spec: ModelSpec, *, device: str, dtype: torch.dtype, ca
 @dataclasses.dataclass
 class LatentModel:
     key: str
-    kind: str  # "gan" | "vae" | "autoencoder-kl"
+    kind: str  # "gan" | "vae" | "autoencoder-kl", as the catalog declares
     model: torch.nn.Module  # Generator, ConvVAE or diffusers' AutoencoderKL
     latent_dim: int  # size of one latent vector (for AutoencoderKL: channels of the latent image)
+    dataset: str | None = None  # what it was trained on, as the catalog declares
+
+
+LATENT_KINDS = ("gan", "vae", "autoencoder-kl")
 
 
 def load_latent_model(spec: ModelSpec, *, device: str, dtype: torch.dtype, cache_dir: Path) -> LatentModel:
     """A GAN generator or VAE trained by the project (PyTorchModelHubMixin format), or a diffusers
-    AutoencoderKL, told apart by its config.json."""
-    import json
-
+    AutoencoderKL: the class is the one the catalog entry's ``kind`` names."""
     from shared.latent_models import ConvVAE, Generator
 
+    if spec.kind not in LATENT_KINDS:
+        raise ModelLoadError(f"Model {spec.key!r} declares no latent kind (gan, vae or autoencoder-kl).")
     path = local_files(spec, cache_dir)
     require_safetensors(path, spec.key)
     try:
-        config = json.loads((path / "config.json").read_text())
-        if config.get("_class_name") == "AutoencoderKL":
+        if spec.kind == "autoencoder-kl":
             from diffusers import AutoencoderKL
 
             model = AutoencoderKL.from_pretrained(path, use_safetensors=True, torch_dtype=dtype)
-            kind, latent_dim = "autoencoder-kl", model.config.latent_channels
-        elif "beta" in config:
-            model, kind = ConvVAE.from_pretrained(path), "vae"
-            latent_dim = model.latent_dim
+            latent_dim = model.config.latent_channels
         else:
-            model, kind = Generator.from_pretrained(path), "gan"
+            model = (ConvVAE if spec.kind == "vae" else Generator).from_pretrained(path)
             latent_dim = model.latent_dim
     except Exception as exc:
         raise ModelLoadError(f"Model {spec.key!r} failed to load ({type(exc).__name__}).") from exc
     model.to(device).eval()
-    return LatentModel(key=spec.key, kind=kind, model=model, latent_dim=latent_dim)
+    return LatentModel(key=spec.key, kind=spec.kind, model=model, latent_dim=latent_dim, dataset=spec.dataset)
 
 
 @dataclasses.dataclass

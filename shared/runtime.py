@@ -10,7 +10,7 @@ import threading
 
 import torch
 
-from shared import catalog
+from shared import catalog, compute
 from shared import device as device_policy
 from shared.cache import CacheKey, ModelCache
 from shared.loaders import (
@@ -49,6 +49,7 @@ def configure(settings: Settings) -> Runtime:
         if _runtime is not None:
             _runtime.cache.clear()
         _runtime = Runtime(settings, device, dtype, ModelCache(budget), concurrency)
+    compute.configure(concurrency)
     return _runtime
 
 

@@ -32,6 +32,8 @@ class Settings:
     gpu_concurrency: int | None = None  # heavy events at once; None = device default
     max_file_size: str = "10mb"  # uploads larger than this are refused
     preload: bool = True  # warm the default chat model in the background at start
+    stream_interval: float = 0.2  # streamed replies and previews update at most this often (seconds)
+    max_image_pixels: int = 4096 * 4096  # uploads larger than this are refused before decoding
     cache_dir: Path = dataclasses.field(
         default_factory=lambda: (
             Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")).expanduser() / "genai-playground"
@@ -59,6 +61,13 @@ def _positive_int(value: str) -> int:
     number = int(value)
     if number < 1:
         raise argparse.ArgumentTypeError("must be ≥ 1")
+    return number
+
+
+def _non_negative_float(value: str) -> float:
+    number = float(value)
+    if not 0 <= number < float("inf"):
+        raise argparse.ArgumentTypeError("must be a finite number ≥ 0")
     return number
 
 
@@ -93,6 +102,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-file-size", help="upload cap, e.g. 10mb")
     parser.add_argument("--preload", type=_parse_bool, nargs="?", const=True, help="warm the chat model at start")
     parser.add_argument("--cache-dir", type=Path, help="where converted weights are kept")
+    parser.add_argument(
+        "--stream-interval", type=_non_negative_float, help="seconds between streamed updates (default 0.2)"
+    )
+    parser.add_argument("--max-image-pixels", type=_positive_int, help="largest upload, in pixels (default 4096²)")
     return parser
 
 

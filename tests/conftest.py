@@ -11,12 +11,16 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-# Stream every token in tests (the app coalesces updates to 10/s; tiny models are too fast for that).
-os.environ["PLAYGROUND_STREAM_INTERVAL"] = "0"
 
 import pytest  # noqa: E402
 
-from tests.tiny_models import build_tiny_bert, build_tiny_llama, build_tiny_mamba, build_tiny_sd_pipeline  # noqa: E402
+from tests.tiny_models import (  # noqa: E402
+    build_tiny_bert,
+    build_tiny_llama,
+    build_tiny_mamba,
+    build_tiny_sd_pipeline,
+    spec,
+)
 
 # --- network guard: any connection to a non-loopback address fails the test -----------------
 
@@ -112,7 +116,7 @@ def live_app():
         [sys.executable, "app.py", "--port", str(port)],
         cwd=root,
         env={
-            **{k: v for k, v in os.environ.items() if k != "PLAYGROUND_STREAM_INTERVAL"},
+            **os.environ,
             "HF_HUB_OFFLINE": "1",
             "PYTHONUNBUFFERED": "1",
         },
@@ -148,50 +152,51 @@ def live_app():
 GOOD = dict(message="hello how are you ?", history=[], temperature=0.0, max_new_tokens=8, model="tiny-chat")
 
 
-TINY_T2I_RECIPE = {"steps": 4, "guidance_scale": 3.0, "width": 32, "height": 32, "scheduler": "DDIM", "max_side": 64}
+@pytest.fixture(scope="module")
+def test_catalog():
+    """``add(*specs)`` puts test models in the catalog for this module; the catalog is restored after."""
+    from shared import catalog
+
+    with pytest.MonkeyPatch.context() as patch:
+
+        def add(*specs):
+            for entry in specs:
+                patch.setitem(catalog.CATALOG, entry.key, entry)
+
+        yield add
 
 
-def _spec(key: str, source: str, task: str = "chat"):
-    from shared.catalog import ModelSpec
+def test_settings(**fields):
+    """Settings for an app under test: no preload, every streamed token sent (tiny models are fast)."""
+    from shared.settings import Settings
 
-    recipe = TINY_T2I_RECIPE if task == "text-to-image" else None
-    return ModelSpec(
-        key=key, task=task, source=source, revision="0" * 40, size_mb=1, license="test", device="cpu", recipe=recipe
-    )
+    return Settings(**{"preload": False, "stream_interval": 0.0, **fields})
 
 
 @pytest.fixture(scope="module")
-def launched_app(tiny_llama_dir, tiny_bert_dir, tiny_sd_dir, tmp_path_factory):
+def launched_app(tiny_llama_dir, tiny_bert_dir, tiny_sd_dir, tmp_path_factory, test_catalog):
     """`app.build_app()` launched on loopback with tiny real models added to the catalog."""
     import app as app_module
-    from shared import catalog, runtime
-    from shared.settings import Settings
+    from shared import runtime
 
     broken = tmp_path_factory.mktemp("broken")
     (broken / "config.json").write_text("{broken")
     (broken / "model.safetensors").write_bytes(b"not a tensor file")
-    extra = {
-        "tiny-chat": _spec("tiny-chat", str(tiny_llama_dir)),
-        "broken-chat": _spec("broken-chat", str(broken)),
-        "hub-chat": _spec("hub-chat", "HuggingFaceTB/SmolLM2-360M-Instruct"),
-        "tiny-bert": _spec("tiny-bert", str(tiny_bert_dir), "attention"),
-        "tiny-mamba": _spec("tiny-mamba", str(build_tiny_mamba(tmp_path_factory.mktemp("mamba"))), "attention"),
-        "tiny-sd": _spec("tiny-sd", str(tiny_sd_dir), "text-to-image"),
-        "nan-sd": _spec(
-            "nan-sd", str(build_tiny_sd_pipeline(tmp_path_factory.mktemp("nan"), output="nan")), "text-to-image"
-        ),
-        "black-sd": _spec(
-            "black-sd", str(build_tiny_sd_pipeline(tmp_path_factory.mktemp("black"), output="black")), "text-to-image"
-        ),
-    }
-    catalog.CATALOG.update(extra)
-    runtime.configure(Settings(port=free_port(), preload=False, cache_dir=tmp_path_factory.mktemp("c")))
+    test_catalog(
+        spec(tiny_llama_dir, "tiny-chat", revision="0" * 40),
+        spec(broken, "broken-chat"),
+        spec("HuggingFaceTB/SmolLM2-360M-Instruct", "hub-chat", revision="0" * 40),
+        spec(tiny_bert_dir, "tiny-bert", "attention"),
+        spec(build_tiny_mamba(tmp_path_factory.mktemp("mamba")), "tiny-mamba", "attention"),
+        spec(tiny_sd_dir, "tiny-sd", "text-to-image"),
+        spec(build_tiny_sd_pipeline(tmp_path_factory.mktemp("nan"), output="nan"), "nan-sd", "text-to-image"),
+        spec(build_tiny_sd_pipeline(tmp_path_factory.mktemp("black"), output="black"), "black-sd", "text-to-image"),
+    )
+    runtime.configure(test_settings(port=free_port(), cache_dir=tmp_path_factory.mktemp("c")))
     demo = app_module.build_app()
     app_module.launch(demo, runtime.get().settings, prevent_thread_lock=True, quiet=True)
     yield demo
     demo.close()
-    for key in extra:
-        catalog.CATALOG.pop(key)
 
 
 @pytest.fixture(scope="module")

@@ -6,29 +6,23 @@ import pytest
 import torch
 
 from demos import attention
-from shared.catalog import ModelSpec
 from shared.loaders import load_attention_model
+from tests.tiny_models import spec
 
 TEXT = "the cat sat on the mat and the dog is red ."
-
-
-def spec(path) -> ModelSpec:
-    return ModelSpec(
-        key="tiny", task="attention", source=str(path), revision=None, size_mb=1, license="t", device="cpu"
-    )
 
 
 @pytest.fixture(scope="module")
 def llama(tiny_llama_dir, tmp_path_factory):
     return load_attention_model(
-        spec(tiny_llama_dir), device="cpu", dtype=torch.float32, cache_dir=tmp_path_factory.mktemp("c")
+        spec(tiny_llama_dir, task="attention"), device="cpu", dtype=torch.float32, cache_dir=tmp_path_factory.mktemp("c")
     )
 
 
 @pytest.fixture(scope="module")
 def bert(tiny_bert_dir, tmp_path_factory):
     return load_attention_model(
-        spec(tiny_bert_dir), device="cpu", dtype=torch.float32, cache_dir=tmp_path_factory.mktemp("c")
+        spec(tiny_bert_dir, task="attention"), device="cpu", dtype=torch.float32, cache_dir=tmp_path_factory.mktemp("c")
     )
 
 

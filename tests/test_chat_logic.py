@@ -8,9 +8,9 @@ import time
 import pytest
 import torch
 
-from demos import chat
+from demos import chat, chat_engine
 from shared.loaders import load_causal_lm
-from tests.test_loaders import spec
+from tests.tiny_models import spec
 
 
 @pytest.fixture(scope="module")
@@ -121,7 +121,7 @@ def test_stream_runs_to_max_new_tokens_and_reports(lm):
     assert all(r.stats is None for r in replies[:-1])
     stats = replies[-1].stats
     assert stats.completion_tokens == 12 and stats.finish == "length"
-    assert stats.prompt_tokens == len(chat._encode(lm.tokenizer, USER))
+    assert stats.prompt_tokens == len(chat_engine._encode(lm.tokenizer, USER))
     assert stats.ttft_s > 0 and stats.tokens_per_s > 0 and stats.context_window == 256
     assert len(replies[-1].tokens) == 12
 
@@ -129,7 +129,7 @@ def test_stream_runs_to_max_new_tokens_and_reports(lm):
 def test_token_probabilities_are_the_models(lm):
     """Greedy: each token is the top alternative, and its probability is softmax(logits) recomputed."""
     final = run(lm, USER, max_new_tokens=6)
-    ids = chat._encode(lm.tokenizer, USER)
+    ids = chat_engine._encode(lm.tokenizer, USER)
     generated = [t.token_id for t in final.tokens]
     with torch.no_grad():
         logits = lm.model(torch.tensor([ids + generated])).logits[0]
@@ -217,15 +217,15 @@ def test_error_in_generation_thread_reaches_the_caller(lm):
         def __call__(self, input_ids, scores):
             raise RuntimeError("kaboom")
 
-    original = chat.ProbabilityRecorder
-    chat.ProbabilityRecorder = Broken
+    original = chat_engine.ProbabilityRecorder
+    chat_engine.ProbabilityRecorder = Broken
     try:
         start = time.time()
         with pytest.raises(RuntimeError, match="kaboom"):
             list(chat.stream_reply(lm, USER, settings()))
         assert time.time() - start < 5
     finally:
-        chat.ProbabilityRecorder = original
+        chat_engine.ProbabilityRecorder = original
 
 
 def test_views_and_exports(lm):
@@ -240,10 +240,9 @@ def test_views_and_exports(lm):
     assert "50 / 100" in gauge and "50%" in gauge
 
 
-def test_updates_are_coalesced_but_nothing_is_lost(lm, monkeypatch):
+def test_updates_are_coalesced_but_nothing_is_lost(lm):
     every = list(chat.stream_reply(lm, USER, settings(max_new_tokens=150)))
-    monkeypatch.setattr(chat, "STREAM_INTERVAL_S", 10.0)
-    coalesced = list(chat.stream_reply(lm, USER, settings(max_new_tokens=150)))
+    coalesced = list(chat.stream_reply(lm, USER, settings(max_new_tokens=150), interval=10.0))
     assert len(every) > 20 and len(coalesced) <= 3
     assert coalesced[-1].text == every[-1].text and coalesced[-1].stats.completion_tokens == 150
 

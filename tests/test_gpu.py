@@ -8,15 +8,16 @@ import pytest
 import torch
 
 from shared.cache import CacheKey, ModelCache
-from shared.catalog import ModelSpec
 from shared.device import default_budget_bytes, pick_device, pick_dtype
 from shared.loaders import load_causal_lm
 
 pytestmark = pytest.mark.gpu
 
 
-def spec(path) -> ModelSpec:
-    return ModelSpec(key="tiny", task="chat", source=str(path), revision=None, size_mb=1, license="test", device="gpu")
+def spec(path):
+    from tests.tiny_models import spec as test_spec
+
+    return test_spec(path, device="gpu")
 
 
 def test_policy_picks_cuda_and_bf16():

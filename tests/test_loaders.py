@@ -4,12 +4,8 @@ import pickle
 import pytest
 import torch
 
-from shared.catalog import ModelSpec
 from shared.loaders import ModelLoadError, load_causal_lm
-
-
-def spec(source: str, key: str = "test-model", revision=None) -> ModelSpec:
-    return ModelSpec(key=key, task="chat", source=source, revision=revision, size_mb=1, license="test", device="cpu")
+from tests.tiny_models import spec
 
 
 def test_local_directory_loads_through_the_hub_loader(tiny_llama_dir, tmp_path):

@@ -7,23 +7,21 @@ import pytest
 from gradio_client import Client
 from gradio_client.utils import Status
 
-from tests.conftest import GOOD, free_port
+from tests.conftest import GOOD, free_port, test_settings
+from tests.tiny_models import spec
 
 
 @pytest.fixture(scope="module")
-def small_queue_app(tiny_llama_dir, tmp_path_factory):
+def small_queue_app(tiny_llama_dir, tmp_path_factory, test_catalog):
     import app as app_module
-    from shared import catalog, runtime
-    from shared.settings import Settings
-    from tests.conftest import _spec
+    from shared import runtime
 
-    catalog.CATALOG["tiny-chat"] = _spec("tiny-chat", str(tiny_llama_dir))
-    runtime.configure(Settings(port=free_port(), preload=False, max_queue=2, cache_dir=tmp_path_factory.mktemp("c")))
+    test_catalog(spec(tiny_llama_dir, "tiny-chat"))
+    runtime.configure(test_settings(port=free_port(), max_queue=2, cache_dir=tmp_path_factory.mktemp("c")))
     demo = app_module.build_app()
     app_module.launch(demo, runtime.get().settings, prevent_thread_lock=True, quiet=True)
     yield demo.local_url
     demo.close()
-    catalog.CATALOG.pop("tiny-chat")
 
 
 def _wait_for(job, codes, seconds: float = 60) -> None:

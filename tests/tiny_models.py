@@ -22,6 +22,20 @@ from transformers import (
     PreTrainedTokenizerFast,
 )
 
+TINY_T2I_RECIPE = {"steps": 4, "guidance_scale": 3.0, "width": 32, "height": 32, "scheduler": "DDIM", "max_side": 64}
+
+
+def spec(source, key: str = "tiny", task: str = "chat", **fields):
+    """The catalog entry for a test model: the one helper every test uses. ``source`` is a local
+    folder (or a hub id, for the offline path); text-to-image entries get a small recipe."""
+    from shared.catalog import ModelSpec
+
+    defaults = dict(revision=None, size_mb=1, license="test", device="cpu")
+    if task == "text-to-image":
+        defaults["recipe"] = TINY_T2I_RECIPE
+    return ModelSpec(key=key, task=task, source=str(source), **{**defaults, **fields})
+
+
 SPECIALS = ["<unk>", "<pad>", "<|im_start|>", "<|im_end|>"]
 WORDS = (
     "system user assistant hello hi how are you i am fine what is the capital of france paris "

@@ -17,7 +17,7 @@ import torch
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.svm import SVC
 
-from training.datasets import digits
+from shared.datasets import COLOUR_BANDS, FACTORS, SHAPES, digits, factor_scores, shapes  # noqa: F401
 
 
 @functools.lru_cache(maxsize=1)
@@ -53,39 +53,12 @@ def judge(images: torch.Tensor) -> dict:
     }
 
 
-def factor_scores(mu: np.ndarray, factors: np.ndarray) -> np.ndarray:
-    """How strongly each latent dimension follows each known factor: (latent_dim, 6), in [0, 1].
-
-    Continuous factors (colour's hue, scale, x, y): |Pearson correlation|. Shape (categorical) and
-    rotation (in 8 bins): the correlation ratio η — the share of the dimension's spread explained
-    by the factor's category, square-rooted so it is on the same scale as a correlation.
-    """
-    from training.datasets import FACTORS
-
-    scores = np.zeros((mu.shape[1], len(FACTORS)))
-    for k, name in enumerate(FACTORS):
-        f = factors[:, k]
-        for j in range(mu.shape[1]):
-            z = mu[:, j]
-            if name in ("colour", "scale", "x", "y"):
-                scores[j, k] = abs(np.corrcoef(z, f)[0, 1])
-            else:
-                groups = np.floor(f * 8).astype(int) if name == "rotation" else f.astype(int)
-                total = ((z - z.mean()) ** 2).sum()
-                between = sum(
-                    ((groups == g).sum() * (z[groups == g].mean() - z.mean()) ** 2) for g in np.unique(groups)
-                )
-                scores[j, k] = np.sqrt(between / total) if total > 0 else 0.0
-    return scores
-
-
 def shapes_report(top: int = 4, path=None) -> list[dict]:
     """For the bundled shapes VAE (or the one saved at ``path``): its `top` most used dimensions
     and the factor each follows."""
     from pathlib import Path
 
     from shared.latent_models import ConvVAE
-    from training.datasets import FACTORS, shapes
 
     vae = ConvVAE.from_pretrained(path or Path(__file__).resolve().parent.parent / "weights" / "shapes-vae").eval()
     data = shapes(count=3000, seed=1)  # not the training draw (seed 0)
@@ -119,7 +92,7 @@ def read_shape(image: np.ndarray) -> tuple[int, float, int] | None:
 
     from scipy import ndimage
 
-    from training.datasets import HUES
+    from shared.datasets import HUES
 
     mask = image.max(axis=0) > 0.35
     if mask.sum() < 5:
@@ -136,14 +109,12 @@ def read_shape(image: np.ndarray) -> tuple[int, float, int] | None:
     return shape, min(1.0, hue / HUES), count
 
 
-COLOUR_BANDS = ("red-yellow", "green", "cyan-blue")  # thirds of the colour factor
 
 
 def shapes_balance(images: torch.Tensor) -> dict:
     """Share of each shape and each third of the colour range among generated shapes, and how
     many show nothing: a GAN that has collapsed onto a few modes shows it here (the data has a
     third of each), and "one object" is the share of drawings that are a single mark."""
-    from training.datasets import SHAPES
 
     read = [read_shape(image) for image in images.float().numpy()]
     drawn = [r for r in read if r is not None]

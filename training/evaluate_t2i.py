@@ -23,7 +23,7 @@ DEFAULTS = {"steps": 20, "guidance_scale": 4.0, "scheduler": "DPM++ 2M"}
 
 def images_for(pipe, prompts: list[str], *, steps: int, guidance_scale: float, scheduler: str, seed: int = 0):
     """One 32×32 image per prompt, each from its own seeded CPU generator, as uint8 arrays."""
-    from demos.text_to_image import make_scheduler, request_pipeline
+    from shared.diffusion import make_scheduler, request_pipeline
 
     pipe = request_pipeline(pipe, make_scheduler(scheduler, pipe.scheduler.config))
     pipe.set_progress_bar_config(disable=True)

@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from shared.latent_models import ConvVAE, Discriminator, Generator, gan_step, vae_loss
-from training.datasets import digits, shapes
+from shared.datasets import digits, shapes
 
 ROOT = Path(__file__).resolve().parent.parent
 CHECKPOINTS = ROOT / "training" / "checkpoints"

@@ -1,9 +1,11 @@
-"""Datasets the latent models train on: scikit-learn's handwritten digits (shipped inside the
-package) and a procedural shapes set whose factors are known."""
+"""Datasets the latent models train on and the tabs show: scikit-learn's handwritten digits
+(shipped inside the package) and a procedural shapes set whose factors are known, with the one
+measure the tabs show of how a latent dimension follows a factor (``factor_scores``)."""
 
 from __future__ import annotations
 
 import colorsys
+import functools
 
 import numpy as np
 import torch
@@ -25,6 +27,7 @@ def digits(size: int = 16) -> dict[str, torch.Tensor]:
 
 
 SHAPES = ("square", "circle", "triangle")
+COLOUR_BANDS = ("red-yellow", "green", "cyan-blue")  # thirds of the colour factor
 HUES = 2 / 3  # colour runs through hues 0 … ⅔ of the wheel: red, yellow, green, cyan, blue
 FACTORS = ("shape", "colour", "scale", "x", "y", "rotation")
 
@@ -68,3 +71,46 @@ def shapes(count: int = 20_000, size: int = 32, seed: int = 0) -> dict[str, torc
     x_all = torch.tensor(images).permute(0, 3, 1, 2).float() / 255.0
     factors = torch.tensor(np.stack([shape, colour, scale, x, y, rotation], axis=1), dtype=torch.float32)
     return {"x_train": x_all, "factors": factors}
+
+
+def factor_scores(mu: np.ndarray, factors: np.ndarray) -> np.ndarray:
+    """How strongly each latent dimension follows each known factor: (latent_dim, 6), in [0, 1].
+
+    Continuous factors (colour's hue, scale, x, y): |Pearson correlation|. Shape (categorical) and
+    rotation (in 8 bins): the correlation ratio η — the share of the dimension's spread explained
+    by the factor's category, square-rooted so it is on the same scale as a correlation.
+    """
+    scores = np.zeros((mu.shape[1], len(FACTORS)))
+    for k, name in enumerate(FACTORS):
+        f = factors[:, k]
+        for j in range(mu.shape[1]):
+            z = mu[:, j]
+            if name in ("colour", "scale", "x", "y"):
+                scores[j, k] = abs(np.corrcoef(z, f)[0, 1])
+            else:
+                groups = np.floor(f * 8).astype(int) if name == "rotation" else f.astype(int)
+                total = ((z - z.mean()) ** 2).sum()
+                between = sum(
+                    ((groups == g).sum() * (z[groups == g].mean() - z.mean()) ** 2) for g in np.unique(groups)
+                )
+                scores[j, k] = np.sqrt(between / total) if total > 0 else 0.0
+    return scores
+
+
+@functools.lru_cache(maxsize=2)
+def labelled(dataset: str, size: int = 16) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, dict]:
+    """A dataset as the latent tab shows it: (images, labels, known factors or None, legend for the map).
+
+    Digits are labelled by digit; shapes by which third of the colour range they are in, a factor
+    the shapes VAE encodes (it does not encode shape), each dot drawn in its third's middle colour.
+    Made once: rendering the shapes takes a moment."""
+    if dataset == "shapes":
+        data = shapes(count=2000, seed=1)  # not the training draw
+        bands = (data["factors"][:, 1] * 3).long().clamp(max=2)
+        legend = {"names": COLOUR_BANDS, "palette": tuple(hue_rgb((b + 0.5) / 3) for b in range(3))}
+        return data["x_train"], bands, data["factors"], legend
+    if dataset != "digits":
+        raise ValueError(f"No labelled data for {dataset!r}: the map and the usage table need digits or shapes.")
+    data = digits(size=size)
+    images, labels = torch.cat([data["x_train"], data["x_test"]]), torch.cat([data["y_train"], data["y_test"]])
+    return images, labels, None, {}

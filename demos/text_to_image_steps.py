@@ -1,0 +1,324 @@
+"""The text-to-image step debugger: what the denoiser predicted at each step, and what it implies.
+
+A forward hook on the denoiser records, for image 0 of each request, the input x_t of every step
+and the noise prediction ε (both halves of a classifier-free-guidance batch). From those records
+this module draws the live preview, the debugger's frames (x_t, x̂₀, ε and the guidance branches),
+the noise-schedule and guidance plots, and re-runs the end of the path from any step with another
+scheduler or guidance scale (a *branch*).
+
+Everything here is a pure function of a pipeline and CPU tensors; the tab (demos/text_to_image.py)
+runs it on the model worker through ``shared.compute``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import math
+import threading
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+import torch
+from PIL import Image
+
+from shared.diffusion import SCHEDULERS, alpha_bar, make_scheduler
+from shared.images import enlarge
+from shared.loaders import TextToImage
+from shared.validation import check_choice, check_float, check_int
+
+if TYPE_CHECKING:
+    from demos.text_to_image import Run
+
+PREVIEW_PX = 256  # live preview and debugger frames are shown at least this large
+MAX_GUIDANCE = 30.0  # guidance_scale's top, here and in the tab: past it the image is noise
+
+# Stable Diffusion 1.x/2.x latents → RGB by one linear map (a well-known approximation): previews
+# for the big models cost a matrix product instead of a VAE decode.
+SD_LATENT_RGB = torch.tensor(
+    [[0.298, 0.207, 0.208], [0.187, 0.286, 0.173], [-0.158, 0.189, 0.264], [-0.184, -0.271, -0.473]]
+)
+
+
+# --- recording what the denoiser predicts -----------------------------------------------------------
+
+
+@dataclasses.dataclass
+class StepRecord:
+    """One denoising step of the first image: all tensors are latents (C, h, w) on the CPU."""
+
+    index: int
+    timestep: float
+    alpha_bar: float | None
+    x_t: torch.Tensor  # the model's input, in variance-preserving form (√ᾱ·x₀ + √(1−ᾱ)·ε)
+    eps: torch.Tensor  # the noise prediction the scheduler used (guided)
+    x0: torch.Tensor | None  # the clean image this prediction implies
+    eps_uncond: torch.Tensor | None = None
+    eps_cond: torch.Tensor | None = None
+
+
+class StepRecorder:
+    """A forward hook on the denoiser that keeps, per step, its input and output for image 0.
+
+    It records only calls made from the thread that owns it, so concurrent requests sharing one
+    model never see each other's steps. With classifier-free guidance the denoiser sees a batch of
+    [unconditional…, conditional…]; both halves are kept.
+
+    The hook itself is installed once per denoiser and never removed; recorders only enter and
+    leave its table. (Adding or removing a torch hook while another thread runs the module is a
+    race: torch keeps a hook and its "takes kwargs" flag in two dicts, and a forward pass caught
+    between the two writes calls the hook with the wrong arguments — seen once in 160 parallel
+    generations.)"""
+
+    def __init__(
+        self,
+        denoiser: torch.nn.Module,
+        scheduler,
+        num_images_per_prompt: int,
+        guidance_scale: float,
+        prediction: str,
+    ) -> None:
+        self.steps: list[StepRecord] = []
+        self.scheduler, self.prediction = scheduler, prediction
+        self.num_images_per_prompt, self.guidance_scale = num_images_per_prompt, guidance_scale
+        self.thread = threading.get_ident()
+        with _RECORDERS_LOCK:
+            table = getattr(denoiser, "_step_recorders", None)
+            if table is None:
+                table = denoiser._step_recorders = {}
+                denoiser.register_forward_hook(_dispatch_to_recorder, with_kwargs=True)
+            table[self.thread] = self
+        self._table = table
+
+    def close(self) -> None:
+        self._table.pop(self.thread, None)
+
+    def _hook(self, module, args, kwargs, output) -> None:
+        sample = args[0] if args else kwargs.get("sample", kwargs.get("hidden_states"))
+        timestep = args[1] if len(args) > 1 else kwargs.get("timestep")
+        out = output[0] if isinstance(output, tuple) else getattr(output, "sample", output)
+        if torch.is_tensor(sample) and torch.is_tensor(out) and out.shape[1] == 2 * sample.shape[1]:
+            out = out[:, : sample.shape[1]]  # noise and its learned variance (Kandinsky): keep the noise
+        if not torch.is_tensor(sample) or not torch.is_tensor(out) or out.shape != sample.shape:
+            return
+        t = float(timestep.flatten()[0]) if torch.is_tensor(timestep) else float(timestep)
+        sample, out = sample.detach().float().cpu(), out.detach().float().cpu()
+        n = self.num_images_per_prompt
+        cfg = sample.shape[0] == 2 * n
+        # clones: views would keep the whole (2·n, C, h, w) batch alive for every step
+        uncond, cond = (out[0].clone(), out[n].clone()) if cfg else (None, None)
+        guided = uncond + self.guidance_scale * (cond - uncond) if cfg else out[0].clone()
+        x_t = sample[0].clone()
+        a = None
+        eps, x0 = guided, None
+        if hasattr(self.scheduler, "alphas_cumprod"):
+            a = float(alpha_bar(self.scheduler, [t])[0])
+            if self.prediction == "v_prediction":  # v = √ᾱ·ε − √(1−ᾱ)·x₀
+                x0 = math.sqrt(a) * x_t - math.sqrt(1 - a) * guided
+                eps = math.sqrt(1 - a) * x_t + math.sqrt(a) * guided
+            else:
+                x0 = (x_t - math.sqrt(1 - a) * guided) / math.sqrt(a)
+        self.steps.append(StepRecord(len(self.steps), t, a, x_t, eps, x0, uncond, cond))
+
+
+_RECORDERS_LOCK = threading.Lock()
+
+
+def _dispatch_to_recorder(module, args, kwargs, output) -> None:
+    """The one hook on a denoiser: hands the call to the calling thread's recorder, if any."""
+    recorder = module._step_recorders.get(threading.get_ident())
+    if recorder is not None:
+        recorder._hook(module, args, kwargs, output)
+
+
+# --- pictures of latents ----------------------------------------------------------------------------
+
+
+def denoiser_of(pipe) -> torch.nn.Module | None:
+    return getattr(pipe, "unet", None) or getattr(pipe, "transformer", None)
+
+
+def decoder_of(pipe):
+    return getattr(pipe, "vae", None) or getattr(pipe, "movq", None)
+
+
+def small_decoder(pipe) -> bool:
+    """A decoder cheap enough to run for every preview (the bundled model's has 0.4 M parameters)."""
+    vae = decoder_of(pipe)
+    return vae is not None and sum(p.numel() for p in vae.parameters()) < 5_000_000
+
+
+def latent_to_rgb(latent: torch.Tensor) -> np.ndarray:
+    """A picture of a latent (C, h, w) without the decoder: SD's linear map for 4 channels,
+    otherwise the first three channels, each stretched to its range. (h, w, 3) uint8."""
+    latent = latent.float()
+    if latent.shape[0] == 4:
+        rgb = torch.einsum("chw,cr->hwr", latent, SD_LATENT_RGB)
+        rgb = (rgb + 1) / 2
+    else:
+        rgb = latent[:3].permute(1, 2, 0)
+        if rgb.shape[-1] < 3:
+            rgb = rgb[..., :1].expand(-1, -1, 3)
+        lo, hi = rgb.amin(dim=(0, 1)), rgb.amax(dim=(0, 1))
+        rgb = (rgb - lo) / (hi - lo).clamp_min(1e-6)
+    return (rgb.clamp(0, 1) * 255).round().byte().numpy()
+
+
+def noise_to_rgb(latent: torch.Tensor) -> np.ndarray:
+    """Noise (or any zero-centred latent) as a picture: channels 0-2 → RGB, ±2.5σ → 0-255."""
+    latent = latent.float()
+    rgb = latent[:3] if latent.shape[0] >= 3 else latent[:1].expand(3, -1, -1)
+    rgb = (rgb / (2.5 * rgb.std().clamp_min(1e-6)) + 1) / 2
+    return (rgb.clamp(0, 1).permute(1, 2, 0) * 255).round().byte().numpy()
+
+
+@torch.inference_mode()
+def decode_latent(pipe, latent: torch.Tensor) -> np.ndarray:
+    """The VAE's picture of one latent (C, h, w) in the pipeline's scaled space. (H, W, 3) uint8."""
+    vae = decoder_of(pipe)
+    z = latent[None].to(vae.device, vae.dtype)
+    if getattr(pipe, "movq", None) is vae:  # Kandinsky's MoVQ decodes its latents unscaled
+        image = vae.decode(z, force_not_quantize=True).sample[0].float().cpu()
+    else:
+        scaling = getattr(vae.config, "scaling_factor", 1.0) or 1.0
+        shift = getattr(vae.config, "shift_factor", None) or 0.0
+        image = vae.decode(z / scaling + shift).sample[0].float().cpu()
+    return ((image.clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()
+
+
+def preview_of(pipe, record: StepRecord) -> np.ndarray:
+    """What the image will be, judging by this step: the decoded x̂₀ for small decoders, a linear
+    latent → RGB guess for big ones."""
+    latent = record.x0 if record.x0 is not None else record.x_t
+    if small_decoder(pipe):
+        return decode_latent(pipe, latent)
+    return latent_to_rgb(latent)
+
+
+# --- the debugger's views ---------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class StepView:
+    x_t: Image.Image
+    x0: Image.Image | None
+    eps: Image.Image
+    guidance: list[tuple[Image.Image, str]]  # ε_uncond, ε_cond, their difference, ε used
+    text: str
+
+
+def step_view(pipe, run: Run, k: int) -> StepView:
+    """Step k of image 0: the noisy latent, the clean image it implies, the noise it predicts."""
+    if not run.steps:
+        raise ValueError("This pipeline's denoiser could not be watched, so there are no steps to show.")
+    k = check_int("step", k, 1, len(run.steps)) - 1
+    record = run.steps[k]
+    x0 = None
+    if record.x0 is not None and decoder_of(pipe) is not None:
+        x0 = enlarge(decode_latent(pipe, record.x0), PREVIEW_PX)
+    guidance = []
+    if record.eps_cond is not None:
+        guidance = [
+            (record.eps_uncond, "ε_uncond (no prompt)"),
+            (record.eps_cond, "ε_cond (your prompt)"),
+            (record.eps_cond - record.eps_uncond, "ε_cond − ε_uncond (what the prompt adds)"),
+            (record.eps, f"ε = ε_uncond + {run.recipe.guidance_scale:g}·(ε_cond − ε_uncond)"),
+        ]
+        guidance = [(enlarge(noise_to_rgb(noise), PREVIEW_PX), caption) for noise, caption in guidance]
+    signal = f" · ᾱ_t = {record.alpha_bar:.4f} (signal {100 * record.alpha_bar:.1f} %)" if record.alpha_bar else ""
+    text = f"**Step {k + 1} of {len(run.steps)}** · timestep t = {record.timestep:.0f}{signal}"
+    if record.eps_cond is None:
+        text += " · no guidance branch at this scale (one pass per step)"
+    x_t = enlarge(latent_to_rgb(record.x_t), PREVIEW_PX)
+    return StepView(x_t, x0, enlarge(noise_to_rgb(record.eps), PREVIEW_PX), guidance, text)
+
+
+def guidance_frame(run: Run) -> pd.DataFrame:
+    """How hard the prompt pulls at each step: ‖ε_cond − ε_uncond‖ / ‖ε_uncond‖."""
+    rows = [
+        {"step": r.index + 1, "pull": float((r.eps_cond - r.eps_uncond).norm() / r.eps_uncond.norm())}
+        for r in run.steps
+        if r.eps_cond is not None
+    ]
+    return pd.DataFrame(rows, columns=["step", "pull"])
+
+
+def schedule_frame(config, num_inference_steps: int) -> pd.DataFrame:
+    """ᾱ_t against step for each scheduler (for the noise-schedule plot)."""
+    return _schedule_frame(json.dumps(dict(config), sort_keys=True, default=str), num_inference_steps).copy()
+
+
+@functools.lru_cache(maxsize=64)
+def _schedule_frame(config_json: str, num_inference_steps: int) -> pd.DataFrame:
+    config = json.loads(config_json)
+    rows = []
+    for name in SCHEDULERS:
+        scheduler = make_scheduler(name, config)
+        try:
+            scheduler.set_timesteps(num_inference_steps)
+        except Exception:  # e.g. LCM refusing more steps than its distillation grid
+            continue
+        for i, a in enumerate(alpha_bar(scheduler, scheduler.timesteps)):
+            rows.append({"step": i + 1, "alpha_bar": float(a), "scheduler": name})
+    return pd.DataFrame(rows)
+
+
+def schedule_plot_frame(pipe, run: Run | None, num_inference_steps: int, k: int | None = None) -> pd.DataFrame:
+    """The schedule plot's data, with a vertical marker at step k once there is a run."""
+    frame = schedule_frame(pipe.scheduler.config, num_inference_steps)
+    if run is not None and k:
+        marker = pd.DataFrame([{"step": k, "alpha_bar": v, "scheduler": "← this step"} for v in (0.0, 1.0)])
+        frame = pd.concat([frame, marker], ignore_index=True)
+    return frame
+
+
+# --- branching: the same path from step k, with another scheduler or guidance scale ----------------
+
+
+@torch.inference_mode()
+def branch(entry: TextToImage, run: Run, k: int, scheduler_name: str, guidance_scale: float) -> Image.Image:
+    """Re-run the end of the path from step k's x_t with another scheduler or guidance scale.
+
+    For Stable-Diffusion-architecture pipelines (one text encoder, a UNet, a VAE)."""
+    from diffusers import StableDiffusionPipeline
+
+    pipe = entry.pipe
+    if not isinstance(pipe, StableDiffusionPipeline):
+        raise ValueError(
+            "Branching works on Stable Diffusion 1.x/2.x-style pipelines (the bundled model, SD 1.5, sd-turbo)."
+        )
+    if not run.steps:
+        raise ValueError("Generate an image first.")
+    k = check_int("step", k, 1, len(run.steps)) - 1
+    guidance_scale = check_float("guidance_scale", guidance_scale, 0.0, MAX_GUIDANCE)
+    check_choice("scheduler", scheduler_name, SCHEDULERS)
+    recipe, record = run.recipe, run.steps[k]
+    # 1. the new scheduler's timesteps, entered at the one nearest step k's
+    scheduler = make_scheduler(scheduler_name, pipe.scheduler.config)
+    scheduler.set_timesteps(recipe.num_inference_steps)
+    timesteps = scheduler.timesteps
+    start = int(torch.argmin((timesteps.float() - record.timestep).abs()))
+    if hasattr(scheduler, "set_begin_index"):
+        scheduler.set_begin_index(start)
+    # 2. x_t in the scheduler's own scale: (1, C, h, w)
+    sigmas = getattr(scheduler, "sigmas", None)
+    x = record.x_t[None].to(pipe.device, pipe.unet.dtype)
+    if sigmas is not None and float(scheduler.init_noise_sigma) > 1:  # σ-space schedulers (Euler…)
+        x = x * math.sqrt(float(sigmas[start]) ** 2 + 1)
+    # 3. the prompt's embeddings, with the unconditional half when guiding
+    cfg = guidance_scale > 1
+    cond, uncond = pipe.encode_prompt(recipe.prompt, pipe.device, 1, cfg, recipe.negative_prompt or None)
+    embeds = torch.cat([uncond, cond]) if cfg else cond
+    generator = torch.Generator("cpu").manual_seed(recipe.seed)
+    # 4. denoise the rest of the way: predict ε (guided), then x_t → x_t-1
+    for t in timesteps[start:]:
+        model_in = scheduler.scale_model_input(torch.cat([x] * 2) if cfg else x, t)
+        eps = pipe.unet(model_in, t, encoder_hidden_states=embeds).sample
+        if cfg:
+            eps_uncond, eps_cond = eps.chunk(2)
+            eps = eps_uncond + guidance_scale * (eps_cond - eps_uncond)
+        x = scheduler.step(eps, t, x, generator=generator).prev_sample
+    # 5. decode the final latent
+    return enlarge(decode_latent(pipe, x[0].float().cpu()), PREVIEW_PX)

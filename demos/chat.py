@@ -118,6 +118,8 @@ def validate_message(message: object) -> str:
             f"That message is {len(message):,} characters; the limit is {MAX_MESSAGE_CHARS:,}. "
             "Shorten it or split it into parts."
         )
+    if isinstance(message, str) and not message.strip():
+        raise ValueError("Type a message first: it is empty.")
     return check_text("message", message, MAX_MESSAGE_CHARS, required=True)
 
 

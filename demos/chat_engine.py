@@ -221,21 +221,7 @@ def stream_reply(
     # 2. generate on a model worker; the streamer hands each new token to this thread
     streamer = TokenStreamer()
     recorder = ProbabilityRecorder(lm.tokenizer)
-    sampling = settings.temperature > 0
-    kwargs = dict(
-        input_ids=input_ids,
-        attention_mask=torch.ones_like(input_ids),
-        max_new_tokens=settings.max_new_tokens,
-        do_sample=sampling,
-        temperature=settings.temperature if sampling else None,
-        top_p=settings.top_p if sampling else None,
-        top_k=settings.top_k if sampling else None,
-        repetition_penalty=settings.repetition_penalty,
-        logits_processor=[recorder],
-        stopping_criteria=[StopOnEvent(stop)],
-        streamer=streamer,
-        pad_token_id=lm.tokenizer.pad_token_id or lm.tokenizer.eos_token_id,
-    )
+    kwargs = _generate_kwargs(lm, input_ids, settings, recorder, StopOnEvent(stop), streamer)
     result: dict[str, object] = {}
 
     def work() -> None:
@@ -254,12 +240,39 @@ def stream_reply(
     job = compute.submit(work)
 
     # 3. relay text as it arrives
+    text, first_token_at = yield from _relay(streamer, lm.tokenizer, prompt, stop, interval)
+    job.result()
+    if "error" in result:
+        raise result["error"]  # type: ignore[misc]
+
+    # 4. the final update: statistics and per-token probabilities
+    end = time.perf_counter()
+    generated = result["sequences"][0, input_ids.shape[1] :].tolist()  # type: ignore[index]
+    n = len(generated)
+    first = first_token_at or end
+    stats = ReplyStats(
+        prompt_tokens=len(prompt_ids),
+        completion_tokens=n,
+        ttft_s=first - start,
+        tokens_per_s=(n - 1) / (end - first) if n > 1 and end > first else 0.0,
+        context_window=lm.context_window,
+        dropped_messages=dropped,
+        seed=seed,
+        finish=_finish(lm, generated, stop),
+    )
+    yield Reply(text, stats=stats, tokens=recorder.finish(generated), prompt=prompt)
+
+
+def _relay(streamer: TokenStreamer, tokenizer, prompt: str, stop: threading.Event, interval: float):
+    """Yield the reply so far as tokens arrive, at most every ``interval`` seconds; return
+    (the whole text, when the first token came). A consumer that leaves early, or a model that
+    stalls, ends the generation through ``stop``."""
     text = ""
     first_token_at: float | None = None
     relayed = False
     try:
         last_yield = 0.0
-        for text in streamer.text(lm.tokenizer, STREAM_TIMEOUT_S):
+        for text in streamer.text(tokenizer, STREAM_TIMEOUT_S):
             now = time.perf_counter()
             if first_token_at is None:
                 first_token_at = now
@@ -274,31 +287,35 @@ def stream_reply(
             f"The model produced nothing for {STREAM_TIMEOUT_S:.0f} s; generation was stopped."
         ) from None
     finally:
-        if not relayed:  # the consumer left early (GeneratorExit) or timed out: end the thread
+        if not relayed:  # the consumer left early (GeneratorExit) or timed out: end the generation
             stop.set()
-    job.result()
-    if "error" in result:
-        raise result["error"]  # type: ignore[misc]
+    return text, first_token_at
 
-    # 4. the final update: statistics and per-token probabilities
-    end = time.perf_counter()
-    generated = result["sequences"][0, input_ids.shape[1] :].tolist()  # type: ignore[index]
-    tokens = recorder.finish(generated)
-    n = len(generated)
-    eos = _eos_ids(lm)
-    finish = "stopped" if stop.is_set() else "end of turn" if generated and generated[-1] in eos else "length"
-    first = first_token_at or end
-    stats = ReplyStats(
-        prompt_tokens=len(prompt_ids),
-        completion_tokens=n,
-        ttft_s=first - start,
-        tokens_per_s=(n - 1) / (end - first) if n > 1 and end > first else 0.0,
-        context_window=lm.context_window,
-        dropped_messages=dropped,
-        seed=seed,
-        finish=finish,
+
+def _generate_kwargs(lm: CausalLM, input_ids: torch.Tensor, settings, recorder, stopper, streamer) -> dict:
+    """``model.generate``'s arguments for these settings (temperature 0 = greedy: no sampling knobs)."""
+    sampling = settings.temperature > 0
+    return dict(
+        input_ids=input_ids,
+        attention_mask=torch.ones_like(input_ids),
+        max_new_tokens=settings.max_new_tokens,
+        do_sample=sampling,
+        temperature=settings.temperature if sampling else None,
+        top_p=settings.top_p if sampling else None,
+        top_k=settings.top_k if sampling else None,
+        repetition_penalty=settings.repetition_penalty,
+        logits_processor=[recorder],
+        stopping_criteria=[stopper],
+        streamer=streamer,
+        pad_token_id=lm.tokenizer.pad_token_id or lm.tokenizer.eos_token_id,
     )
-    yield Reply(text, stats=stats, tokens=tokens, prompt=prompt)
+
+
+def _finish(lm: CausalLM, generated: list[int], stop: threading.Event) -> str:
+    """Why the reply ended: "stopped" (Stop or a client that left), "end of turn" or "length"."""
+    if stop.is_set():
+        return "stopped"
+    return "end of turn" if generated and generated[-1] in _eos_ids(lm) else "length"
 
 
 def _eos_ids(lm: CausalLM) -> set[int]:

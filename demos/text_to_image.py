@@ -19,7 +19,6 @@ import base64
 import dataclasses
 import io
 import json
-import math
 import queue
 import tempfile
 import threading
@@ -29,26 +28,14 @@ from pathlib import Path
 
 import gradio as gr
 import numpy as np
-import pandas as pd
 import torch
 from diffusers.utils import logging as diffusers_logging
 from PIL import Image, PngImagePlugin
 
 from demos import _glue
+from demos import text_to_image_steps as debugger
 from demos._glue import user_error
-from demos.text_to_image_steps import (
-    MAX_GUIDANCE,
-    PREVIEW_PX,
-    StepRecord,
-    StepRecorder,
-    StepView,
-    branch,
-    denoiser_of,
-    guidance_frame,
-    preview_of,
-    schedule_plot_frame,
-    step_view,
-)
+from demos.text_to_image_steps import MAX_GUIDANCE, PREVIEW_PX, StepRecord
 from shared import catalog, compute, runtime
 from shared.diffusion import SCHEDULER_NOTES, SCHEDULERS, make_scheduler, request_pipeline
 from shared.images import enlarge
@@ -66,50 +53,7 @@ MAX_PROMPT_CHARS = 4000
 MAX_RESTORE_PIXELS = 4096 * 4096  # a PNG given to "restore settings" is refused past this
 RECIPE_KEY = "genai-playground"  # PNG text chunk holding the recipe as JSON
 DEPRECATED = {"steps": "num_inference_steps", "count": "num_images_per_prompt"}  # old API names → diffusers'
-# MAX_GUIDANCE (30, guidance_scale's top) and PREVIEW_PX (256) are shared with the step debugger.
-
-HOW_IT_WORKS = """
-**Diffusion in four lines.** Training takes real images, adds Gaussian noise of a random strength
-*t*, and teaches a network to predict that noise ε from the noisy image x_t and the caption. To
-generate, start from pure noise and repeatedly subtract a little of the predicted noise: x_T → … →
-x_0. The schedule ᾱ_t says how much of the original signal survives at step *t*
-(x_t = √ᾱ_t·x_0 + √(1−ᾱ_t)·ε), so from one prediction of ε you can already guess the clean image
-x̂_0 = (x_t − √(1−ᾱ_t)·ε)/√ᾱ_t — that guess is the live preview, and it sharpens as *t* falls.
-
-**Latent diffusion.** Stable Diffusion (and the bundled model) denoise a small *latent* image — 8×
-smaller per side for SD, 4× for the bundled one — and a VAE decoder turns the final latent into
-pixels. The text encoder (CLIP, T5…) turns the prompt into one vector per token; the UNet reads them
-through cross-attention at every step.
-
-**Schedulers** are different numerical solvers for the same denoising equation: DDPM adds fresh
-noise each step (needs many steps); DDIM is deterministic; Euler takes ODE steps in σ; Euler
-ancestral adds noise back; DPM++ 2M is a second-order multistep solver (good in 20 steps); LCM is
-for models distilled to run in 1–8 steps. They share the model: swapping one never retrains anything.
-
-**Classifier-free guidance.** Each step the model predicts noise twice — with your prompt (ε_cond)
-and without it (ε_uncond) — and extrapolates: ε = ε_uncond + w·(ε_cond − ε_uncond). w = 1 is the
-plain conditional model; larger w follows the prompt harder at the cost of variety (and, too high,
-of realism). Turbo / LCM models are distilled to need no guidance (w = 0 or 1): one pass per step.
-
-**Empty prompt.** It runs: the model then draws from its unconditional distribution (what it
-produces with no caption, the same branch that guidance pushes away from). You get a notice.
-"""
-
-COMPONENT_ROLES = {
-    "tokenizer": "splits the prompt into tokens (ids); prompts past its limit are cut",
-    "text_encoder": "turns token ids into one vector per token, which the denoiser attends to",
-    "tokenizer_2": "a second tokenizer (SDXL uses two text encoders)",
-    "text_encoder_2": "a second, larger text encoder; its pooled vector also conditions the UNet",
-    "prior": "maps the text embedding to an image embedding (DALL·E 2-style prior)",
-    "prior_prior": "maps the text embedding to an image embedding (DALL·E 2-style prior)",
-    "image_encoder": "CLIP image encoder: the space the prior's image embeddings live in",
-    "unet": "the denoiser: predicts the noise in x_t at step t, attending to the text vectors",
-    "transformer": "the denoiser (a diffusion transformer): predicts noise / velocity at each step",
-    "vae": "autoencoder: the final latent → pixels (decoder); images → latents (encoder)",
-    "movq": "MoVQ autoencoder: the final latent → pixels",
-    "scheduler": "the solver: picks the timesteps and turns each noise prediction into the next x_t",
-    "safety_checker": "flags unsafe images (they come back black)",
-}
+# MAX_GUIDANCE (guidance_scale's top) and PREVIEW_PX (the preview's size) are the step debugger's, shared.
 
 
 # --- the recipe and its validation ---------------------------------------------------------------
@@ -130,9 +74,6 @@ class Recipe:
     width: int
     height: int
     num_images_per_prompt: int = 1
-
-    def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), ensure_ascii=False)
 
 
 def recommended(model: str) -> dict:
@@ -271,11 +212,13 @@ def generate(
     scheduler = make_scheduler(recipe.scheduler, entry.pipe.scheduler.config)
     pipe = request_pipeline(entry.pipe, scheduler)
     notices = prompt_notices(pipe, recipe)
-    denoiser = denoiser_of(pipe)
+    denoiser = debugger.denoiser_of(pipe)
     prediction = getattr(scheduler.config, "prediction_type", "epsilon")
     recorder = None
     if denoiser is not None:
-        recorder = StepRecorder(denoiser, scheduler, recipe.num_images_per_prompt, recipe.guidance_scale, prediction)
+        recorder = debugger.StepRecorder(
+            denoiser, scheduler, recipe.num_images_per_prompt, recipe.guidance_scale, prediction
+        )
     stopped = False
 
     def callback(p, i, t, kwargs):
@@ -337,30 +280,6 @@ def output_notices(pixels: np.ndarray) -> list[str]:
         f"Image {', '.join(map(str, black))} came out completely black (a safety checker blanks images "
         "it flags; a model can also collapse). Try another seed or prompt."
     ]
-
-
-def anatomy_markdown(entry: TextToImage) -> str:
-    """The pipeline's parts: what each is, how big, what it does."""
-    pipe = entry.pipe
-    lines = [
-        f"**{type(pipe).__name__}** · {entry.key}" + (f" @ `{entry.revision[:10]}`" if entry.revision else ""),
-        "",
-        "| part | class | parameters | what it does |",
-        "|---|---|---|---|",
-    ]
-    total = 0
-    for name, part in pipe.components.items():
-        if part is None:
-            continue
-        count = sum(p.numel() for p in part.parameters()) if isinstance(part, torch.nn.Module) else 0
-        total += count
-        size = f"{count / 1e6:,.2f} M" if count else "—"
-        lines.append(f"| {name} | {type(part).__name__} | {size} | {COMPONENT_ROLES.get(name, '')} |")
-    lines += ["", f"Total: {total / 1e6:,.1f} M parameters. Flow: prompt → tokenizer → text encoder"]
-    lines[-1] += (" → prior" if any("prior" in n for n in pipe.components) else "") + (
-        " → denoiser × steps (scheduler) → decoder → image."
-    )
-    return "\n".join(lines)
 
 
 # --- reproducibility: the recipe rides in the PNG ------------------------------------------------
@@ -455,30 +374,12 @@ def work_generate_live(recipe: Recipe, events: queue.Queue, stop: threading.Even
         now = time.perf_counter()
         if now - last >= interval_s or i == total - 1:
             last = now
-            events.put((i, preview_of(entry.pipe, record) if record is not None else None))
+            events.put((i, debugger.preview_of(entry.pipe, record) if record is not None else None))
 
     try:
         return generate(entry, recipe, on_step=on_step, stop=stop)
     finally:
         events.put(None)
-
-
-def work_result_panels(run: Run, k: int) -> tuple[pd.DataFrame, pd.DataFrame, str]:
-    """After a run: the schedule plot marked at step k, the guidance plot and the anatomy table."""
-    entry = runtime.text_to_image(run.recipe.model)
-    schedule = schedule_plot_frame(entry.pipe, run, run.recipe.num_inference_steps, k)
-    return schedule, guidance_frame(run), anatomy_markdown(entry)
-
-
-def work_step_panels(run: Run, k: object) -> tuple[StepView, pd.DataFrame]:
-    """The debugger at step k: its frames, and the schedule plot marked there."""
-    entry = runtime.text_to_image(run.recipe.model)
-    k = check_int("step", k, 1, len(run.steps))
-    return step_view(entry.pipe, run, k), schedule_plot_frame(entry.pipe, run, run.recipe.num_inference_steps, k)
-
-
-def work_branch(run: Run, k: int, scheduler: str, guidance_scale: float) -> Image.Image:
-    return branch(runtime.text_to_image(run.recipe.model), run, k, scheduler, guidance_scale)
 
 
 # --- Gradio glue ---------------------------------------------------------------------------------
@@ -563,7 +464,7 @@ def _updates(recipe: Recipe, stop: threading.Event, progress) -> Iterator[tuple]
         status = f"{verb}: {len(paths)} image(s) in {run.seconds:.2f} s ({speed:.1f} steps/s).{notes}"
         last = len(run.steps) or 1
         middle = (last + 1) // 2  # the debugger opens halfway: noise and picture both visible
-        schedule, pull, anatomy = compute.run(work_result_panels, run, middle)
+        schedule, pull, anatomy = compute.run(debugger.work_run_panels, run, middle)
         yield (
             enlarge(np.asarray(run.images[0]), PREVIEW_PX),
             status,
@@ -579,38 +480,6 @@ def _updates(recipe: Recipe, stop: threading.Event, progress) -> Iterator[tuple]
 
 def stop_generation(request: gr.Request) -> None:
     _stops.stop(request)
-
-
-def show_step(run: Run | None, k: int):
-    """The step debugger's slider: frames of step k and the schedule plot marked there."""
-    if run is None:
-        raise gr.Error("Generate an image first: the debugger shows its steps.")
-    if not run.steps:  # a denoiser the recorder couldn't watch: nothing to show, and nothing to complain about
-        return (gr.skip(),) * 4 + (
-            "This pipeline's denoiser could not be watched, so there are no steps to show.",
-            gr.skip(),
-        )
-    try:
-        if isinstance(k, (int, float)) and math.isfinite(k):
-            k = min(int(k), len(run.steps))  # the slider may sit past the end of a stopped run
-        view, schedule = compute.run(work_step_panels, run, k)
-    except Exception as exc:
-        raise user_error(exc, "Generation") from None
-    return view.x_t, view.x0, view.eps, view.guidance, view.text, schedule
-
-
-def branch_ui(run: Run | None, k: int, scheduler: str, guidance_scale: float):
-    if run is None:
-        raise gr.Error("Generate an image first, then branch from one of its steps.")
-    try:
-        image = compute.run(work_branch, run, k, scheduler, guidance_scale)
-    except Exception as exc:
-        raise user_error(exc, "Generation") from None
-    final = enlarge(np.asarray(run.images[0]), PREVIEW_PX)
-    return [
-        (final, f"original: {run.recipe.scheduler}, w = {run.recipe.guidance_scale:g}"),
-        (image, f"branch from step {int(k)}: {scheduler}, w = {guidance_scale:g}"),
-    ]
 
 
 def restore(path: str | None):
@@ -685,22 +554,11 @@ def text_to_image(
             {"num_inference_steps": num_inference_steps, "num_images_per_prompt": num_images_per_prompt},
             {"steps": steps, "count": count},
         )
-        steps = settings["num_inference_steps"]
         entry = compute.run(runtime.text_to_image, model or _glue.default_model("text-to-image"))
-        r = recommended(entry.key)
-        recipe = _recipe(
-            entry,
-            sent_as=sent_as,
-            prompt=prompt,
-            negative_prompt=negative_prompt,
-            seed=seed,
-            num_inference_steps=r["num_inference_steps"] if steps is None else steps,
-            guidance_scale=r["guidance_scale"] if guidance_scale is None else guidance_scale,
-            scheduler=scheduler or r["scheduler"],
-            width=r["width"] if width is None else width,
-            height=r["height"] if height is None else height,
-            num_images_per_prompt=settings["num_images_per_prompt"],
-        )
+        unset = {**recommended(entry.key), "num_images_per_prompt": 1}  # what None (or "" scheduler) means
+        settings |= dict(guidance_scale=guidance_scale, scheduler=scheduler or None, width=width, height=height)
+        settings = {name: unset[name] if value is None else value for name, value in settings.items()}
+        recipe = _recipe(entry, sent_as=sent_as, prompt=prompt, negative_prompt=negative_prompt, seed=seed, **settings)
         run = compute.run(work_generate, recipe)
     except Exception as exc:
         raise user_error(exc, "Generation") from None
@@ -713,12 +571,6 @@ def text_to_image(
 
 
 # --- the tab -------------------------------------------------------------------------------------
-
-INTRO = (
-    "Type a prompt and watch the picture form out of noise. The bundled model was trained by this "
-    "project on 32×32 scenes of coloured shapes (try *a large red circle at the top*); hub models "
-    "such as sd-turbo work the same way when online."
-)
 
 
 @dataclasses.dataclass
@@ -781,38 +633,6 @@ def _settings_column(r: dict) -> tuple[list, gr.Button, gr.Button, gr.Button, gr
     return [prompt, negative, seed, steps, guidance, width, height, images], dice, go, stop, restore_file
 
 
-def _debugger() -> tuple[gr.Slider, list, gr.LinePlot, list]:
-    """The step debugger: its step slider, the frames show_step fills, the guidance plot, and
-    branching's [scheduler, guidance scale, button, gallery]."""
-    with gr.Accordion("Step debugger: scrub through every step", open=False):
-        k = gr.Slider(1, 2, value=1, step=1, label="Step", interactive=False)
-        step_text = gr.Markdown(elem_id="t2i-step-text")
-        with gr.Row():
-            x_t = gr.Image(label="x_t: the noisy latent", elem_classes="pixelated")
-            x0 = gr.Image(elem_id="t2i-x0", label="x̂₀: the clean image it implies (decoded)", elem_classes="pixelated")
-            eps = gr.Image(label="ε: the noise the model predicts", elem_classes="pixelated")
-        cfg = gr.Gallery(label="Classifier-free guidance on your prompt", columns=4, elem_classes="pixelated")
-        pull = gr.LinePlot(x="step", y="pull", label="‖ε_cond − ε_uncond‖ / ‖ε_uncond‖ at each step", height=220)
-        gr.Markdown("**Branch:** continue from this step's x_t with another scheduler or guidance scale.")
-        with gr.Row():
-            branch_scheduler = gr.Dropdown(list(SCHEDULERS), value="Euler", label="Scheduler")
-            branch_guidance = gr.Slider(0, MAX_GUIDANCE, value=1.0, step=0.5, label="Guidance scale")
-            branch_go = gr.Button("Branch from this step", elem_id="t2i-branch")
-        branched = gr.Gallery(elem_id="t2i-branched", label="Original vs branch", columns=2, elem_classes="pixelated")
-    return k, [x_t, x0, eps, cfg, step_text], pull, [branch_scheduler, branch_guidance, branch_go, branched]
-
-
-def _explainers() -> tuple[gr.LinePlot, gr.Markdown]:
-    """The noise schedule plot, the pipeline's anatomy and how it all works."""
-    with gr.Accordion("Noise schedule: ᾱ_t per step for each scheduler", open=False):
-        schedule = gr.LinePlot(x="step", y="alpha_bar", color="scheduler", height=300)
-    with gr.Accordion("Pipeline anatomy", open=False):
-        anatomy = gr.Markdown("Generate once to see the loaded pipeline's parts.", elem_id="t2i-anatomy")
-    with gr.Accordion("How it works", open=False):
-        gr.Markdown(HOW_IT_WORKS)
-    return schedule, anatomy
-
-
 def build_ui() -> TextToImageUI:
     """The Text-to-image tab."""
     rt = runtime.get()
@@ -821,7 +641,11 @@ def build_ui() -> TextToImageUI:
     default = _glue.default_model("text-to-image")
     r = recommended(default)
 
-    gr.Markdown(INTRO)
+    gr.Markdown(
+        "Type a prompt and watch the picture form out of noise. The bundled model was trained by this project on "
+        "32×32 scenes of coloured shapes (try *a large red circle at the top*); hub models such as sd-turbo work "
+        "the same way when online."
+    )
     model, scheduler, note, scheduler_note = _model_row(default, r)
     with gr.Row():
         with gr.Column(scale=3):
@@ -843,27 +667,23 @@ def build_ui() -> TextToImageUI:
     )
     recipe_box = gr.Code(label="Recipe", language="json")
     run_state = gr.State(None)
-    k, frames, pull, (branch_scheduler, branch_guidance, branch_go, branched) = _debugger()
-    schedule, anatomy = _explainers()
+    steps_ui = debugger.build_debugger(run_state)
 
     prompt, negative, seed, steps, guidance, width, height, images = fields
     settings = [model, prompt, negative, seed, steps, guidance, scheduler, width, height, images]
     model.input(model_defaults, model, [steps, guidance, scheduler, width, height, note], **light)
     scheduler.change(lambda name: SCHEDULER_NOTES.get(name, ""), scheduler, scheduler_note, **light)
     dice.click(lambda: int(np.random.default_rng().integers(0, MAX_SEED)), None, seed, **light)
-    go_event = gr.on(
+    results = [gallery, recipe_box, run_state, steps_ui.step, steps_ui.schedule, steps_ui.pull, steps_ui.anatomy]
+    gr.on(
         [go.click, prompt.submit],
         generate_ui,
         settings,
-        [preview, status, gallery, recipe_box, run_state, k, schedule, pull, anatomy],
+        [preview, status, *results],
         show_progress_on=[status],  # the bar (with its ETA) sits on the status line; the preview stays in view
         **heavy,
-    )
+    ).success(debugger.show_step, [run_state, steps_ui.step], steps_ui.step_outputs, **heavy)
     stop.click(stop_generation, None, None, **light)
-    step_outputs = [*frames, schedule]
-    k.release(show_step, [run_state, k], step_outputs, **heavy)
-    go_event.success(show_step, [run_state, k], step_outputs, **heavy)
-    branch_go.click(branch_ui, [run_state, k, branch_scheduler, branch_guidance], branched, **heavy)
     restore_file.upload(restore, restore_file, [*settings, status], **light).then(
         lambda: None, None, restore_file, **light
     )  # emptied again, ready for the next PNG (also after an error)

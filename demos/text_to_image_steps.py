@@ -1,13 +1,14 @@
-"""The text-to-image step debugger: what the denoiser predicted at each step, and what it implies.
+"""The text-to-image tab's step debugger and explainers: what the denoiser predicted at each step.
 
 A forward hook on the denoiser records, for image 0 of each request, the input x_t of every step
 and the noise prediction ε (both halves of a classifier-free-guidance batch). From those records
 this module draws the live preview, the debugger's frames (x_t, x̂₀, ε and the guidance branches),
 the noise-schedule and guidance plots, and re-runs the end of the path from any step with another
-scheduler or guidance scale (a *branch*).
+scheduler or guidance scale (a *branch*). The pipeline's anatomy and "How it works" live here too.
 
-Everything here is a pure function of a pipeline and CPU tensors; the tab (demos/text_to_image.py)
-runs it on the model worker through ``shared.compute``.
+Reads top to bottom: recording → pictures of latents → the debugger's views → branching →
+explainers → model work and Gradio glue → the accordions (``build_debugger``), which the tab
+(``demos/text_to_image.py``) places under its gallery.
 """
 
 from __future__ import annotations
@@ -19,11 +20,14 @@ import math
 import threading
 from typing import TYPE_CHECKING
 
+import gradio as gr
 import numpy as np
 import pandas as pd
 import torch
 from PIL import Image
 
+from demos._glue import user_error
+from shared import compute, runtime
 from shared.diffusion import SCHEDULERS, alpha_bar, make_scheduler
 from shared.images import enlarge
 from shared.loaders import TextToImage
@@ -33,7 +37,51 @@ if TYPE_CHECKING:
     from demos.text_to_image import Run
 
 PREVIEW_PX = 256  # live preview and debugger frames are shown at least this large
-MAX_GUIDANCE = 30.0  # guidance_scale's top, here and in the tab: past it the image is noise
+MAX_GUIDANCE = 30.0  # the top of guidance_scale, for a generation and for a branch
+
+HOW_IT_WORKS = """
+**Diffusion in four lines.** Training takes real images, adds Gaussian noise of a random strength
+*t*, and teaches a network to predict that noise ε from the noisy image x_t and the caption. To
+generate, start from pure noise and repeatedly subtract a little of the predicted noise: x_T → … →
+x_0. The schedule ᾱ_t says how much of the original signal survives at step *t*
+(x_t = √ᾱ_t·x_0 + √(1−ᾱ_t)·ε), so from one prediction of ε you can already guess the clean image
+x̂_0 = (x_t − √(1−ᾱ_t)·ε)/√ᾱ_t — that guess is the live preview, and it sharpens as *t* falls.
+
+**Latent diffusion.** Stable Diffusion (and the bundled model) denoise a small *latent* image — 8×
+smaller per side for SD, 4× for the bundled one — and a VAE decoder turns the final latent into
+pixels. The text encoder (CLIP, T5…) turns the prompt into one vector per token; the UNet reads them
+through cross-attention at every step.
+
+**Schedulers** are different numerical solvers for the same denoising equation: DDPM adds fresh
+noise each step (needs many steps); DDIM is deterministic; Euler takes ODE steps in σ; Euler
+ancestral adds noise back; DPM++ 2M is a second-order multistep solver (good in 20 steps); LCM is
+for models distilled to run in 1–8 steps. They share the model: swapping one never retrains anything.
+
+**Classifier-free guidance.** Each step the model predicts noise twice — with your prompt (ε_cond)
+and without it (ε_uncond) — and extrapolates: ε = ε_uncond + w·(ε_cond − ε_uncond). w = 1 is the
+plain conditional model; larger w follows the prompt harder at the cost of variety (and, too high,
+of realism). Turbo / LCM models are distilled to need no guidance (w = 0 or 1): one pass per step.
+
+**Empty prompt.** It runs: the model then draws from its unconditional distribution (what it
+produces with no caption, the same branch that guidance pushes away from). You get a notice.
+"""
+
+
+COMPONENT_ROLES = {
+    "tokenizer": "splits the prompt into tokens (ids); prompts past its limit are cut",
+    "text_encoder": "turns token ids into one vector per token, which the denoiser attends to",
+    "tokenizer_2": "a second tokenizer (SDXL uses two text encoders)",
+    "text_encoder_2": "a second, larger text encoder; its pooled vector also conditions the UNet",
+    "prior": "maps the text embedding to an image embedding (DALL·E 2-style prior)",
+    "prior_prior": "maps the text embedding to an image embedding (DALL·E 2-style prior)",
+    "image_encoder": "CLIP image encoder: the space the prior's image embeddings live in",
+    "unet": "the denoiser: predicts the noise in x_t at step t, attending to the text vectors",
+    "transformer": "the denoiser (a diffusion transformer): predicts noise / velocity at each step",
+    "vae": "autoencoder: the final latent → pixels (decoder); images → latents (encoder)",
+    "movq": "MoVQ autoencoder: the final latent → pixels",
+    "scheduler": "the solver: picks the timesteps and turns each noise prediction into the next x_t",
+    "safety_checker": "flags unsafe images (they come back black)",
+}
 
 # Stable Diffusion 1.x/2.x latents → RGB by one linear map (a well-known approximation): previews
 # for the big models cost a matrix product instead of a VAE decode.
@@ -322,3 +370,141 @@ def branch(entry: TextToImage, run: Run, k: int, scheduler_name: str, guidance_s
         x = scheduler.step(eps, t, x, generator=generator).prev_sample
     # 5. decode the final latent
     return enlarge(decode_latent(pipe, x[0].float().cpu()), PREVIEW_PX)
+
+
+# --- explainers ------------------------------------------------------------------------------------
+
+
+def anatomy_markdown(entry: TextToImage) -> str:
+    """The pipeline's parts: what each is, how big, what it does."""
+    pipe = entry.pipe
+    lines = [
+        f"**{type(pipe).__name__}** · {entry.key}" + (f" @ `{entry.revision[:10]}`" if entry.revision else ""),
+        "",
+        "| part | class | parameters | what it does |",
+        "|---|---|---|---|",
+    ]
+    total = 0
+    for name, part in pipe.components.items():
+        if part is None:
+            continue
+        count = sum(p.numel() for p in part.parameters()) if isinstance(part, torch.nn.Module) else 0
+        total += count
+        size = f"{count / 1e6:,.2f} M" if count else "—"
+        lines.append(f"| {name} | {type(part).__name__} | {size} | {COMPONENT_ROLES.get(name, '')} |")
+    lines += ["", f"Total: {total / 1e6:,.1f} M parameters. Flow: prompt → tokenizer → text encoder"]
+    lines[-1] += (" → prior" if any("prior" in n for n in pipe.components) else "") + (
+        " → denoiser × steps (scheduler) → decoder → image."
+    )
+    return "\n".join(lines)
+
+
+# --- model work (on a worker, through shared.compute) and Gradio glue --------------------------------
+
+
+def work_run_panels(run: Run, k: int) -> tuple[pd.DataFrame, pd.DataFrame, str]:
+    """After a run: the schedule plot marked at step k, the guidance plot and the anatomy table."""
+    entry = runtime.text_to_image(run.recipe.model)
+    schedule = schedule_plot_frame(entry.pipe, run, run.recipe.num_inference_steps, k)
+    return schedule, guidance_frame(run), anatomy_markdown(entry)
+
+
+def work_step_panels(run: Run, k: object) -> tuple[StepView, pd.DataFrame]:
+    """The debugger at step k: its frames, and the schedule plot marked there."""
+    entry = runtime.text_to_image(run.recipe.model)
+    k = check_int("step", k, 1, len(run.steps))
+    return step_view(entry.pipe, run, k), schedule_plot_frame(entry.pipe, run, run.recipe.num_inference_steps, k)
+
+
+def work_branch(run: Run, k: int, scheduler: str, guidance_scale: float) -> Image.Image:
+    return branch(runtime.text_to_image(run.recipe.model), run, k, scheduler, guidance_scale)
+
+
+def show_step(run: Run | None, k: int):
+    """The step debugger's slider: frames of step k and the schedule plot marked there."""
+    if run is None:
+        raise gr.Error("Generate an image first: the debugger shows its steps.")
+    if not run.steps:  # a denoiser the recorder couldn't watch: nothing to show, and nothing to complain about
+        return (gr.skip(),) * 4 + (
+            "This pipeline's denoiser could not be watched, so there are no steps to show.",
+            gr.skip(),
+        )
+    try:
+        if isinstance(k, (int, float)) and math.isfinite(k):
+            k = min(int(k), len(run.steps))  # the slider may sit past the end of a stopped run
+        view, schedule = compute.run(work_step_panels, run, k)
+    except Exception as exc:
+        raise user_error(exc, "Generation") from None
+    return view.x_t, view.x0, view.eps, view.guidance, view.text, schedule
+
+
+def branch_ui(run: Run | None, k: int, scheduler: str, guidance_scale: float):
+    if run is None:
+        raise gr.Error("Generate an image first, then branch from one of its steps.")
+    try:
+        image = compute.run(work_branch, run, k, scheduler, guidance_scale)
+    except Exception as exc:
+        raise user_error(exc, "Generation") from None
+    final = enlarge(np.asarray(run.images[0]), PREVIEW_PX)
+    return [
+        (final, f"original: {run.recipe.scheduler}, w = {run.recipe.guidance_scale:g}"),
+        (image, f"branch from step {int(k)}: {scheduler}, w = {guidance_scale:g}"),
+    ]
+
+
+# --- the accordions -----------------------------------------------------------------------------
+
+
+def _debugger_accordion() -> tuple[gr.Slider, list, gr.LinePlot, list]:
+    """The step debugger: its step slider, the frames show_step fills, the guidance plot, and
+    branching's [scheduler, guidance scale, button, gallery]."""
+    with gr.Accordion("Step debugger: scrub through every step", open=False):
+        k = gr.Slider(1, 2, value=1, step=1, label="Step", interactive=False)
+        step_text = gr.Markdown(elem_id="t2i-step-text")
+        with gr.Row():
+            x_t = gr.Image(label="x_t: the noisy latent", elem_classes="pixelated")
+            x0 = gr.Image(elem_id="t2i-x0", label="x̂₀: the clean image it implies (decoded)", elem_classes="pixelated")
+            eps = gr.Image(label="ε: the noise the model predicts", elem_classes="pixelated")
+        cfg = gr.Gallery(label="Classifier-free guidance on your prompt", columns=4, elem_classes="pixelated")
+        pull = gr.LinePlot(x="step", y="pull", label="‖ε_cond − ε_uncond‖ / ‖ε_uncond‖ at each step", height=220)
+        gr.Markdown("**Branch:** continue from this step's x_t with another scheduler or guidance scale.")
+        with gr.Row():
+            branch_scheduler = gr.Dropdown(list(SCHEDULERS), value="Euler", label="Scheduler")
+            branch_guidance = gr.Slider(0, MAX_GUIDANCE, value=1.0, step=0.5, label="Guidance scale")
+            branch_go = gr.Button("Branch from this step", elem_id="t2i-branch")
+        branched = gr.Gallery(elem_id="t2i-branched", label="Original vs branch", columns=2, elem_classes="pixelated")
+    return k, [x_t, x0, eps, cfg, step_text], pull, [branch_scheduler, branch_guidance, branch_go, branched]
+
+
+def _explainer_accordions() -> tuple[gr.LinePlot, gr.Markdown]:
+    """The noise schedule plot, the pipeline's anatomy and how it all works."""
+    with gr.Accordion("Noise schedule: ᾱ_t per step for each scheduler", open=False):
+        schedule = gr.LinePlot(x="step", y="alpha_bar", color="scheduler", height=300)
+    with gr.Accordion("Pipeline anatomy", open=False):
+        anatomy = gr.Markdown("Generate once to see the loaded pipeline's parts.", elem_id="t2i-anatomy")
+    with gr.Accordion("How it works", open=False):
+        gr.Markdown(HOW_IT_WORKS)
+    return schedule, anatomy
+
+
+@dataclasses.dataclass
+class DebuggerUI:
+    """The debugger's and explainers' components that the tab's Generate fills."""
+
+    step: gr.Slider  # which step the debugger shows
+    step_outputs: list  # what show_step fills: x_t, x̂₀, ε, the guidance gallery, the step's text, the schedule
+    pull: gr.LinePlot  # the guidance plot
+    schedule: gr.LinePlot
+    anatomy: gr.Markdown
+
+
+def build_debugger(run_state: gr.State) -> DebuggerUI:
+    """The step debugger, the noise schedule, the anatomy and "How it works", as accordions, with
+    the debugger's own events wired (its slider and Branch)."""
+    heavy = dict(concurrency_id="gpu", concurrency_limit=runtime.get().concurrency, api_visibility="private")
+    k, frames, pull, (branch_scheduler, branch_guidance, branch_go, branched) = _debugger_accordion()
+    schedule, anatomy = _explainer_accordions()
+    step_outputs = [*frames, schedule]
+    k.release(show_step, [run_state, k], step_outputs, **heavy)
+    branch_go.click(branch_ui, [run_state, k, branch_scheduler, branch_guidance], branched, **heavy)
+    return DebuggerUI(k, step_outputs, pull, schedule, anatomy)

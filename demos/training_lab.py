@@ -40,6 +40,7 @@ LAB_BATCH = 64
 LAB_MAX_RUNS = 2  # training runs at once in the whole app (each keeps a model worker busy)
 LAB_MAX_STEPS = 20_000  # a run stops itself here
 FIXED_LATENTS = 16  # the points decoded after each step, to show progress
+SHOW_EVERY = 5  # steps between redrawing those points (the view reads the last drawing)
 
 
 # --- building models from a generator of their own ------------------------------------------
@@ -135,6 +136,7 @@ class TrainingRun:
         self._running = threading.Event()
         self._stopped = threading.Event()
         self._thread: threading.Thread | None = None
+        self.shown = self.samples()  # the last drawing of them, which the view shows without model work
 
     def step(self) -> dict:
         """One optimiser step on a random batch of LAB_BATCH digits: the losses."""
@@ -153,7 +155,9 @@ class TrainingRun:
                 losses = {"loss": loss.item(), "reconstruction": recon.item(), "KL": kl.item()}
             self.steps += 1
             self.history.append({"step": self.steps, **losses})
-            return losses
+        if self.steps % SHOW_EVERY == 0 or self.steps == 1:
+            self.shown = self.samples()
+        return losses
 
     @torch.no_grad()
     def samples(self) -> torch.Tensor:
@@ -226,7 +230,7 @@ def _claim(request: gr.Request | None, kind: str, *, replace: bool) -> TrainingR
         if run is None:
             if len(_runs) >= LAB_MAX_RUNS:
                 raise ValueError(f"{LAB_MAX_RUNS} training runs are going already; try again when one stops.")
-            run = _runs[session] = TrainingRun(kind)
+            run = _runs[session] = compute.run(TrainingRun, kind)  # building runs torch ops too
     if old is not None:
         old.stop()
     return run
@@ -237,10 +241,7 @@ def lab_view(request: gr.Request):
     run = _run_of(request)
     if run is None:
         return gr.skip(), gr.skip(), "No training run. Pick GAN or VAE and press **Start**."
-    try:
-        samples = compute.run(run.samples)
-    except Exception as exc:
-        raise user_error(exc, "Showing the training run") from None
+    samples = run.shown  # drawn by the run itself on the worker: the view never waits behind other jobs
     state = f"stopped: {run.error}" if run.error else "training" if run.running else "paused"
     last = ", ".join(f"{k} {v:.3f}" for k, v in run.history[-1].items() if k != "step") if run.history else ""
     return (
@@ -271,6 +272,7 @@ def lab_step(kind: str, request: gr.Request):
         run = _claim(request, kind, replace=False)
         run.pause()
         compute.run(run.step)
+        run.shown = compute.run(run.samples)  # a single step is always drawn
     except Exception as exc:
         raise user_error(exc, "The training step") from None
     return lab_view(request)

@@ -182,13 +182,19 @@ def launched_app(tiny_llama_dir, tiny_bert_dir, tiny_sd_dir, tmp_path_factory, t
     broken = tmp_path_factory.mktemp("broken")
     (broken / "config.json").write_text("{broken")
     (broken / "model.safetensors").write_bytes(b"not a tensor file")
+    broken_sd = tmp_path_factory.mktemp("broken-sd")
+    (broken_sd / "model_index.json").write_text('{"_class_name": "StableDiffusionPipeline", "unet": ["diffusers"')
+    (broken_sd / "unet").mkdir()
+    (broken_sd / "unet" / "diffusion_pytorch_model.safetensors").write_bytes(b"not a tensor file")
     test_catalog(
         spec(tiny_llama_dir, "tiny-chat", revision="0" * 40),
         spec(broken, "broken-chat"),
         spec("HuggingFaceTB/SmolLM2-360M-Instruct", "hub-chat", revision="0" * 40),
         spec(tiny_bert_dir, "tiny-bert", "attention"),
         spec(build_tiny_mamba(tmp_path_factory.mktemp("mamba")), "tiny-mamba", "attention"),
+        spec(broken, "broken-latent", "latent", kind="vae", dataset="digits"),
         spec(tiny_sd_dir, "tiny-sd", "text-to-image"),
+        spec(broken_sd, "broken-sd", "text-to-image"),
         spec(build_tiny_sd_pipeline(tmp_path_factory.mktemp("nan"), output="nan"), "nan-sd", "text-to-image"),
         spec(build_tiny_sd_pipeline(tmp_path_factory.mktemp("black"), output="black"), "black-sd", "text-to-image"),
     )

@@ -15,7 +15,10 @@ TEXT = "the cat sat on the mat and the dog is red ."
 @pytest.fixture(scope="module")
 def llama(tiny_llama_dir, tmp_path_factory):
     return load_attention_model(
-        spec(tiny_llama_dir, task="attention"), device="cpu", dtype=torch.float32, cache_dir=tmp_path_factory.mktemp("c")
+        spec(tiny_llama_dir, task="attention"),
+        device="cpu",
+        dtype=torch.float32,
+        cache_dir=tmp_path_factory.mktemp("c"),
     )
 
 

@@ -43,7 +43,7 @@ def test_held_out_single_object_prompts_reach_80_percent_attribute_accuracy(entr
         entry.pipe,
         singles=60,
         pairs=20,
-        steps=recipe["steps"],
+        num_inference_steps=recipe["steps"],
         guidance_scale=recipe["guidance_scale"],
         scheduler=recipe["scheduler"],
     )
@@ -60,7 +60,8 @@ def test_default_settings_draw_the_prompt(entry):
     r = t2i.recommended("shapes-t2i")
     recipe = t2i.check_recipe(
         model="shapes-t2i", revision=None, prompt="a large red circle at the top", negative_prompt="", seed=0,
-        steps=r["steps"], guidance_scale=r["guidance_scale"], scheduler=r["scheduler"], width=32, height=32, count=4,
+        num_inference_steps=r["num_inference_steps"], guidance_scale=r["guidance_scale"], scheduler=r["scheduler"],
+        width=32, height=32, num_images_per_prompt=4,
     )  # fmt: skip
     run = t2i.generate(TextToImage("shapes-t2i", entry.pipe, None), recipe)
     truth = {"shape": "circle", "colour": "red", "size": "large", "place": "at the top"}

@@ -60,3 +60,21 @@ def test_bad_input_gets_a_clear_message_and_the_next_request_works(client, endpo
     with pytest.raises(AppError, match=message):
         client.predict(**{"model": "digits-vae", **bad}, api_name=endpoint)
     assert client.predict(model="digits-vae", seed=0, count=1, api_name="/sample_latents")["images"]
+
+
+def test_public_names_follow_the_libraries_and_old_names_still_work_with_a_notice(client):
+    new = client.predict(model="digits-vae", seed=3, num_images=4, api_name="/sample_latents")
+    old = client.predict(model="digits-vae", seed=3, count=4, api_name="/sample_latents")
+    assert new["images"] == old["images"] and new["notices"] == []
+    assert old["notices"] == ["`count` is deprecated: use `num_images`."]
+    a, b = [1.0] + [0.0] * 7, [0.0, 1.0] + [0.0] * 6
+    walk = client.predict(model="digits-vae", a=a, b=b, num_frames=5, api_name="/interpolate")
+    assert len(walk["latents"]) == 5 and walk["notices"] == []
+    old_walk = client.predict(model="digits-vae", a=a, b=b, steps=5, api_name="/interpolate")
+    assert old_walk["latents"] == walk["latents"] and "`steps` is deprecated" in old_walk["notices"][0]
+    turn = client.predict(model="digits-vae", dims=[1], num_frames=3, api_name="/traverse")
+    assert np.array(turn["images"]).shape == (3, 1, 16, 16) and turn["notices"] == []
+    with pytest.raises(AppError, match="num_frames"):  # the message names what the client sent
+        client.predict(model="digits-vae", dims=[1], num_frames=10**6, api_name="/traverse")
+    with pytest.raises(AppError, match="old name"):
+        client.predict(model="digits-vae", num_images=2, count=2, api_name="/sample_latents")

@@ -8,7 +8,19 @@ import pytest
 import torch
 from PIL import Image
 
+from demos import latent_encoding as le
 from demos import latent_sampling as ls
+from shared import runtime
+from shared.datasets import COLOUR_BANDS
+from shared.images import gif_bytes, grid_image
+from shared.settings import Settings
+from shared.validation import check_int
+
+
+@pytest.fixture(autouse=True, scope="module")
+def configured():
+    """Uploads open under the runtime's pixel cap; the handlers load models through it."""
+    runtime.configure(Settings(preload=False))
 
 
 def test_slerp_endpoints_and_norm():
@@ -76,7 +88,7 @@ def digit_like(mode="L", ink=255, paper=0, size=64) -> Image.Image:
 
 @pytest.mark.parametrize("mode", ["L", "RGB", "CMYK", "RGBA", "P"])
 def test_uploads_of_any_mode_become_light_ink_on_dark(mode):
-    x = ls.to_model_input(
+    x = le.to_model_input(
         ls.open_upload(
             _png(digit_like("RGB" if mode == "CMYK" else mode), format="PNG") if mode != "CMYK" else _cmyk()
         ),
@@ -93,7 +105,7 @@ def _cmyk() -> bytes:
 
 
 def test_dark_ink_on_paper_is_inverted():
-    x = ls.to_model_input(digit_like(ink=0, paper=255), 16)
+    x = le.to_model_input(digit_like(ink=0, paper=255), 16)
     assert x[0, 0, 8, 8] > 0.5 and x[0, 0, 0, 0] < 0.1
 
 
@@ -102,7 +114,7 @@ def test_transparent_background_counts_as_paper():
     for y in range(12, 52):
         for x in range(28, 36):
             rgba.putpixel((x, y), (0, 0, 0, 255))
-    x = ls.to_model_input(ls.open_upload(_png(rgba)), 16)
+    x = le.to_model_input(ls.open_upload(_png(rgba)), 16)
     assert x[0, 0, 8, 8] > 0.5 and x[0, 0, 0, 0] < 0.1
 
 
@@ -110,7 +122,7 @@ def test_animated_gif_uses_the_first_frame():
     frames = [digit_like(), Image.new("L", (64, 64), 0)]
     data = _png(frames[0], format="GIF", save_all=True, append_images=frames[1:])
     assert ls.open_upload(data).is_animated
-    assert ls.to_model_input(ls.open_upload(data), 16).max() == pytest.approx(1.0)
+    assert le.to_model_input(ls.open_upload(data), 16).max() == pytest.approx(1.0)
 
 
 @pytest.mark.parametrize(
@@ -134,24 +146,34 @@ def test_decompression_bomb_is_refused_before_decoding():
 )
 def test_empty_sketch_or_blank_image(image, match):
     with pytest.raises(ValueError, match=match):
-        ls.to_model_input(image, 16)
+        le.to_model_input(image, 16)
 
 
 def test_grid_and_gif():
     images = torch.rand(10, 1, 16, 16)
-    grid = ls.grid_image(images, columns=4, px=32, gap=2)
+    grid = grid_image(images, columns=4, px=32, gap=2)
     assert grid.size == (4 * 34 + 2, 3 * 34 + 2)
-    gif = Image.open(io.BytesIO(ls.gif_bytes(images[:4], px=32)))
+    gif = Image.open(io.BytesIO(gif_bytes(images[:4], px=32)))
     assert gif.is_animated and gif.n_frames == 6
 
 
 @pytest.mark.parametrize(
     "name, value",
-    [("count", 0), ("count", 10**5), ("count", 2.5), ("count", float("nan")), ("count", True), ("count", "7")],
+    [("count", 0), ("count", 10**5), ("count", 2.5), ("count", float("nan")), ("count", True)],
 )
 def test_counts(name, value):
     with pytest.raises(ValueError, match=name):
-        ls.check_int(name, value, 1, ls.MAX_COUNT)
+        check_int(name, value, 1, ls.MAX_COUNT)
+
+
+def test_numeric_strings_are_read_like_numbers():
+    assert check_int("count", "7", 1, ls.MAX_COUNT) == 7  # the one rule for every tab
+
+
+def test_importing_the_tab_leaves_pillows_own_limit_alone():
+    """Uploads are capped by open_image (header checked before decoding), not by a process-wide
+    ``Image.MAX_IMAGE_PIXELS`` set at import."""
+    assert Image.MAX_IMAGE_PIXELS != 4096 * 4096
 
 
 def test_encoded_values_are_deterministic_numpy_free_of_nan():
@@ -159,10 +181,6 @@ def test_encoded_values_are_deterministic_numpy_free_of_nan():
 
 
 def test_live_edit_changes_only_what_the_sliders_say():
-    from shared import runtime
-    from shared.settings import Settings
-
-    runtime.configure(Settings(preload=False))
     *sliders, image = ls.live_start("digits-vae", 5)
     values = [s.value for s in sliders]
     assert len(values) == ls.LIVE_DIMS and image.size == (196, 196)
@@ -178,10 +196,6 @@ def test_live_edit_changes_only_what_the_sliders_say():
 def test_dimension_usage_ranks_by_kl_and_names_what_each_follows():
     """The table behind the traversal: every dimension once, most used first, the top one named
     after a known factor and unused ones marked; a GAN gets the first dimensions and no table."""
-    from shared import runtime
-    from shared.settings import Settings
-
-    runtime.configure(Settings(preload=False))
     dims, table = ls.usage("shapes-vae")
     assert sorted(table["dimension"]) == list(range(10))
     assert list(table["KL (nats)"]) == sorted(table["KL (nats)"], reverse=True)
@@ -191,14 +205,10 @@ def test_dimension_usage_ranks_by_kl_and_names_what_each_follows():
     gan_dims, gan_table = ls.usage("digits-gan")
     assert gan_dims == "0 1 2 3" and gan_table.empty
     with pytest.raises(ValueError, match="encoder"):
-        ls.dimension_usage(ls._model("digits-gan"), torch.zeros(1, 1, 16, 16))
+        ls.dimension_usage(runtime.latent_model("digits-gan"), torch.zeros(1, 1, 16, 16))
 
 
 def test_gan_and_vae_side_by_side_follow_the_picked_models_data():
-    from shared import runtime
-    from shared.settings import Settings
-
-    runtime.configure(Settings(preload=False))
     digits_gan, digits_vae = ls.side_by_side("digits-vae", 3, 4, 1.0, 1.0)
     shapes_gan, shapes_vae = ls.side_by_side("shapes-gan", 3, 4, 1.0, 1.0)
     assert np.asarray(digits_gan).tolist() == np.asarray(ls.sample_grid("digits-gan", 3, 4, 1.0, 1.0)).tolist()
@@ -208,13 +218,8 @@ def test_gan_and_vae_side_by_side_follow_the_picked_models_data():
 
 
 def test_shapes_map_is_labelled_by_colour_range_in_its_own_colours():
-    from shared import runtime
-    from shared.settings import Settings
-    from training.evaluate import COLOUR_BANDS
-
-    runtime.configure(Settings(preload=False))
-    _, m = ls._map("shapes-vae")
+    m = le._map("shapes-vae")
     assert sorted(np.unique(m.labels)) == [0, 1, 2] and m.names == COLOUR_BANDS and len(m.palette) == 3
-    picture = np.asarray(ls.map_image(m))[:, : ls.MAP_PX]  # the plot, not its legend
+    picture = np.asarray(le.map_image(m))[:, : le.MAP_PX]  # the plot, not its legend
     for colour in m.palette:  # every band's dots are drawn
         assert (np.abs(picture.astype(int) - colour).sum(axis=2) == 0).sum() > 100

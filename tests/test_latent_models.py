@@ -4,9 +4,14 @@ import numpy as np
 import pytest
 import torch
 
-from shared.catalog import CATALOG, ModelSpec
+from demos import latent_encoding as le
+from demos import latent_sampling as ls
+from shared import runtime
+from shared.catalog import CATALOG
+from shared.datasets import digits, factor_scores, shapes
 from shared.loaders import load_latent_model
-from training.evaluate import classifier, judge
+from shared.settings import Settings
+from training.evaluate import _features, classifier, judge, read_shape, shapes_balance, shapes_report
 
 
 @pytest.fixture(scope="module")
@@ -21,11 +26,10 @@ def judge_ready():
 def tiny_akl(tmp_path_factory):
     """A tiny AutoencoderKL saved with save_pretrained, loaded by path through the latent loader."""
     from tests.tiny_models import build_tiny_autoencoder_kl
+    from tests.tiny_models import spec as test_spec
 
     path = build_tiny_autoencoder_kl(tmp_path_factory.mktemp("tiny-akl"))
-    spec = ModelSpec(
-        key="tiny-akl", task="latent", source=str(path), revision=None, size_mb=1, license="t", device="cpu"
-    )
+    spec = test_spec(path, "tiny-akl", "latent", kind="autoencoder-kl", dataset="photos")
     return load_latent_model(spec, device="cpu", dtype=torch.float32, cache_dir=path)
 
 
@@ -53,8 +57,6 @@ def test_vae_prior_samples_look_like_digits(judge_ready):
 
 @torch.no_grad()
 def test_vae_reconstructs_held_out_digits():
-    from training.datasets import digits
-
     vae = load("digits-vae")
     test = digits()["x_test"]
     mu, _ = vae.model.encode(test)
@@ -72,12 +74,9 @@ def test_tiny_autoencoder_kl_loads_and_round_trips(tiny_akl):
 
 
 def test_latent_map_separates_digits_and_decodes_clicks():
-    from demos import latent_sampling as ls
-    from training.datasets import digits
-
     vae = load("digits-vae")
     data = digits()
-    m = ls.latent_map(vae, data["x_train"], data["y_train"])
+    m = le.latent_map(vae, data["x_train"], data["y_train"])
     assert m.coords.shape == (len(data["x_train"]), 2)
     # digits cluster: each digit's centroid is nearer its own points than the overall centre is
     centres = np.stack([m.coords[m.labels == d].mean(axis=0) for d in range(10)])
@@ -86,16 +85,13 @@ def test_latent_map_separates_digits_and_decodes_clicks():
     assert own < overall
     z = m.to_latent(0.5, 0.5)
     assert z.shape == (8,) and ls.decode(vae, z[None]).shape == (1, 1, 16, 16)
-    assert ls.map_image(m).size == (ls.MAP_PX + 90, ls.MAP_PX)
+    assert le.map_image(m).size == (le.MAP_PX + 90, le.MAP_PX)
     with pytest.raises(ValueError, match="encoder"):
-        ls.latent_map(load("digits-gan"), data["x_train"], data["y_train"])
+        le.latent_map(load("digits-gan"), data["x_train"], data["y_train"])
 
 
 def test_factor_scores_recognise_a_planted_code():
     """The score itself: a latent that copies x (plus noise) scores high on x only."""
-    from training.datasets import shapes
-    from training.evaluate import factor_scores
-
     data = shapes(count=1500, seed=2)
     f = data["factors"].numpy()
     rng = np.random.default_rng(0)
@@ -111,8 +107,6 @@ def test_shapes_vae_top_dimensions_follow_known_factors():
     one known factor — score ≥ 0.8 and ≥ 2× the runner-up — each a different one, and together
     they cover position, size and colour. (Measured: x 0.99, y 0.99, scale 0.91, colour 0.99;
     shape is not encoded — see the README.)"""
-    from training.evaluate import shapes_report
-
     report = shapes_report(top=10)
     used = [row for row in report if row["kl"] >= 0.5]
     assert len(used) >= 4, report
@@ -124,9 +118,6 @@ def test_shapes_vae_top_dimensions_follow_known_factors():
 
 def test_shape_reader_is_right_on_rendered_shapes():
     """The shapes judge (measurement, not learning) reads fresh renders correctly."""
-    from training.datasets import shapes
-    from training.evaluate import read_shape
-
     data = shapes(count=1500, seed=12)
     read = np.array([read_shape(image)[:2] for image in data["x_train"].numpy()])
     truth = data["factors"].numpy()
@@ -139,8 +130,6 @@ def test_shapes_gan_draws_every_colour():
     """1000 samples of the shapes GAN: something drawn in nearly all, mostly as one object, and
     no third of the colour range collapsed away (the data has a third in each; the GAN before
     PacGAN drew 0.2 % green)."""
-    from training.evaluate import shapes_balance
-
     gan = load("shapes-gan")
     balance = shapes_balance(gan.model(torch.randn(1000, gan.latent_dim, generator=torch.Generator().manual_seed(0))))
     assert balance["empty"] <= 0.05 and balance["one object"] >= 0.8, balance
@@ -150,29 +139,25 @@ def test_shapes_gan_draws_every_colour():
 def test_photo_round_trip_on_a_tiny_autoencoder(tiny_akl):
     from PIL import Image
 
-    from demos import latent_sampling as ls
-
     lm = tiny_akl
     rng = np.random.default_rng(0)
     a = Image.fromarray(rng.integers(0, 255, (300, 200, 3), dtype=np.uint8))
     b = Image.fromarray(rng.integers(0, 255, (120, 160, 3), dtype=np.uint8)).convert("RGBA")
     px = 64
-    out = ls.photo_round_trip(lm, [a, b], steps=5, px=px)
+    out = le.photo_round_trip(lm, [a, b], steps=5, px=px)
     assert out.inputs.shape == out.reconstructions.shape == (2, 3, px, px)
     assert out.samples.shape == (3, 3, px, px) and out.latent_shape == (4, px // 2, px // 2)
     assert out.lerp.shape == out.slerp.shape == (5, 3, px, px)
     torch.testing.assert_close(out.slerp[0], out.reconstructions[0], atol=1e-4, rtol=0)  # the ends are the inputs'
     torch.testing.assert_close(out.lerp[-1], out.reconstructions[1], atol=1e-4, rtol=0)
-    one = ls.photo_round_trip(lm, [a], px=px)
+    one = le.photo_round_trip(lm, [a], px=px)
     assert one.lerp is None and one.reconstructions.shape == (1, 3, px, px)
     with pytest.raises(ValueError, match="AutoencoderKL"):
-        ls.photo_round_trip(load("digits-vae"), [a])
+        le.photo_round_trip(load("digits-vae"), [a])
 
 
 def test_traversal_picture_labels_each_row_with_its_factor():
-    from training.evaluate import traversal_picture
-
-    picture = traversal_picture("shapes-vae", rows=4, steps=9)
+    picture = ls.traversal_picture(load("shapes-vae"), rows=4, steps=9)
     assert picture.height == 4 * 66 + 2 and picture.width > 9 * 66  # four rows of nine, a label column
 
 
@@ -187,17 +172,11 @@ def test_walk_between_two_digit_images_starts_and_ends_on_them(judge_ready):
     independent judge reads as 3 and 8; and what the walk refuses."""
     import gradio as gr
 
-    from demos import latent_sampling as ls
-    from shared import runtime
-    from shared.settings import Settings
-    from training.datasets import digits
-    from training.evaluate import _features, classifier
-
     runtime.configure(Settings(preload=False))
     data = digits()
     three = data["x_test"][data["y_test"] == 3][0]
     eight = data["x_test"][data["y_test"] == 8][0]
-    straight, curved, norms, gifs = ls.image_interpolation("digits-vae", _png(three), _png(eight), 5)
+    straight, curved, norms, gifs = le.image_interpolation("digits-vae", _png(three), _png(eight), 5)
     assert len(gifs) == 2 and len(norms) == 15
     grid, px = np.asarray(straight.convert("L"), dtype=np.float32) / 255.0, ls.DISPLAY_PX
     frames = torch.tensor(np.stack([grid[2 : 2 + px, 2 + i * (px + 2) : 2 + i * (px + 2) + px] for i in range(5)]))
@@ -205,13 +184,13 @@ def test_walk_between_two_digit_images_starts_and_ends_on_them(judge_ready):
     readings = classifier()[0].predict(_features(frames))
     assert readings[0] == 3 and readings[-1] == 8, readings
     with pytest.raises(gr.Error, match="VAE"):
-        ls.image_interpolation("digits-gan", _png(three), _png(eight), 5)
+        le.image_interpolation("digits-gan", _png(three), _png(eight), 5)
     with pytest.raises(gr.Error, match="two images"):
-        ls.image_interpolation("digits-vae", _png(three), None, 5)
+        le.image_interpolation("digits-vae", _png(three), None, 5)
     with pytest.raises(gr.Error, match="not an image"):
-        ls.image_interpolation("digits-vae", b"not a png", _png(eight), 5)
+        le.image_interpolation("digits-vae", b"not a png", _png(eight), 5)
     with pytest.raises(gr.Error, match="steps"):
-        ls.image_interpolation("digits-vae", _png(three), _png(eight), 10**6)
+        le.image_interpolation("digits-vae", _png(three), _png(eight), 10**6)
 
 
 @pytest.mark.parametrize("scale", [1, 12])
@@ -222,16 +201,13 @@ def test_an_uploaded_digit_is_framed_like_the_training_digits(judge_ready, scale
     got 57 % / 86 %."""
     from PIL import Image
 
-    from demos import latent_sampling as ls
-    from training.datasets import digits
-    from training.evaluate import _features, classifier
-
+    runtime.configure(Settings(preload=False))  # uploads open under its pixel cap
     data = digits()
     images, labels = data["x_test"][:300], data["y_test"][:300].numpy()
     uploads = []
     for image in images:
         picture = Image.fromarray((image[0].numpy() * 255).astype(np.uint8)).resize((16 * scale,) * 2, Image.BICUBIC)
-        uploads.append(ls.to_model_input(ls.open_upload(_png_bytes(picture)), 16, 1))
+        uploads.append(le.to_model_input(ls.open_upload(_png_bytes(picture)), 16, 1))
     assert (classifier()[0].predict(_features(torch.cat(uploads))) == labels).mean() >= 0.95
 
 

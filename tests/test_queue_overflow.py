@@ -35,7 +35,13 @@ def test_queue_overflow_says_busy_and_admitted_jobs_finish(small_queue_app):
     """One long job holds the single CPU slot (a bundled text-to-image run of 8 images × 150 steps,
     several seconds); two chats fill the queue of 2; two more are refused at once."""
     clients = [Client(small_queue_app, verbose=False) for _ in range(5)]
-    long_job = dict(prompt="a red circle", model="shapes-t2i", steps=150, count=8, api_name="/text_to_image")
+    long_job = dict(
+        prompt="a red circle",
+        model="shapes-t2i",
+        num_inference_steps=150,
+        num_images_per_prompt=8,
+        api_name="/text_to_image",
+    )
     admitted = [clients[0].submit(**long_job)]
     _wait_for(admitted[0], {Status.PROCESSING, Status.PROGRESS, Status.ITERATING})
     admitted += [c.submit(**GOOD, api_name="/chat") for c in clients[1:3]]

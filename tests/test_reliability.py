@@ -20,9 +20,12 @@ def _requests():
         for m in ("tiny-chat", "tiny-bert")
         for h in (0, 3)
     ]
-    latent = [("/sample_latents", {"model": "digits-vae", "seed": s, "count": 4}) for s in range(4)]
+    latent = [("/sample_latents", {"model": "digits-vae", "seed": s, "num_images": 4}) for s in range(4)]
     image = [
-        ("/text_to_image", {"prompt": "a red circle", "model": "tiny-sd", "seed": s, "scheduler": name, "count": 2})
+        (
+            "/text_to_image",
+            {"prompt": "a red circle", "model": "tiny-sd", "seed": s, "scheduler": name, "num_images_per_prompt": 2},
+        )
         for s, name in enumerate(["DDIM", "Euler ancestral", "DPM++ 2M", "DDPM", "Euler", "LCM"])
     ]
     return chat + attention + latent + image
@@ -44,7 +47,8 @@ def test_mixed_concurrent_requests_equal_serial_runs(client, app_url):
 INVALID = [
     ("/chat", {**GOOD, "message": "   "}, "empty"),
     ("/attention", {"text": TEXT, "model": "tiny-chat", "layer": 9, "head": 0}, "out of range"),
-    ("/sample_latents", {"model": "digits-vae", "count": 0}, "count"),
+    ("/sample_latents", {"model": "digits-vae", "num_images": 0}, "num_images"),
+    ("/sample_latents", {"model": "digits-vae", "count": 0}, "count"),  # the deprecated name names itself
     ("/text_to_image", {"prompt": "x", "model": "tiny-sd", "width": 36}, "multiple of 8"),
     ("/chat", {**GOOD, "temperature": "NaN"}, "temperature"),
 ]

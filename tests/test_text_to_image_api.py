@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -13,8 +14,17 @@ from gradio_client.exceptions import AppError
 from PIL import Image
 
 from demos import text_to_image as t2i
+from shared import compute
 
-GOOD = dict(prompt="a red circle", model="tiny-sd", seed=5, steps=4, guidance_scale=3.0, scheduler="DDIM", count=2)
+GOOD = dict(
+    prompt="a red circle",
+    model="tiny-sd",
+    seed=5,
+    num_inference_steps=4,
+    guidance_scale=3.0,
+    scheduler="DDIM",
+    num_images_per_prompt=2,
+)
 
 
 def decode(out: dict) -> np.ndarray:
@@ -46,16 +56,16 @@ BAD = [
     (dict(width=-64), "width"),
     (dict(height=36), "multiple of 8"),
     (dict(width=4096), "width"),
-    (dict(steps=0), "steps"),
-    (dict(steps=-1), "steps"),
-    (dict(steps=10**6), "steps"),
+    (dict(num_inference_steps=0), "steps"),
+    (dict(num_inference_steps=-1), "steps"),
+    (dict(num_inference_steps=10**6), "steps"),
     (dict(guidance_scale="NaN"), "guidance"),  # JSON has no NaN: clients send it as text
     (dict(guidance_scale="inf"), "guidance"),
     (dict(guidance_scale=-1), "guidance"),
     (dict(seed=-1), "seed"),
     (dict(seed=2**70), "seed"),
     (dict(seed="abc"), "seed"),
-    (dict(count=1000), "number of images"),
+    (dict(num_images_per_prompt=1000), "number of images"),
     (dict(scheduler="Heun 9000"), "scheduler"),
     (dict(model="no-such-model"), "Unknown model"),
     (dict(model="smollm2-135m-instruct"), "not a text-to-image model"),
@@ -68,7 +78,7 @@ def test_bad_input_gets_a_clear_message_and_the_next_request_works(client, bad, 
     with pytest.raises(AppError, match=message) as info:
         client.predict(**{**GOOD, **bad}, api_name="/text_to_image")
     assert "Traceback" not in str(info.value) and "/tmp/" not in str(info.value)
-    assert len(client.predict(**{**GOOD, "count": 1}, api_name="/text_to_image")["images"]) == 1
+    assert len(client.predict(**{**GOOD, "num_images_per_prompt": 1}, api_name="/text_to_image")["images"]) == 1
 
 
 def test_black_output_is_reported(client):
@@ -78,7 +88,10 @@ def test_black_output_is_reported(client):
 
 def test_concurrent_clients_get_what_serial_runs_give(client, app_url):
     """Schedulers hold state: each request gets its own, so parallel runs equal serial ones."""
-    jobs = [dict(GOOD, seed=s, scheduler=name, count=1) for s, name in enumerate(["DDIM", "Euler", "DPM++ 2M", "DDPM"])]
+    jobs = [
+        dict(GOOD, seed=s, scheduler=name, num_images_per_prompt=1)
+        for s, name in enumerate(["DDIM", "Euler", "DPM++ 2M", "DDPM"])
+    ]
     serial = [decode(client.predict(**job, api_name="/text_to_image")) for job in jobs]
     clients = [Client(app_url, verbose=False) for _ in jobs]
     with ThreadPoolExecutor(len(jobs)) as pool:
@@ -90,3 +103,38 @@ def test_concurrent_clients_get_what_serial_runs_give(client, app_url):
         )
     for s, p in zip(serial, parallel, strict=True):
         assert np.array_equal(s, p)
+
+
+def test_the_old_names_steps_and_count_still_work_with_a_deprecation_notice(client):
+    old = {k: v for k, v in GOOD.items() if k not in ("num_inference_steps", "num_images_per_prompt")}
+    out = client.predict(**old, steps=4, count=2, api_name="/text_to_image")
+    new = client.predict(**GOOD, api_name="/text_to_image")
+    assert np.array_equal(decode(out), decode(new)) and out["recipe"] == new["recipe"]
+    assert out["recipe"]["num_inference_steps"] == 4 and "steps" not in out["recipe"]
+    assert out["notices"][:2] == [
+        "`steps` is deprecated: use `num_inference_steps`.",
+        "`count` is deprecated: use `num_images_per_prompt`.",
+    ]
+    # messages name the parameter the client sent; sending both names is refused, not guessed between
+    for bad, message in [
+        (dict(steps=0), "steps must"),
+        (dict(count=1000), "count .*number of images"),
+        (dict(steps=4, num_inference_steps=5), "not both"),
+    ]:
+        with pytest.raises(AppError, match=message):
+            client.predict(**{**old, **bad}, api_name="/text_to_image")
+
+
+def test_a_consumer_that_leaves_stops_the_generation(launched_app):
+    """The live stream (what the Generate button reads) sets the stop flag when its reader goes away."""
+    recipe = t2i.check_recipe(
+        model="tiny-sd", revision=None, prompt="a red circle", negative_prompt="", seed=0, num_inference_steps=150,
+        guidance_scale=3.0, scheduler="DDIM", width=32, height=32, num_images_per_prompt=1,
+    )  # fmt: skip
+    stop = threading.Event()
+    live = t2i.stream(recipe, stop)
+    step, _, run = next(live)
+    assert run is None and step < 149
+    live.close()
+    assert stop.is_set()
+    assert compute.run(lambda: "free") == "free"  # the worker is released (the run ended early)

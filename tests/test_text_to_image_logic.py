@@ -3,7 +3,9 @@ through the same loader as hub ids. No browser, no server."""
 
 from __future__ import annotations
 
+import dataclasses
 import io
+import json
 import struct
 import threading
 import zlib
@@ -14,15 +16,15 @@ import torch
 from PIL import Image
 
 from demos import text_to_image as t2i
-from shared.catalog import ModelSpec
+from demos import text_to_image_steps as t2i_steps
+from shared.diffusion import SCHEDULERS
+from shared.images import enlarge
 from shared.loaders import ModelLoadError, load_text_to_image
-from tests.tiny_models import build_tiny_kandinsky, build_tiny_sd_pipeline
+from tests.tiny_models import build_tiny_kandinsky, build_tiny_sd_pipeline, spec
 
 
 def _spec(path, key="tiny-sd"):
-    return ModelSpec(
-        key=key, task="text-to-image", source=str(path), revision=None, size_mb=1, license="t", device="cpu"
-    )
+    return spec(path, key, "text-to-image")
 
 
 @pytest.fixture(scope="module")
@@ -39,12 +41,12 @@ def recipe(**overrides) -> t2i.Recipe:
         prompt="a red circle",
         negative_prompt="",
         seed=3,
-        steps=4,
+        num_inference_steps=4,
         guidance_scale=3.0,
         scheduler="DDIM",
         width=32,
         height=32,
-        count=2,
+        num_images_per_prompt=2,
     )
     raw.update(overrides)
     return t2i.check_recipe(**raw)
@@ -82,17 +84,19 @@ def test_loader_refuses_pickles_and_non_pipelines(tmp_path, tiny_sd_dir):
 # --- generation ------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("scheduler", list(t2i.SCHEDULERS))
+@pytest.mark.parametrize("scheduler", list(SCHEDULERS))
 def test_every_scheduler_runs_with_one_preview_and_one_frame_per_step(entry, scheduler):
     calls = []
-    run = t2i.generate(entry, recipe(scheduler=scheduler, steps=5), on_step=lambda i, n, r: calls.append((i, n, r)))
+    run = t2i.generate(
+        entry, recipe(scheduler=scheduler, num_inference_steps=5), on_step=lambda i, n, r: calls.append((i, n, r))
+    )
     assert [c[0] for c in calls] == list(range(5)) and all(c[1] == 5 for c in calls)
     assert len(run.images) == 2 and run.images[0].size == (32, 32)
     assert len(run.steps) == 5  # the debugger has one frame per step…
     for _, _, record in calls:  # …and every preview can be drawn
-        assert t2i.preview_of(entry.pipe, record).shape == (32, 32, 3)
+        assert t2i_steps.preview_of(entry.pipe, record).shape == (32, 32, 3)
     for k in range(1, 6):
-        view = t2i.step_view(entry.pipe, run, k)
+        view = t2i_steps.step_view(entry.pipe, run, k)
         assert view.x0 is not None and len(view.guidance) == 4
     assert all(r.x0 is not None and torch.isfinite(r.x0).all() for r in run.steps)
 
@@ -108,35 +112,35 @@ def test_same_seed_gives_identical_pixels_and_another_seed_does_not(entry):
 
 def test_recorder_sees_the_guidance_it_reports(entry):
     """ε used = ε_uncond + w·(ε_cond − ε_uncond), and x̂₀ follows from x_t and ε by the schedule."""
-    run = t2i.generate(entry, recipe(guidance_scale=5.0, count=1))
+    run = t2i.generate(entry, recipe(guidance_scale=5.0, num_images_per_prompt=1))
     for r in run.steps:
         assert torch.allclose(r.eps, r.eps_uncond + 5.0 * (r.eps_cond - r.eps_uncond), atol=1e-5)
         a = r.alpha_bar
         assert torch.allclose(np.sqrt(a) * r.x0 + np.sqrt(1 - a) * r.eps, r.x_t, atol=1e-4)
-    no_cfg = t2i.generate(entry, recipe(guidance_scale=1.0, count=1))
+    no_cfg = t2i.generate(entry, recipe(guidance_scale=1.0, num_images_per_prompt=1))
     assert all(r.eps_cond is None for r in no_cfg.steps)  # w ≤ 1: one pass per step
-    assert t2i.guidance_frame(no_cfg).empty and len(t2i.guidance_frame(run)) == 4
+    assert t2i_steps.guidance_frame(no_cfg).empty and len(t2i_steps.guidance_frame(run)) == 4
 
 
 def test_branch_from_the_first_step_with_the_same_settings_retraces_the_path(entry):
-    run = t2i.generate(entry, recipe(count=1, scheduler="DDIM"))
-    same = np.asarray(t2i.branch(entry, run, 1, "DDIM", 3.0))
-    original = np.asarray(t2i.enlarge(np.asarray(run.images[0])))
+    run = t2i.generate(entry, recipe(num_images_per_prompt=1, scheduler="DDIM"))
+    same = np.asarray(t2i_steps.branch(entry, run, 1, "DDIM", 3.0))
+    original = np.asarray(enlarge(np.asarray(run.images[0]), t2i_steps.PREVIEW_PX))
     assert np.abs(same.astype(int) - original.astype(int)).max() <= 2
-    other = np.asarray(t2i.branch(entry, run, 2, "Euler", 9.0))
+    other = np.asarray(t2i_steps.branch(entry, run, 2, "Euler", 9.0))
     assert other.shape == original.shape and not np.array_equal(other, original)
 
 
 def test_schedule_frame_covers_every_scheduler(entry):
-    frame = t2i.schedule_frame(entry.pipe.scheduler.config, 10)
-    assert set(frame["scheduler"]) == set(t2i.SCHEDULERS)
+    frame = t2i_steps.schedule_frame(entry.pipe.scheduler.config, 10)
+    assert set(frame["scheduler"]) == set(SCHEDULERS)
     for _, rows in frame.groupby("scheduler"):
         values = rows["alpha_bar"].to_numpy()
         assert len(values) == 10 and np.all(np.diff(values) >= 0)  # signal grows as noise is removed
 
 
 def test_anatomy_lists_every_part_with_its_size(entry):
-    text = t2i.anatomy_markdown(entry)
+    text = t2i_steps.anatomy_markdown(entry)
     for part in ("unet", "vae", "text_encoder", "tokenizer", "scheduler", "UNet2DConditionModel", "CLIPTextModel"):
         assert part in text
 
@@ -150,7 +154,7 @@ def test_stop_ends_the_run_early(entry):
         if i == 1:
             stop.set()
 
-    run = t2i.generate(entry, recipe(steps=20, count=1), on_step=on_step, stop=stop)
+    run = t2i.generate(entry, recipe(num_inference_steps=20, num_images_per_prompt=1), on_step=on_step, stop=stop)
     assert run.stopped and len(seen) == 2
     assert any("Stopped after step 2 of 20" in n for n in run.notices)  # its PNGs won't reproduce it: said so
 
@@ -217,16 +221,16 @@ def test_nan_or_black_output_is_detected(tmp_path, output, message):
         ("width", -8, "width"),
         ("height", 33, "multiple of 8"),
         ("width", 4096, "width"),
-        ("steps", 0, "steps"),
-        ("steps", -1, "steps"),
-        ("steps", 10**6, "steps"),
+        ("num_inference_steps", 0, "steps"),
+        ("num_inference_steps", -1, "steps"),
+        ("num_inference_steps", 10**6, "steps"),
         ("guidance_scale", float("nan"), "guidance"),
         ("guidance_scale", float("inf"), "guidance"),
         ("guidance_scale", -1, "guidance"),
         ("seed", -1, "seed"),
         ("seed", 2**70, "seed"),
         ("seed", "abc", "seed"),
-        ("count", 1000, "number of images"),
+        ("num_images_per_prompt", 1000, "number of images"),
         ("scheduler", "Heun 9000", "scheduler"),
         ("scheduler", ["DDIM"], "scheduler"),
         ("prompt", 42, "text"),
@@ -241,8 +245,9 @@ def test_bad_settings_get_a_clear_message(field, value, message):
 def test_pixel_cap():
     with pytest.raises(ValueError, match="pixel cap"):
         t2i.check_recipe(
-            model="sdxl-turbo", revision=None, prompt="x", negative_prompt="", seed=0, steps=1, guidance_scale=0,
-            scheduler="Euler", width=1024, height=1024, count=1, max_pixels=t2i.CPU_MAX_PIXELS,
+            model="sdxl-turbo", revision=None, prompt="x", negative_prompt="", seed=0, num_inference_steps=1,
+            guidance_scale=0, scheduler="Euler", width=1024, height=1024, num_images_per_prompt=1,
+            max_pixels=t2i.CPU_MAX_PIXELS,
         )  # fmt: skip
 
 
@@ -304,6 +309,26 @@ def test_restore_validates_the_recipe_it_reads():
         t2i.recipe_from_png(buffer.getvalue())
 
 
+def test_older_pngs_that_say_steps_and_count_still_restore():
+    """PNGs made before the diffusers names carry `steps` and `count`; a bad value is named as stored."""
+    from PIL import PngImagePlugin
+
+    def png(**changes) -> bytes:
+        data = dataclasses.asdict(recipe())
+        data["steps"], data["count"] = data.pop("num_inference_steps"), data.pop("num_images_per_prompt")
+        info = PngImagePlugin.PngInfo()
+        info.add_text(t2i.RECIPE_KEY, json.dumps({**data, **changes}))
+        buffer = io.BytesIO()
+        Image.new("RGB", (8, 8)).save(buffer, format="PNG", pnginfo=info)
+        return buffer.getvalue()
+
+    assert t2i.recipe_from_png(png()) == recipe()
+    with pytest.raises(ValueError, match="^steps must be between"):
+        t2i.recipe_from_png(png(steps=0))
+    with pytest.raises(ValueError, match="^count .*number of images"):
+        t2i.recipe_from_png(png(count=99))
+
+
 # --- a pipeline with a prior (Kandinsky 2.2's anatomy) ------------------------------------------
 
 
@@ -311,22 +336,24 @@ def test_a_pipeline_with_a_prior_loads_from_two_folders_and_is_watched(tmp_path)
     """Prior and decoder come from separate folders (the hub's two repos), are combined, and the
     tab watches the decoder's UNet; its learned-variance output is split off."""
     decoder_dir, prior_dir = build_tiny_kandinsky(tmp_path)
-    spec = ModelSpec(
-        key="tiny-kandinsky", task="text-to-image", source=str(decoder_dir), revision=None, size_mb=1,
-        license="t", device="cpu", recipe={"prior": (str(prior_dir), None)},
-    )  # fmt: skip
-    entry = load_text_to_image(spec, device="cpu", dtype=torch.float32, cache_dir=tmp_path)
+    kandinsky = spec(decoder_dir, "tiny-kandinsky", "text-to-image", recipe={"prior": (str(prior_dir), None)})
+    entry = load_text_to_image(kandinsky, device="cpu", dtype=torch.float32, cache_dir=tmp_path)
     assert {"prior_prior", "prior_text_encoder", "unet", "movq"} <= set(entry.pipe.components)
-    assert "→ prior" in t2i.anatomy_markdown(entry) and "PriorTransformer" in t2i.anatomy_markdown(entry)
+    assert "→ prior" in t2i_steps.anatomy_markdown(entry) and "PriorTransformer" in t2i_steps.anatomy_markdown(entry)
     frames = []
-    run = t2i.generate(entry, recipe(model="tiny-kandinsky", steps=3), on_step=lambda i, n, r: frames.append(r))
+    run = t2i.generate(
+        entry, recipe(model="tiny-kandinsky", num_inference_steps=3), on_step=lambda i, n, r: frames.append(r)
+    )
     assert len(run.images) == 2 and run.images[0].size == (32, 32)
     assert len(run.steps) == 3 and len(frames) == 3 and run.steps[0].eps_cond is not None
-    assert t2i.step_view(entry.pipe, run, 2).x0 is not None
-    again = t2i.generate(entry, recipe(model="tiny-kandinsky", steps=3))
+    assert t2i_steps.step_view(entry.pipe, run, 2).x0 is not None
+    again = t2i.generate(entry, recipe(model="tiny-kandinsky", num_inference_steps=3))
     assert np.array_equal(pixels(run), pixels(again))
     # per-request schedulers reach the sub-pipelines too: two threads, two schedulers, serial results
-    recipes = [recipe(model="tiny-kandinsky", steps=3, seed=s, scheduler=n) for s, n in ((1, "DDPM"), (2, "Euler"))]
+    recipes = [
+        recipe(model="tiny-kandinsky", num_inference_steps=3, seed=s, scheduler=n)
+        for s, n in ((1, "DDPM"), (2, "Euler"))
+    ]
     serial = [pixels(t2i.generate(entry, r)) for r in recipes]
     results = [None, None]
     threads = [
@@ -343,4 +370,4 @@ def test_a_pipeline_with_a_prior_loads_from_two_folders_and_is_watched(tmp_path)
     stop = threading.Event()
     stop.set()
     with pytest.raises(ValueError, match="Stopped"):
-        t2i.generate(entry, recipe(model="tiny-kandinsky", steps=3), stop=stop)
+        t2i.generate(entry, recipe(model="tiny-kandinsky", num_inference_steps=3), stop=stop)

@@ -2,10 +2,11 @@
 
 import threading
 import time
+import types
 
 import torch
 
-from demos.latent_sampling import TrainingRun
+from demos.training_lab import TrainingRun
 
 
 def test_vae_loss_goes_down():
@@ -26,7 +27,7 @@ def test_gan_steps_change_its_samples_and_are_reproducible():
         return run
 
     before = TrainingRun("gan", seed=1).samples()
-    a, b = train(1), train(1)  # one after the other: dropout draws from torch's global generator
+    a, b = train(1), train(1)
     assert not torch.allclose(before, a.samples())
     assert torch.equal(a.samples(), b.samples())
     assert {"discriminator", "generator"} <= set(a.history[-1])
@@ -49,4 +50,57 @@ def test_start_pause_stop_frees_the_worker():
     time.sleep(0.5)
     assert run.steps == paused_at and not run.running
     run.stop()
+    assert not _lab_threads()
+
+
+def test_a_run_draws_only_from_its_own_generator():
+    """Building and training a run leaves torch's global generator as it was (other requests'
+    seeded results can't change), and the same seed builds the same weights."""
+    before = torch.random.get_rng_state()
+    a, b = TrainingRun("gan", seed=3), TrainingRun("gan", seed=3)
+    for _ in range(3):
+        a.step()
+    TrainingRun("vae", seed=3).step()
+    assert torch.equal(torch.random.get_rng_state(), before)
+    fresh = TrainingRun("gan", seed=3)
+    assert all(torch.equal(v, fresh.critic.state_dict()[k]) for k, v in b.critic.state_dict().items())
+    assert all(torch.equal(v, fresh.model.state_dict()[k]) for k, v in b.model.state_dict().items())
+
+
+def test_the_loop_runs_each_step_on_a_model_worker():
+    run = TrainingRun("vae")
+    threads, step = [], run.step
+
+    def recorded():
+        threads.append(threading.current_thread().name)
+        return step()
+
+    run.step = recorded
+    run.start()
+    deadline = time.time() + 20
+    while len(threads) < 3 and time.time() < deadline:
+        time.sleep(0.05)
+    run.stop()
+    assert len(threads) >= 3 and all(name.startswith("model-work") for name in threads), threads
+
+
+def test_sessions_share_a_few_slots_and_a_closed_tab_frees_its_own():
+    import gradio as gr
+    import pytest
+
+    from demos import training_lab
+
+    first, second, third = (types.SimpleNamespace(session_hash=s) for s in ("lab-a", "lab-b", "lab-c"))
+    try:
+        grid, losses, status = training_lab.lab_step("vae", first)
+        assert grid.size == (8 * 66 + 2, 2 * 66 + 2) and "VAE" in status and "step 1" in status
+        training_lab.lab_step("gan", second)
+        with pytest.raises(gr.Error, match="training runs are going already"):
+            training_lab.lab_start("vae", third)
+        training_lab.stop_session_runs(first)
+        assert "GAN" in training_lab.lab_start("gan", third)[2]
+        assert training_lab.lab_view(first)[2].startswith("No training run")
+    finally:
+        for request in (first, second, third):
+            training_lab.lab_stop(request)
     assert not _lab_threads()

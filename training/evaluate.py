@@ -4,8 +4,9 @@ Digits: an RBF SVM with probability outputs, trained on scikit-learn's training 
 digits (never on anything a model generated). Shapes: measurement against the renderer's known
 factors — which factor each VAE dimension follows, and which shapes and colours a GAN draws.
 
-    python -m training.evaluate              # scores the bundled digit GAN and VAE, and the shapes pair
-    python -m training.evaluate --pictures   # …and redraws the README's traversal pictures
+    python -m training.evaluate   # scores the bundled digit GAN and VAE, and the shapes pair
+
+(The README's traversal pictures are a view of the app's, redrawn by ``python -m docs.make_pictures``.)
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import torch
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.svm import SVC
 
-from shared.datasets import COLOUR_BANDS, FACTORS, SHAPES, digits, factor_scores, shapes  # noqa: F401
+from shared.datasets import COLOUR_BANDS, FACTORS, SHAPES, digits, factor_scores, shapes
 
 
 @functools.lru_cache(maxsize=1)
@@ -109,8 +110,6 @@ def read_shape(image: np.ndarray) -> tuple[int, float, int] | None:
     return shape, min(1.0, hue / HUES), count
 
 
-
-
 def shapes_balance(images: torch.Tensor) -> dict:
     """Share of each shape and each third of the colour range among generated shapes, and how
     many show nothing: a GAN that has collapsed onto a few modes shows it here (the data has a
@@ -128,32 +127,7 @@ def shapes_balance(images: torch.Tensor) -> dict:
     }
 
 
-def traversal_picture(key: str, rows: int = 4, steps: int = 9, span: float = 2.5):
-    """A VAE's `rows` most used dimensions, each turned from −span to +span around the origin,
-    labelled with the dimension and (for the shapes) the factor it follows: the README's picture."""
-    from PIL import Image, ImageDraw
-
-    from demos import latent_sampling as ls
-    from shared import catalog
-    from shared.loaders import load_latent_model
-
-    lm = load_latent_model(catalog.CATALOG[key], device="cpu", dtype=torch.float32, cache_dir=None)
-    images, _, factors, _ = ls._dataset(lm)
-    table = ls.dimension_usage(lm, images, factors).head(rows)
-    z = ls.traversal_z(torch.zeros(lm.latent_dim), table["dimension"].tolist(), span, steps)
-    grid = ls.grid_image(ls.decode(lm, z), columns=steps)
-    label_w, row_h = 120, grid.height / rows
-    canvas = Image.new("RGB", (grid.width + label_w, grid.height), "white")
-    canvas.paste(grid, (label_w, 0))
-    draw = ImageDraw.Draw(canvas)
-    for i, row in enumerate(table.itertuples(index=False)):
-        text = f"z{row[0]}" + (f"\n{row.follows} {row.score}" if factors is not None else "")
-        draw.multiline_text((8, i * row_h + row_h / 2 - 14), text, fill="black", font_size=16)
-    return canvas
-
-
 def main() -> None:
-    import sys
     from pathlib import Path
 
     from shared.latent_models import ConvVAE, Generator
@@ -172,10 +146,6 @@ def main() -> None:
             print("shapes VAE", row)
         gan = Generator.from_pretrained(root / "shapes-gan").eval()
         print("shapes GAN", shapes_balance(gan(torch.randn(1000, gan.latent_dim))))
-    if "--pictures" in sys.argv:  # the README's traversal pictures
-        docs = root.parent / "docs"
-        traversal_picture("shapes-vae", rows=4).save(docs / "shapes-traversal.png")
-        traversal_picture("digits-vae", rows=4).save(docs / "digits-traversal.png")
 
 
 if __name__ == "__main__":

@@ -18,10 +18,12 @@ import torch
 
 from training import scenes
 
-DEFAULTS = {"steps": 20, "guidance_scale": 4.0, "scheduler": "DPM++ 2M"}
+DEFAULTS = {"num_inference_steps": 20, "guidance_scale": 4.0, "scheduler": "DPM++ 2M"}
 
 
-def images_for(pipe, prompts: list[str], *, steps: int, guidance_scale: float, scheduler: str, seed: int = 0):
+def images_for(
+    pipe, prompts: list[str], *, num_inference_steps: int, guidance_scale: float, scheduler: str, seed: int = 0
+):
     """One 32×32 image per prompt, each from its own seeded CPU generator, as uint8 arrays."""
     from shared.diffusion import make_scheduler, request_pipeline
 
@@ -33,7 +35,7 @@ def images_for(pipe, prompts: list[str], *, steps: int, guidance_scale: float, s
         generators = [torch.Generator().manual_seed(seed + i + j) for j in range(len(batch))]
         with torch.inference_mode():
             result = pipe(
-                batch, num_inference_steps=steps, guidance_scale=guidance_scale, width=32, height=32,
+                batch, num_inference_steps=num_inference_steps, guidance_scale=guidance_scale, width=32, height=32,
                 generator=generators, output_type="np",
             )  # fmt: skip
         out += [(im * 255).round().astype(np.uint8) for im in result.images]
@@ -70,8 +72,8 @@ def evaluate(pipe, *, singles: int = 120, pairs: int = 40, prompt_seed: int = 1,
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", action="store_true")
-    parser.add_argument("--steps", type=int, default=DEFAULTS["steps"])
-    parser.add_argument("--guidance", type=float, default=DEFAULTS["guidance_scale"])
+    parser.add_argument("--steps", dest="num_inference_steps", type=int, default=DEFAULTS["num_inference_steps"])
+    parser.add_argument("--guidance", dest="guidance_scale", type=float, default=DEFAULTS["guidance_scale"])
     parser.add_argument("--scheduler", default=DEFAULTS["scheduler"])
     args = parser.parse_args()
     torch.set_num_threads(min(2, torch.get_num_threads()))
@@ -88,7 +90,9 @@ def main() -> None:
         pipe = StableDiffusionPipeline.from_pretrained(
             WEIGHTS / "shapes-t2i", use_safetensors=True, dtype=torch.float32
         )
-    report = evaluate(pipe, steps=args.steps, guidance_scale=args.guidance, scheduler=args.scheduler)
+    report = evaluate(
+        pipe, num_inference_steps=args.num_inference_steps, guidance_scale=args.guidance_scale, scheduler=args.scheduler
+    )
     print(json.dumps(report, indent=1))
 
 

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import torch
 
-from shared.latent_models import ConvVAE, Discriminator, Generator, gan_step, vae_loss
 from shared.datasets import digits, shapes
+from shared.latent_models import ConvVAE, Discriminator, Generator, gan_step, vae_loss
 
 ROOT = Path(__file__).resolve().parent.parent
 CHECKPOINTS = ROOT / "training" / "checkpoints"

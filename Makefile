@@ -34,3 +34,4 @@ bench: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python bench/attention_views.py
 	HF_HUB_OFFLINE=1 $(BIN)/python bench/latent_sampling.py
 	HF_HUB_OFFLINE=1 $(BIN)/python bench/text_to_image.py
+	HF_HUB_OFFLINE=1 $(BIN)/python bench/compute.py

@@ -25,7 +25,7 @@ import torch  # noqa: E402
 from gradio_client import Client  # noqa: E402
 
 import app as app_module  # noqa: E402
-from demos import chat  # noqa: E402
+from demos import chat_engine  # noqa: E402
 from shared import runtime  # noqa: E402
 from shared.settings import Settings  # noqa: E402
 
@@ -75,7 +75,7 @@ def main() -> None:
     app_module.launch(demo, Settings(**{**settings.__dict__, "port": port}), prevent_thread_lock=True, quiet=True)
     client = Client(demo.local_url, verbose=False)
     lm = runtime.causal_lm("smollm2-135m-instruct")
-    ids = chat._encode(lm.tokenizer, [{"role": "user", "content": PROMPT}])
+    ids = chat_engine._encode(lm.tokenizer, [{"role": "user", "content": PROMPT}])
 
     through_api(client, 8)  # warm-up both paths
     bare_generate(lm, ids, 8)

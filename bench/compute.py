@@ -62,7 +62,7 @@ def child(mode: str, callers: int) -> None:
         fn = calls[line.strip()]
         start = time.perf_counter()
         pool.submit(fn).result()
-        print(f"{time.perf_counter() - start:.6f}", flush=True)
+        print(f"seconds {time.perf_counter() - start:.6f}", flush=True)
 
 
 def main() -> None:
@@ -85,14 +85,24 @@ def main() -> None:
         )
         for mode in ("old", "worker")
     }
+
+    def answer(proc, prefix: str) -> str:
+        """The child's next line that starts with ``prefix`` (libraries may print other lines)."""
+        while True:
+            line = proc.stdout.readline()
+            if not line:
+                raise RuntimeError("a child process ended early")
+            if line.startswith(prefix):
+                return line[len(prefix) :].strip()
+
     for proc in children.values():
-        assert proc.stdout.readline().strip() == "ready"
+        answer(proc, "ready")
 
     def timed(mode: str, name: str) -> float:
         proc = children[mode]
         proc.stdin.write(name + "\n")
         proc.stdin.flush()
-        return float(proc.stdout.readline())
+        return float(answer(proc, "seconds "))
 
     print("| handler | old way | model worker | worker ÷ old |")
     print("|---|---|---|---|")

@@ -16,13 +16,15 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 import gradio as gr  # noqa: E402
 
 from demos import attention, chat, latent_sampling, text_to_image, training_lab  # noqa: E402
-from demos._glue import launch  # noqa: E402, F401  (the secure launch; tests and benches call app.launch)
+from demos._glue import TEMP_FILES, launch, on_this_machine, queue_securely  # noqa: E402  (tests call app.launch)
 from shared import catalog, compute, runtime  # noqa: E402
 from shared.settings import Settings, parse_settings  # noqa: E402
 
 
-def build_app() -> gr.Blocks:
-    with gr.Blocks(title="GenAI Playground", analytics_enabled=False) as demo:
+def build_app(settings: Settings | None = None) -> gr.Blocks:
+    """The app for ``settings`` (default: the runtime's); the tabs read the runtime for their models."""
+    settings = settings or runtime.get().settings
+    with gr.Blocks(title="GenAI Playground", analytics_enabled=False, delete_cache=TEMP_FILES) as demo:
         gr.Markdown("# GenAI Playground\nGenerative AI you can touch: each tab is a tool and a live explanation.")
         with gr.Tabs() as tabs:
             with gr.Tab("Chat", id="chat"):
@@ -36,23 +38,34 @@ def build_app() -> gr.Blocks:
         link_chat_to_attention(tabs, chat_ui, attention_ui)
         demo.unload(training_lab.stop_session_runs)  # a closed tab stops its training run
         demo.unload(text_to_image.stop_generation)  # …and its generation
-        system_panel(demo)
-    demo.queue(max_size=runtime.get().settings.max_queue, default_concurrency_limit=1)
+        system_panel(demo, settings)
+    queue_securely(demo, settings)  # /run closed, page-only events unnamed, every join admitted by _glue.Admission
     return demo
 
 
-def system_panel(demo: gr.Blocks) -> None:
-    """Device, dtype, cache and the loaded models, refreshed every few seconds."""
+def system_panel(demo: gr.Blocks, settings: Settings) -> None:
+    """Device, dtype, cache and the loaded models, refreshed every few seconds; "Unload all models" for
+    the operator only (``--operator-controls``; by default only when the app is bound to loopback)."""
     with gr.Accordion("System", open=False, elem_id="system-panel"):
         status = gr.Markdown(elem_id="system-status")
         with gr.Row():
             refresh = gr.Button("Refresh", size="sm")
-            unload = gr.Button("Unload all models", size="sm")
+            unload = gr.Button("Unload all models", size="sm") if settings.operator_controls_on else None
     private = dict(api_visibility="private", show_progress="hidden", concurrency_limit=None)
     demo.load(runtime.status_markdown, None, status, **private)
     refresh.click(runtime.status_markdown, None, status, **private)
-    unload.click(lambda: (runtime.get().cache.clear(), runtime.status_markdown())[1], None, status, **private)
+    if unload is not None:
+        unload.click(unload_models, None, status, **private)
     gr.Timer(3).tick(runtime.status_markdown, None, status, **private)
+
+
+def unload_models(request: gr.Request) -> str:
+    """Empty the model cache, even during other users' jobs: an operator control. It exists only when
+    operator controls are on, and answers only a caller on this machine (a visitor through a proxy is not)."""
+    if not on_this_machine(request):
+        raise gr.Error("Unloading models is an operator control: use it on the machine the app runs on.")
+    runtime.get().cache.clear()
+    return runtime.status_markdown()
 
 
 def link_chat_to_attention(tabs: gr.Tabs, chat_ui: chat.ChatUI, attention_ui: attention.AttentionUI) -> None:

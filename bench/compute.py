@@ -40,8 +40,8 @@ def handlers() -> dict:
         ),
         "attention (Show attention)": lambda: attention.run("smollm2-135m-instruct", TEXT, 0, 0, 0, 1.0, 0, 1.0),
         "latent (64-sample grid)": lambda: latent_sampling.sample_grid("shapes-vae", 0, 64, 1.0, 1.0),
-        "text-to-image (4 images)": lambda: text_to_image.text_to_image(
-            "a large red circle at the top", model="shapes-t2i", num_images_per_prompt=4
+        "text-to-image (4 images)": lambda: list(
+            text_to_image.text_to_image("a large red circle at the top", model="shapes-t2i", num_images_per_prompt=4)
         ),
     }
 

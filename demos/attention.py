@@ -28,6 +28,7 @@ from PIL import Image, ImageDraw, ImageFont
 from demos._glue import default_model, model_choices, run_alone, user_error
 from shared import compute, runtime
 from shared.loaders import AttentionModel
+from shared.results import ResultStore
 from shared.validation import check_float, check_int, check_number, check_text
 
 # --- knobs ----------------------------------------------------------------------------------
@@ -37,6 +38,7 @@ MAX_TOKENS = 512  # attention memory grows with layers · heads · tokens²
 MAX_API_VALUES = 4_000_000  # the whole tensor over the API only up to this many numbers
 MAX_TEXT_CHARS = 20_000
 TOP_NEXT = 10  # rows in the next-token panel
+MIN_TEMPERATURE = 1e-3  # below this the next-token panel treats temperature as 0 (greedy), as the chat does
 HEATMAP_PX = 640  # heatmaps are at most this wide
 THUMB_PX = 48  # model-view thumbnail size
 
@@ -168,7 +170,7 @@ def next_token_rows(
     top_k = check_int("top_k", top_k, 0, 1000)
     scores = torch.from_numpy(logits).double()
     model_p = torch.softmax(scores, -1)
-    if temperature == 0:  # greedy: all mass on the top token
+    if temperature < MIN_TEMPERATURE:  # greedy: all mass on the top token (scores / 1e-300 would overflow)
         sampling = torch.zeros_like(model_p)
         sampling[model_p.argmax()] = 1.0
     else:
@@ -230,8 +232,13 @@ def _project(attn: torch.nn.Module, hidden: torch.Tensor, config) -> tuple[torch
     return q.view(tokens, n_heads, head_dim), k.view(tokens, n_kv, head_dim), v.view(tokens, n_kv, head_dim)
 
 
+class _Captured(Exception):
+    """The layer's input is captured: the rest of the forward pass is skipped."""
+
+
 def retrieval(am: AttentionModel, result: AttentionResult, layer: int, head: int, token: int) -> Retrieval:
-    """Recompute one query's attention from the layer's input and its Q/K/V projections."""
+    """Recompute one query's attention from the layer's input and its Q/K/V projections (the model
+    runs only up to that layer)."""
     modules = _attention_modules(am.model)
     if len(modules) != result.shape[0]:
         raise ValueError(f"The key/value view does not know this architecture ({type(am.model).__name__}).")
@@ -241,12 +248,15 @@ def retrieval(am: AttentionModel, result: AttentionResult, layer: int, head: int
     def grab(module, args, kwargs):  # the layer's input, and rotary cos/sin where the model uses them
         captured["hidden"] = kwargs.get("hidden_states", args[0] if args else None)
         captured["rotary"] = kwargs.get("position_embeddings")
+        raise _Captured  # the layers above are not needed: stop the forward here
 
     handle = attn.register_forward_pre_hook(grab, with_kwargs=True)
     device = next(am.model.parameters()).device
     try:
         with torch.inference_mode():
             am.model(input_ids=torch.tensor([result.token_ids], device=device))
+    except _Captured:
+        pass
     finally:
         handle.remove()
 
@@ -349,8 +359,10 @@ def model_view_image(result: AttentionResult) -> tuple[Image.Image, GridLayout]:
     for layer in range(layers):
         draw.text((2, layout.top + layer * layout.cell + THUMB_PX // 2 - 5), f"L{layer}", font=font, fill="black")
         for head in range(heads):
-            thumb = Image.fromarray(_blues(result.attentions[layer, head])).resize((THUMB_PX, THUMB_PX), Image.BILINEAR)
-            image.paste(thumb, (30 + head * layout.cell, layout.top + layer * layout.cell))
+            # shrink the (T, T) weights first, then colour the 48² thumbnail: 270 maps of 512² stay cheap
+            weights = Image.fromarray(result.attentions[layer, head].astype(np.float32))  # mode "F"
+            small = np.asarray(weights.resize((THUMB_PX, THUMB_PX), Image.BILINEAR))
+            image.paste(Image.fromarray(_blues(small)), (30 + head * layout.cell, layout.top + layer * layout.cell))
     return image, layout
 
 
@@ -428,6 +440,22 @@ def next_token_html(rows: list[tuple[str, float, float]]) -> str:
 
 # --- Gradio glue ----------------------------------------------------------------------------
 
+# Each session's last result (up to ~140 MB for 512 tokens of SmolLM2) lives here, under one byte
+# budget and an age limit; the session's gr.State holds only its key.
+RESULTS = ResultStore()
+
+
+def _kept(key: object) -> AttentionResult:
+    """The session's result, or a ValueError saying to press Show attention (again)."""
+    if key is None:
+        raise ValueError("Press Show attention first.")
+    return RESULTS.get(key, "This attention result")
+
+
+def _nbytes(result: AttentionResult) -> int:
+    logits = 0 if result.next_logits is None else result.next_logits.nbytes
+    return result.attentions.nbytes + logits + 64 * len(result.tokens)
+
 
 def _model(choice: str) -> AttentionModel:
     """The cached eager-attention build, loaded on a model worker."""
@@ -445,7 +473,7 @@ def _attention_of(choice: str, text: str) -> AttentionResult:
 def attention(text: str, model: str = "", layer: int = 0, head: int = 0) -> dict:
     """Tokens and attention weights of `text`. layer/head select one (T × T) map; -1 for both returns
     the whole (layers × heads × T × T) tensor when it is small enough."""
-    model = model or default_model("attention")
+    model = default_model("attention") if model is None or model == "" else model  # anything else: resolve's message
     try:
         result = compute.run(_attention_of, model, text)
         layers, heads, tokens = result.shape
@@ -474,7 +502,7 @@ def attention(text: str, model: str = "", layer: int = 0, head: int = 0) -> dict
 
 
 def run(model: str, text: str, layer: int, head: int, token: int, temperature: float, top_k: int, top_p: float):
-    """Compute attention once, keep it in the session, and render every view."""
+    """Compute attention once, keep it in the result store (the session holds its key), and render every view."""
     try:
         result = compute.run(_attention_of, model, text)
         layers, heads, tokens = result.shape
@@ -483,11 +511,12 @@ def run(model: str, text: str, layer: int, head: int, token: int, temperature: f
         token = tokens - 1
         views = compute.run(_views, result, layer, head, token, temperature, top_k, top_p)
         whole = compute.run(_whole, result)
+        key = RESULTS.put(result, _nbytes(result))
     except Exception as exc:
         raise user_error(exc, "Attention") from None
     choices = [(f"{i}: {_short(t, 20)}", i) for i, t in enumerate(result.tokens)]
     return (
-        result,
+        key,
         gr.Slider(maximum=layers - 1, value=layer),
         gr.Slider(maximum=heads - 1, value=head),
         gr.Dropdown(choices=choices, value=token),
@@ -518,21 +547,22 @@ def _views(result: AttentionResult, layer, head, token, temperature, top_k, top_
     return heat, head_view_html(result, layer, token), mean, shaded, kv, nxt
 
 
-def render(result: AttentionResult | None, layer, head, token, temperature, top_k, top_p):
-    """Re-render the selection-dependent views from the session's result."""
+def render(key: str | None, layer, head, token, temperature, top_k, top_p):
+    """Re-render the selection-dependent views from the session's kept result."""
     try:
-        if result is None:
-            raise ValueError("Press Show attention first.")
-        return compute.run(_views, result, layer, head, token, temperature, top_k, top_p)
+        return compute.run(_views, _kept(key), layer, head, token, temperature, top_k, top_p)
     except Exception as exc:
         raise user_error(exc, "Attention") from None
 
 
-def pick_from_grid(result: AttentionResult | None, evt: gr.SelectData):
+def pick_from_grid(key: str | None, evt: gr.SelectData):
     """A click on the model view selects that layer and head."""
-    if result is None:
+    if key is None:
         return gr.skip(), gr.skip()
-    layers, heads, _ = result.shape
+    try:
+        layers, heads, _ = _kept(key).shape
+    except Exception as exc:
+        raise user_error(exc, "Attention") from None
     where = GRID.locate(int(evt.index[0]), int(evt.index[1]), layers, heads)
     return where if where is not None else (gr.skip(), gr.skip())
 
@@ -582,7 +612,9 @@ def _view_tabs() -> tuple[list, list, list]:
             kv = gr.HTML(elem_id="attention-kv")
         with gr.Tab("Next token"):
             with gr.Row():
-                temperature = gr.Slider(0, 2, 1.0, step=0.05, label="temperature", info="0 = greedy")
+                temperature = gr.Slider(
+                    0, 2, 1.0, step=0.05, label="temperature", info=f"0 (or below {MIN_TEMPERATURE:g}) = greedy"
+                )
                 top_k = gr.Slider(0, 100, 0, step=1, label="top_k", info="0 = no limit")
                 top_p = gr.Slider(0.01, 1, 1.0, step=0.01, label="top_p")
             nxt = gr.HTML(elem_id="attention-next")
@@ -593,7 +625,7 @@ def build_ui() -> AttentionUI:
     """The Attention tab."""
     rt = runtime.get()
     heavy = dict(concurrency_id="gpu", concurrency_limit=rt.concurrency, api_visibility="private")
-    result = gr.State(None)
+    result = gr.State(None)  # the key of this session's result in RESULTS
     with gr.Row():
         model = gr.Dropdown(
             model_choices("attention", "chat"),

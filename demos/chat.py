@@ -12,15 +12,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import tempfile
 from collections.abc import Iterator
 from html import escape
-from pathlib import Path
 
 import gradio as gr
 
 from demos._glue import StopFlags, default_model, model_choices, run_alone, user_error
 from demos.chat_engine import (  # noqa: F401  (the tab's engine; tests reach it through the tab too)
+    MIN_TEMPERATURE,
     ProbabilityRecorder,
     Reply,
     ReplyStats,
@@ -30,13 +29,13 @@ from demos.chat_engine import (  # noqa: F401  (the tab's engine; tests reach it
     render_prompt,
     stream_reply,
 )
-from shared import compute, runtime
+from shared import compute, runtime, scratch
 from shared.loaders import CausalLM
 from shared.validation import MAX_SEED, check_number, check_text
 
 # --- knobs: defaults and the limits the server enforces -------------------------------------
 
-TEMPERATURE = 0.7  # 0 = greedy: always the most likely token
+TEMPERATURE = 0.7  # 0 (or below MIN_TEMPERATURE, 0.001) = greedy: always the most likely token
 TOP_P = 0.9  # sample from the smallest set of tokens whose probabilities add up to this
 TOP_K = 50  # ...and from at most this many tokens (0 = no limit)
 MAX_NEW_TOKENS = 512  # reply length cap
@@ -52,14 +51,22 @@ LIMITS = {  # name: (low, high, integer?), in the order the handlers take them
     "seed": (-1, MAX_SEED, True),
 }
 SLIDERS = {  # name: (UI low, UI high, default, step, one-line explanation); the server enforces LIMITS
-    "temperature": (0, 2, TEMPERATURE, 0.05, "Randomness: 0 = always the likeliest token (greedy)."),
+    "temperature": (
+        0,
+        2,
+        TEMPERATURE,
+        0.05,
+        f"Randomness: 0 (or below {MIN_TEMPERATURE:g}) = always the likeliest token (greedy).",
+    ),
     "top_p": (0.01, 1, TOP_P, 0.01, "Sample only from the likeliest tokens that add up to this probability."),
     "top_k": (0, 200, TOP_K, 1, "…and from at most this many tokens (0 = no limit)."),
     "max_new_tokens": (1, 2048, MAX_NEW_TOKENS, 1, "Longest reply, in tokens."),
     "repetition_penalty": (1, 2, REPETITION_PENALTY, 0.05, "Above 1, tokens already used become less likely."),
 }
 MAX_MESSAGE_CHARS = 20_000  # one message; the window would drop everything else anyway
-MAX_HISTORY_MESSAGES = 500  # messages accepted in a history (API); older turns get dropped to fit
+MAX_HISTORY_MESSAGES = 500  # messages accepted in a history (API), besides the new one; older turns get dropped to fit
+MAX_HISTORY_CHARS = 1_000_000  # all of a history's messages together (~250k tokens, 30× SmolLM2's window)
+MAX_MODEL_CHARS = 300  # a model key or hub id
 ROLES = ("system", "user", "assistant")
 
 HOW_IT_WORKS = """
@@ -142,17 +149,19 @@ def _text_of(content: object, index: int) -> str:
     raise ValueError(f"History message {index} has content of type {type(content).__name__}; expected text.")
 
 
-def normalize_history(history: object) -> list[dict[str, str]]:
+def normalize_history(
+    history: object, *, max_messages: int = MAX_HISTORY_MESSAGES, max_chars: int = MAX_HISTORY_CHARS
+) -> list[dict[str, str]]:
     """Plain ``{"role", "content"}`` messages from a Gradio or API history, or a clear ValueError."""
     if history is None:
         return []
     if not isinstance(history, list):
         raise ValueError("History must be a list of {role, content} messages.")
-    if len(history) > MAX_HISTORY_MESSAGES:
+    if len(history) > max_messages:
         raise ValueError(
-            f"History has {len(history):,} messages; the limit is {MAX_HISTORY_MESSAGES:,}. Send only the recent part."
+            f"History has {len(history):,} messages; the limit is {max_messages:,}. Send only the recent part."
         )
-    messages = []
+    messages, chars = [], 0
     for index, item in enumerate(history):
         if not isinstance(item, dict) or "role" not in item or "content" not in item:
             raise ValueError(f"History message {index} must be an object with 'role' and 'content'.")
@@ -163,8 +172,33 @@ def normalize_history(history: object) -> list[dict[str, str]]:
         if len(text) > MAX_MESSAGE_CHARS:
             raise ValueError(f"History message {index} is longer than {MAX_MESSAGE_CHARS:,} characters.")
         check_text(f"history message {index}", text, MAX_MESSAGE_CHARS)
+        chars += len(text)
+        if chars > max_chars:
+            raise ValueError(
+                f"History has more than {max_chars:,} characters (by message {index}); the model's window "
+                "holds far less, so send only the recent part."
+            )
         messages.append({"role": role, "content": text})
     return messages
+
+
+def recent(history: list) -> tuple[list, int]:
+    """The newest part of the page's conversation that a request may carry (MAX_HISTORY_MESSAGES
+    and MAX_HISTORY_CHARS, besides the message being answered), starting on a user turn; and how
+    many older messages were left out. The page keeps the whole conversation; the model's window
+    holds far less than this anyway, so a long chat keeps working as it does in ChatGPT."""
+    start, chars = len(history), 0
+    while start > 0 and len(history) - start <= MAX_HISTORY_MESSAGES:
+        item = history[start - 1]
+        chars += len(str(item.get("content", ""))) if isinstance(item, dict) else 0  # an estimate; validated after
+        if chars > MAX_HISTORY_CHARS + MAX_MESSAGE_CHARS:
+            break
+        start -= 1
+    while 0 < start < len(history) - 1 and not (
+        isinstance(history[start], dict) and history[start].get("role") == "user"
+    ):
+        start += 1
+    return history[start:], start
 
 
 # --- prompt building ------------------------------------------------------------------------
@@ -188,7 +222,7 @@ def stats_markdown(stats: ReplyStats) -> str:
         f"**{stats.tokens_per_s:.1f}** tokens/s",
         f"{stats.prompt_tokens:,} prompt + {stats.completion_tokens:,} completion tokens",
         f"context {used:,} / {stats.context_window:,}",
-        f"seed {stats.seed}",
+        "greedy" if stats.greedy else f"sampled, seed {stats.seed}",
         f"ended: {stats.finish}",
     ]
     text = " · ".join(parts)
@@ -265,9 +299,13 @@ def _load(model: str) -> CausalLM:
 def _generate(
     model: str, system_prompt: str, history: object, settings: dict, request: gr.Request | None
 ) -> Iterator[Reply]:
-    """Validate, load, stream; registers a stop flag for this session while it runs."""
+    """Validate, load, stream; registers a stop flag for this session while it runs. ``history`` ends
+    with the message to answer, so it may hold one message more than a history."""
     try:
-        messages = build_messages(system_prompt if system_prompt is not None else "", normalize_history(history))
+        conversation = normalize_history(
+            history, max_messages=MAX_HISTORY_MESSAGES + 1, max_chars=MAX_HISTORY_CHARS + MAX_MESSAGE_CHARS
+        )
+        messages = build_messages(system_prompt if system_prompt is not None else "", conversation)
         generation = validate_settings(**settings)
         if not messages or messages[-1]["role"] != "user":
             raise ValueError("The conversation must end with a user message.")
@@ -298,14 +336,15 @@ def chat(
 ) -> Iterator[str]:
     """Reply to `message` given `history` (openai-style {role, content} dicts); streams the reply text.
 
-    `model` is a catalog key (empty = the preset's chat model). temperature 0 = greedy.
+    `model` is a catalog key (empty = the preset's chat model). temperature 0 (or below 0.001) = greedy.
+    A reply ends after max_new_tokens, at end of turn, or after 120 s.
     """
     try:
         text = validate_message(message)
         history = normalize_history(history)
     except Exception as exc:
         raise user_error(exc, "Generation") from None
-    model = model or default_model("chat")
+    model = default_model("chat") if model is None or model == "" else model  # anything else: resolve's message
     settings = dict(zip(LIMITS, (temperature, top_p, top_k, max_new_tokens, repetition_penalty, seed), strict=True))
     for reply in _generate(model, system_prompt, [*history, {"role": "user", "content": text}], settings, request):
         yield reply.text
@@ -339,8 +378,9 @@ def respond(
     """Stream the reply into the chatbot; at the end fill the stats, token view and prompt view."""
     settings = dict(zip(LIMITS, (temperature, top_p, top_k, max_new_tokens, repetition_penalty, seed), strict=True))
     history = list(history or [])
+    carried, left_out = recent(history)  # the page keeps the whole conversation; a request carries its newest part
     prompt_shown = False
-    for reply in _generate(model, system_prompt, history, settings, request):
+    for reply in _generate(model, system_prompt, carried, settings, request):
         chat_update = [*history, {"role": "assistant", "content": reply.text}]
         if reply.stats is None:
             if not prompt_shown:  # show what the model sees as soon as it is known
@@ -349,11 +389,12 @@ def respond(
             else:
                 yield chat_update, gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
             continue
-        used = reply.stats.prompt_tokens + reply.stats.completion_tokens
+        stats = dataclasses.replace(reply.stats, dropped_messages=reply.stats.dropped_messages + left_out)
+        used = stats.prompt_tokens + stats.completion_tokens
         yield (
             chat_update,
-            stats_markdown(reply.stats),
-            context_gauge_html(used, reply.stats.context_window),
+            stats_markdown(stats),
+            context_gauge_html(used, stats.context_window),
             token_view_html(reply.tokens or []),
             token_table(reply.tokens or []),
             reply.prompt,
@@ -405,15 +446,19 @@ def conversation_as_seen(model: str, history: list, system_prompt: str) -> tuple
 
 
 def export(history: list, model: str) -> gr.File:
+    """The conversation as JSON and Markdown files in the swept scratch folder (deleted after
+    scratch.MAX_AGE_S, or sooner when the folder outgrows its budget); one export is at most
+    MAX_HISTORY_MESSAGES messages and MAX_HISTORY_CHARS characters."""
     try:
         messages = normalize_history(history)
         if not messages:
             raise ValueError("Nothing to export yet.")
+        model = check_text("model", model, MAX_MODEL_CHARS)
+        folder = scratch.folder("chat-export")
+        (folder / "conversation.json").write_text(to_json(messages, model), encoding="utf-8")
+        (folder / "conversation.md").write_text(to_markdown(messages), encoding="utf-8")
     except Exception as exc:
         raise user_error(exc, "Export") from None
-    folder = Path(tempfile.mkdtemp(prefix="chat-export-"))
-    (folder / "conversation.json").write_text(to_json(messages, model), encoding="utf-8")
-    (folder / "conversation.md").write_text(to_markdown(messages), encoding="utf-8")
     return gr.File(value=[str(folder / "conversation.json"), str(folder / "conversation.md")], visible=True)
 
 

@@ -9,6 +9,7 @@ alternatives the model passed over; a stopping criterion ends the reply within o
 from __future__ import annotations
 
 import dataclasses
+import math
 import queue
 import threading
 import time
@@ -28,6 +29,12 @@ if TYPE_CHECKING:
 
 TOP_ALTERNATIVES = 5  # alternatives kept per token for the token view
 STREAM_TIMEOUT_S = 300.0  # a generate that stalls this long is reported, never hangs the UI
+MAX_REPLY_S = 120.0  # a reply ends here ("time limit"), so one request cannot hold a model slot for minutes
+# Below this, temperature counts as 0 (greedy): scores / temperature overflow float32 to ±inf below
+# ~1e-39 and generate fails ("probability tensor contains inf"); at 1e-3 a score 0.01 lower is
+# already e^10 times less likely, so sampling would pick the top token anyway but for exact ties.
+MIN_TEMPERATURE = 1e-3
+TEMPLATE_TOKENS = 4  # about how many tokens a chat template adds around one message (role markers)
 
 
 # --- prompt building ------------------------------------------------------------------------
@@ -45,14 +52,17 @@ def fit_to_context(
 
     Returns (messages kept, prompt token ids, number of messages dropped). The system prompt and
     the last user message are never dropped; if they alone don't fit, ValueError says so.
+    Whatever the history's length, only about a window's worth of it is ever tokenized.
     """
     if max_new_tokens >= window:
         raise ValueError(f"max_new_tokens must be below the model's window of {window:,} tokens.")
     budget = window - max_new_tokens
     system = [m for m in messages[:1] if m["role"] == "system"]
     turns = messages[len(system) :]
-    dropped = 0
+    # 1. newest first, count each message's own tokens until the window is full: older ones cannot fit
+    turns, dropped = _newest_that_may_fit(tokenizer, turns, budget)
     while True:
+        # 2. the real template on what is left; drop a few more of the oldest until it fits
         ids = _encode(tokenizer, system + turns)
         if len(ids) <= budget:
             return system + turns, ids, dropped
@@ -65,13 +75,30 @@ def fit_to_context(
         excess = len(ids) - budget
         cut = 0
         while cut < len(turns) - 1 and excess > 0:
-            excess -= len(tokenizer.encode(turns[cut]["content"], add_special_tokens=False)) + 4
+            excess -= len(tokenizer.encode(turns[cut]["content"], add_special_tokens=False)) + TEMPLATE_TOKENS
             cut += 1
         cut = max(cut, 1)
         while cut < len(turns) - 1 and turns[cut]["role"] != "user":
             cut += 1  # start the kept part on a user turn
         turns = turns[cut:]
         dropped += cut
+
+
+def _newest_that_may_fit(tokenizer, turns: list[dict[str, str]], budget: int) -> tuple[list[dict[str, str]], int]:
+    """The newest turns whose own tokens fit ``budget`` (a template only adds tokens, so an older
+    one cannot fit), starting on a user turn, and how many were left out. The last turn is always kept.
+
+    This bounds the cost of a request by the window, not by the history it carries: a 10 MB history
+    is read message by message from the end, and tokenizing stops once the window is full."""
+    used, start = 0, len(turns)
+    while start > 0:
+        used += len(tokenizer.encode(turns[start - 1]["content"], add_special_tokens=False))
+        if used > budget and start < len(turns):
+            break
+        start -= 1
+    while 0 < start < len(turns) - 1 and turns[start]["role"] != "user":
+        start += 1
+    return turns[start:], start
 
 
 def _encode(tokenizer, messages: list[dict[str, str]]) -> list[int]:
@@ -99,7 +126,8 @@ class ReplyStats:
     context_window: int
     dropped_messages: int
     seed: int
-    finish: str  # "end of turn" | "length" | "stopped"
+    finish: str  # "end of turn" | "length" | "stopped" | "time limit"
+    greedy: bool = False  # temperature 0 (or below MIN_TEMPERATURE): always the likeliest token
 
 
 @dataclasses.dataclass
@@ -187,13 +215,22 @@ class TokenStreamer(BaseStreamer):
 
 
 class StopOnEvent(StoppingCriteria):
-    """Ends ``generate`` at the next token once ``event`` is set (Stop, or the client left)."""
+    """Ends ``generate`` at the next token once ``event`` is set (Stop, or the client left), or
+    once ``seconds`` have passed (then ``timed_out`` is set)."""
 
-    def __init__(self, event: threading.Event) -> None:
-        self.event = event
+    def __init__(self, event: threading.Event, seconds: float = math.inf) -> None:
+        self.event, self.seconds = event, seconds
+        self.deadline: float | None = None  # set at the first token: the clock counts generation only
+        self.timed_out = False
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs) -> torch.BoolTensor:
-        return torch.full((input_ids.shape[0],), self.event.is_set(), dtype=torch.bool, device=input_ids.device)
+        now = time.perf_counter()
+        if self.deadline is None:
+            self.deadline = now + self.seconds
+        if not self.event.is_set() and now > self.deadline:
+            self.timed_out = True
+        done = self.event.is_set() or self.timed_out
+        return torch.full((input_ids.shape[0],), done, dtype=torch.bool, device=input_ids.device)
 
 
 def stream_reply(
@@ -221,7 +258,8 @@ def stream_reply(
     # 2. generate on a model worker; the streamer hands each new token to this thread
     streamer = TokenStreamer()
     recorder = ProbabilityRecorder(lm.tokenizer)
-    kwargs = _generate_kwargs(lm, input_ids, settings, recorder, StopOnEvent(stop), streamer)
+    stopper = StopOnEvent(stop, MAX_REPLY_S)
+    kwargs = _generate_kwargs(lm, input_ids, settings, recorder, stopper, streamer)
     result: dict[str, object] = {}
 
     def work() -> None:
@@ -258,7 +296,8 @@ def stream_reply(
         context_window=lm.context_window,
         dropped_messages=dropped,
         seed=seed,
-        finish=_finish(lm, generated, stop),
+        finish="time limit" if stopper.timed_out else _finish(lm, generated, stop),
+        greedy=not kwargs["do_sample"],
     )
     yield Reply(text, stats=stats, tokens=recorder.finish(generated), prompt=prompt)
 
@@ -293,8 +332,9 @@ def _relay(streamer: TokenStreamer, tokenizer, prompt: str, stop: threading.Even
 
 
 def _generate_kwargs(lm: CausalLM, input_ids: torch.Tensor, settings, recorder, stopper, streamer) -> dict:
-    """``model.generate``'s arguments for these settings (temperature 0 = greedy: no sampling knobs)."""
-    sampling = settings.temperature > 0
+    """``model.generate``'s arguments for these settings (temperature 0, or below MIN_TEMPERATURE,
+    = greedy: no sampling knobs)."""
+    sampling = settings.temperature >= MIN_TEMPERATURE
     return dict(
         input_ids=input_ids,
         attention_mask=torch.ones_like(input_ids),

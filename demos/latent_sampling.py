@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import tempfile
 from collections.abc import Callable
-from pathlib import Path
 
 import gradio as gr
 import numpy as np
@@ -29,7 +27,7 @@ from PIL import Image, ImageDraw
 
 from demos import _glue, training_lab
 from demos._glue import user_error
-from shared import catalog, compute, runtime
+from shared import catalog, compute, runtime, scratch
 from shared.datasets import FACTORS, factor_scores, labelled
 from shared.images import gif_bytes, grid_image, open_image
 from shared.loaders import LatentModel
@@ -39,7 +37,7 @@ from shared.validation import check_choice, check_float, check_int, check_seed
 
 SEED = 0
 COUNT = 16  # images in a sample grid
-MAX_COUNT = 256  # …at most (the API too)
+MAX_COUNT = 256  # …at most (the API too); also the most images any one request decodes
 TRUNCATION = 1.0  # GAN: scale of z; < 1 trades variety for typical-looking images
 TEMPERATURE = 1.0  # VAE: scale of the prior draw, same trade
 MAX_SCALE = 3.0  # truncation, temperature and the API's scale stop here
@@ -49,7 +47,7 @@ INTERPOLATIONS = ("lerp", "slerp")
 TRAVERSAL_RANGE = 3.0  # ± this many standard deviations
 TRAVERSAL_FRAMES = 7  # values per traversed dimension
 MAX_TRAVERSAL_FRAMES = 16
-MAX_DIMS = 32  # traversed dimensions at once
+MAX_DIMS = 32  # traversed dimensions at once (dimensions × frames ≤ MAX_COUNT: 512 images took 3.5 s)
 MAX_ABS_LATENT = 100.0  # latent values beyond this are refused (N(0, I) is almost never past 6)
 DISPLAY_PX = 64  # each generated image is shown at this size
 LIVE_DIMS = 10  # sliders in the live editor: the first dimensions of the latent
@@ -93,23 +91,32 @@ circle (slerp) stays on the shell. The norm plot shows the dip.
 # --- latent arithmetic and views: pure functions (model in, CPU tensors out) ----------------
 
 
-def check_latents(z: object, dim: int) -> torch.Tensor:
-    """Untrusted latents (lists or tensors) as an (N, dim) float tensor, or a clear ValueError."""
+def check_latents(z: object, dim: int, name: str = "latents") -> torch.Tensor:
+    """Untrusted latents (lists or tensors) as an (N, dim) float tensor, or a clear ValueError
+    naming the parameter (numbers too large for a float included)."""
     try:
         tensor = torch.as_tensor(z, dtype=torch.float32)
-    except (TypeError, ValueError, RuntimeError):
-        raise ValueError("Latents must be numbers: a list of vectors.") from None
+    except (TypeError, ValueError, RuntimeError, OverflowError):
+        raise ValueError(f"{name} must be numbers (each within ±{MAX_ABS_LATENT:g}): a list of vectors.") from None
     if tensor.ndim == 1:
         tensor = tensor[None]
     if tensor.ndim != 2 or tensor.shape[1] != dim:
-        raise ValueError(f"Each latent vector must have {dim} numbers; got shape {tuple(tensor.shape)}.")
+        raise ValueError(f"Each vector of {name} must have {dim} numbers; got shape {tuple(tensor.shape)}.")
     if not torch.isfinite(tensor).all():
-        raise ValueError("Latents contain NaN or infinity.")
+        raise ValueError(f"{name} contain NaN or infinity (or a number too large for a float).")
     if tensor.abs().max() > MAX_ABS_LATENT:
         raise ValueError(
-            f"Latent values must lie within ±{MAX_ABS_LATENT:g} (a Gaussian latent is almost never past 6)."
+            f"Values of {name} must lie within ±{MAX_ABS_LATENT:g} (a Gaussian latent is almost never past 6)."
         )
     return tensor
+
+
+def check_latent(name: str, z: object, dim: int) -> torch.Tensor:
+    """One untrusted latent vector as a (dim,) tensor; several rows are refused, never cut to the first."""
+    tensor = check_latents(z, dim, name)
+    if len(tensor) != 1:
+        raise ValueError(f"{name} must be one latent vector of {dim} numbers; got {len(tensor)} rows of them.")
+    return tensor[0]
 
 
 def sample_z(dim: int, count: int, seed: int, scale: float = 1.0) -> torch.Tensor:
@@ -263,7 +270,7 @@ def walk(
     elif a is None or b is None:
         raise ValueError("Give both latent vectors a and b.")
     else:
-        a, b = check_latents(a, lm.latent_dim)[0], check_latents(b, lm.latent_dim)[0]
+        a, b = check_latent("a", a, lm.latent_dim), check_latent("b", b, lm.latent_dim)
     # 2. each path between them, (frames, d), and 3. its images
     t = torch.linspace(0, 1, frames)
     paths = {kind: (lerp if kind == "lerp" else slerp)(a, b, t) for kind in kinds}
@@ -278,7 +285,7 @@ def _dims(latent_dim: int, dims: object) -> list[int]:
         raise ValueError("Choose at least one latent dimension.")
     if len(dims) > MAX_DIMS:
         raise ValueError(f"At most {MAX_DIMS} dimensions at once.")
-    chosen = [check_int("dimension", d, -(2**31), 2**31) for d in dims]
+    chosen = [check_int("dims", d, -(2**31), 2**31) for d in dims]
     for d in chosen:
         if not 0 <= d < latent_dim:
             raise ValueError(f"Dimension {d} is out of range: this model has {latent_dim} (0 to {latent_dim - 1}).")
@@ -293,6 +300,12 @@ def _traverse(
     lm = runtime.latent_model(model)
     chosen = _dims(lm.latent_dim, dims)
     num_frames = check_int(frames_as, num_frames, 2, MAX_TRAVERSAL_FRAMES)
+    if len(chosen) * num_frames > MAX_COUNT:  # the cost cap: images decoded and sent back
+        raise ValueError(
+            f"{len(chosen)} dimensions × {num_frames} {frames_as} = {len(chosen) * num_frames} images, past the "
+            f"{MAX_COUNT} one request may make: fewer dimensions or {frames_as} (at most "
+            f"{MAX_COUNT // len(chosen)} {frames_as} for {len(chosen)} dimensions)."
+        )
     z0 = sample_z(lm.latent_dim, 1, check_seed(seed))[0]
     span = check_float(span_as, span, 0.1, 10.0)
     return chosen, decode(lm, traversal_z(z0, chosen, span, num_frames))
@@ -373,7 +386,7 @@ def walk_views(walks: dict[str, tuple[torch.Tensor, torch.Tensor]]):
             "path": ["lerp"] * steps + ["slerp"] * steps + ["√d (typical norm)"] * steps,
         }
     )
-    folder = Path(tempfile.mkdtemp(prefix="interpolation-"))
+    folder = scratch.folder("interpolation")  # swept: old walks' GIFs are deleted
     (folder / "lerp.gif").write_bytes(gif_bytes(straight_images))
     (folder / "slerp.gif").write_bytes(gif_bytes(curved_images))
     return (

@@ -4,11 +4,13 @@ A diffusion model starts from pure noise and, step by step, removes the noise it
 UNet or transformer) predicts, guided by the prompt; a *scheduler* decides how big each step is.
 This tab runs the stock diffusers pipeline call and watches it through two windows that cost
 almost nothing: a forward hook on the denoiser records what it predicted at each step (for the
-step debugger and the guidance view), and ``callback_on_step_end`` streams a preview.
+step debugger and the guidance view), and ``callback_on_step_end`` streams a preview — and ends
+the run between two steps when it is stopped, or when nobody waits for it any more.
 
-Reads top to bottom: limits → the recipe and its validation → one generation → PNG recipes →
-Gradio glue → ``build_ui``. The step debugger (the recorder, previews, plots and branching) is
-``demos/text_to_image_steps.py``.
+Reads top to bottom: one generation → PNGs → model work → Gradio glue (the live stream, the
+Generate button, the API) → ``build_ui``. The recipe (limits, validation, cost cap, the recipe in
+the PNG) is ``demos/text_to_image_recipe.py``; the step debugger (the recorder, previews, plots and
+branching) is ``demos/text_to_image_steps.py``.
 
 Run alone: ``python -m demos.text_to_image``.
 """
@@ -16,148 +18,53 @@ Run alone: ``python -m demos.text_to_image``.
 from __future__ import annotations
 
 import base64
+import contextlib
 import dataclasses
-import io
 import json
 import queue
-import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
-from pathlib import Path
+from collections.abc import Callable, Iterator
 
 import gradio as gr
 import numpy as np
 import torch
 from diffusers.utils import logging as diffusers_logging
-from PIL import Image, PngImagePlugin
+from PIL import Image
 
 from demos import _glue
 from demos import text_to_image_steps as debugger
 from demos._glue import user_error
-from demos.text_to_image_steps import MAX_GUIDANCE, PREVIEW_PX, StepRecord
-from shared import catalog, compute, runtime
+from demos.text_to_image_recipe import (
+    CPU_MAX_COST,
+    CPU_MAX_PIXELS,
+    MAX_COST,
+    MAX_GUIDANCE,
+    MAX_IMAGES,
+    MAX_PIXELS,
+    MAX_PROMPT_CHARS,
+    MAX_STEPS,
+    Recipe,
+    check_recipe,
+    check_scheduler_steps,
+    from_deprecated_names,
+    png_bytes,
+    recipe_from_png,
+    recommended,
+)
+from demos.text_to_image_steps import PREVIEW_PX, StepRecord
+from shared import catalog, compute, runtime, scratch
 from shared.diffusion import SCHEDULER_NOTES, SCHEDULERS, make_scheduler, request_pipeline
 from shared.images import enlarge
 from shared.loaders import TextToImage
-from shared.validation import MAX_SEED, check_choice, check_float, check_int, check_seed, check_text
+from shared.validation import MAX_SEED
 
 diffusers_logging.set_verbosity_error()  # per-request pipelines would log dtype notes on every call
 
-MAX_STEPS = 150  # num_inference_steps per request
-MAX_IMAGES = 8  # num_images_per_prompt per request
-MAX_SIDE = 2048
-MAX_PIXELS = 1024 * 1024  # per image on a GPU: a 1024² SDXL image is the largest anyone needs here
-CPU_MAX_PIXELS = 768 * 768  # on a CPU, past this one image takes minutes
-MAX_PROMPT_CHARS = 4000
-MAX_RESTORE_PIXELS = 4096 * 4096  # a PNG given to "restore settings" is refused past this
-RECIPE_KEY = "genai-playground"  # PNG text chunk holding the recipe as JSON
-DEPRECATED = {"steps": "num_inference_steps", "count": "num_images_per_prompt"}  # old API names → diffusers'
-# MAX_GUIDANCE (guidance_scale's top) and PREVIEW_PX (the preview's size) are the step debugger's, shared.
+TICK_S = 0.2  # a running job yields at least this often: only at a yield can Gradio close a cancelled one
 
 
-# --- the recipe and its validation ---------------------------------------------------------------
-
-
-@dataclasses.dataclass(frozen=True)
-class Recipe:
-    """Everything needed to make the same image again; stored in each PNG."""
-
-    model: str
-    revision: str | None
-    prompt: str
-    negative_prompt: str
-    seed: int
-    num_inference_steps: int
-    guidance_scale: float
-    scheduler: str
-    width: int
-    height: int
-    num_images_per_prompt: int = 1
-
-
-def recommended(model: str) -> dict:
-    """The chosen model's catalog settings (steps, guidance, size, scheduler), with fallbacks."""
-    spec = catalog.CATALOG.get(model)
-    recipe = dict((spec.recipe or {}) if spec else {})
-    return {
-        "num_inference_steps": recipe.get("steps", 25),  # the catalog's word for it
-        "guidance_scale": recipe.get("guidance_scale", 7.0),
-        "width": recipe.get("width", 512),
-        "height": recipe.get("height", 512),
-        "scheduler": recipe.get("scheduler", "DPM++ 2M"),
-        "max_side": recipe.get("max_side", 1024),
-    }
-
-
-def check_side(name: str, value: object, max_side: int) -> int:
-    side = check_int(name, value, 8, min(max_side, MAX_SIDE))
-    if side % 8:
-        raise ValueError(f"{name} must be a multiple of 8 (the autoencoder shrinks images 8× or 4×), got {side}.")
-    return side
-
-
-def check_recipe(
-    *,
-    model: str,
-    revision: str | None,
-    prompt: object,
-    negative_prompt: object,
-    seed: object,
-    num_inference_steps: object,
-    guidance_scale: object,
-    scheduler: object,
-    width: object,
-    height: object,
-    num_images_per_prompt: object,
-    max_pixels: int = MAX_PIXELS,
-    sent_as: Mapping[str, str] | None = None,
-) -> Recipe:
-    """Untrusted settings (from the UI, the API or a PNG) → a Recipe, or a clear ValueError.
-
-    ``sent_as`` names the settings that arrived under a deprecated name (``{"num_inference_steps":
-    "steps"}``), so a message names the word the client used."""
-    said = {name: name for name in ("num_inference_steps", "num_images_per_prompt")} | dict(sent_as or {})
-    prompt = check_text("prompt", prompt, MAX_PROMPT_CHARS)
-    negative_prompt = check_text("negative prompt", negative_prompt, MAX_PROMPT_CHARS)
-    check_choice("scheduler", scheduler, SCHEDULERS)
-    max_side = recommended(model)["max_side"]
-    width, height = check_side("width", width, max_side), check_side("height", height, max_side)
-    if width * height > max_pixels:
-        raise ValueError(f"{width}×{height} is past the {max_pixels:,}-pixel cap per image on this device.")
-    return Recipe(
-        model=model,
-        revision=revision,
-        prompt=prompt.strip(),
-        negative_prompt=negative_prompt.strip(),
-        seed=check_seed(seed),
-        num_inference_steps=check_int(said["num_inference_steps"], num_inference_steps, 1, MAX_STEPS),
-        guidance_scale=check_float("guidance_scale", guidance_scale, 0.0, MAX_GUIDANCE),
-        scheduler=scheduler,
-        width=width,
-        height=height,
-        num_images_per_prompt=check_int(
-            f"{said['num_images_per_prompt']} (the number of images)", num_images_per_prompt, 1, MAX_IMAGES
-        ),
-    )
-
-
-def from_deprecated_names(settings: dict, old: dict) -> tuple[dict, dict[str, str], list[str]]:
-    """Settings sent under an old name (``DEPRECATED``) moved to the new one.
-
-    ``settings`` holds the new names with the endpoint's defaults; returns (settings, sent_as for
-    check_recipe, notices). Both names with different values is refused, not guessed between."""
-    settings, sent_as, notices = dict(settings), {}, []
-    defaults = {"num_inference_steps": None, "num_images_per_prompt": 1}
-    for name, value in old.items():
-        if value is None:
-            continue
-        new = DEPRECATED[name]
-        if settings[new] != defaults[new] and settings[new] != value:
-            raise ValueError(f"`{name}` is the deprecated name of `{new}`: send one of them, not both.")
-        settings[new], sent_as[new] = value, name
-        notices.append(f"`{name}` is deprecated: use `{new}`.")
-    return settings, sent_as, notices
+# --- one generation ------------------------------------------------------------------------------
 
 
 def prompt_notices(pipe, recipe: Recipe) -> list[str]:
@@ -180,9 +87,6 @@ def prompt_notices(pipe, recipe: Recipe) -> list[str]:
     return notices
 
 
-# --- one generation ------------------------------------------------------------------------------
-
-
 @dataclasses.dataclass
 class Run:
     recipe: Recipe
@@ -194,7 +98,8 @@ class Run:
 
 
 class _Stopped(Exception):
-    """Raised from the step callback to end a pipeline that has no interrupt flag."""
+    """Raised from the step callback to end a run at once: a pipeline that has no interrupt flag
+    was stopped, or nobody waits for the images any more."""
 
 
 def generate(
@@ -203,13 +108,17 @@ def generate(
     *,
     on_step: Callable[[int, int, StepRecord | None], None] | None = None,
     stop: threading.Event | None = None,
+    abandon: threading.Event | None = None,
 ) -> Run:
     """Run the stock pipeline call once for the recipe, recording each step of image 0.
 
-    ``on_step(i, total, record)`` is called after every step (from this thread). The request gets
-    its own scheduler and its own pipeline object around the shared, cached components."""
+    ``on_step(i, total, record)`` is called after every step (from this thread). ``stop`` ends the
+    run after the current step and returns its half-finished images; ``abandon`` (a cancelled job,
+    a closed tab) ends it there without decoding anything. The request gets its own scheduler and
+    its own pipeline object around the shared, cached components."""
     # 1. a scheduler and pipeline object of this request's own; the recorder on its denoiser
     scheduler = make_scheduler(recipe.scheduler, entry.pipe.scheduler.config)
+    check_scheduler_steps(scheduler, recipe.num_inference_steps)
     pipe = request_pipeline(entry.pipe, scheduler)
     notices = prompt_notices(pipe, recipe)
     denoiser = debugger.denoiser_of(pipe)
@@ -223,6 +132,8 @@ def generate(
 
     def callback(p, i, t, kwargs):
         nonlocal stopped
+        if abandon is not None and abandon.is_set():
+            raise _Stopped  # nobody waits for these images: end between two steps, decode nothing
         if on_step is not None:
             on_step(i, recipe.num_inference_steps, recorder.steps[-1] if recorder and recorder.steps else None)
         if stop is not None and stop.is_set():
@@ -282,30 +193,12 @@ def output_notices(pixels: np.ndarray) -> list[str]:
     ]
 
 
-# --- reproducibility: the recipe rides in the PNG ------------------------------------------------
-
-
-def a1111_parameters(recipe: Recipe, index: int) -> str:
-    """The recipe in AUTOMATIC1111's "parameters" text, so other tools read it too."""
-    negative = f"\nNegative prompt: {recipe.negative_prompt}" if recipe.negative_prompt else ""
-    return (
-        f"{recipe.prompt}{negative}\nSteps: {recipe.num_inference_steps}, Sampler: {recipe.scheduler}, CFG scale: "
-        f"{recipe.guidance_scale:g}, Seed: {recipe.seed + index}, Size: {recipe.width}x{recipe.height}, "
-        f"Model: {recipe.model}"
-    )
-
-
-def png_bytes(image: Image.Image, recipe: Recipe, index: int) -> bytes:
-    info = PngImagePlugin.PngInfo()
-    info.add_text(RECIPE_KEY, json.dumps({**dataclasses.asdict(recipe), "index": index}, ensure_ascii=False))
-    info.add_text("parameters", a1111_parameters(recipe, index))
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG", pnginfo=info)
-    return buffer.getvalue()
+# --- PNGs: the recipe rides in each (demos/text_to_image_recipe.py writes and reads it) ----------
 
 
 def save_pngs(run: Run) -> list[str]:
-    folder = Path(tempfile.mkdtemp(prefix="t2i-"))
+    """The run's images as PNGs carrying their recipe, in the app's swept scratch folder."""
+    folder = scratch.folder("t2i")
     paths = []
     for i, image in enumerate(run.images):
         path = folder / f"{run.recipe.seed}-{i + 1}.png"
@@ -314,58 +207,19 @@ def save_pngs(run: Run) -> list[str]:
     return paths
 
 
-def read_recipe(source: str | bytes) -> dict:
-    """The recipe stored in a PNG made here (text chunks only: the pixels are never decoded, so a
-    decompression bomb costs nothing). Raises a clear ValueError for anything else."""
-    try:
-        with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as image:
-            if image.format != "PNG":
-                raise ValueError("Restore settings takes a PNG made by this app.")
-            if image.width * image.height > MAX_RESTORE_PIXELS:
-                raise ValueError(f"That PNG is {image.width}×{image.height}, past the cap; it was not read.")
-            text = image.info.get(RECIPE_KEY)
-    except ValueError:
-        raise
-    except Image.DecompressionBombError:
-        raise ValueError("That image is far too large (a decompression bomb?); it was not read.") from None
-    except Exception:
-        raise ValueError("That file is not a readable PNG.") from None
-    if not text:
-        raise ValueError("That PNG carries no GenAI Playground recipe (made elsewhere, or its metadata was stripped).")
-    try:
-        data = json.loads(text)
-        assert isinstance(data, dict)
-    except Exception:
-        raise ValueError("The recipe in that PNG is damaged.") from None
-    return data
-
-
-def recipe_from_png(source: str | bytes) -> Recipe:
-    """The validated recipe of a PNG made here; older PNGs name two settings ``steps`` and ``count``."""
-    data = read_recipe(source)
-    model = data.get("model")
-    if not isinstance(model, str):
-        raise ValueError("The recipe in that PNG names no model.")
-    sent_as = {new: old for old, new in DEPRECATED.items() if old in data and new not in data}
-    data = {**data, **{new: data[old] for new, old in sent_as.items()}}
-    fields = {f.name for f in dataclasses.fields(Recipe)} - {"model", "revision"}
-    missing = fields - data.keys()
-    if missing:
-        raise ValueError(f"The recipe in that PNG lacks {', '.join(sorted(missing))}.")
-    return check_recipe(model=model, revision=data.get("revision"), sent_as=sent_as, **{k: data[k] for k in fields})
-
-
 # --- model work: plain values in, CPU data out (run on a worker by shared.compute) ---------------
 
 
-def work_generate(recipe: Recipe) -> Run:
-    """One generation of a checked recipe, its model fetched from the cache."""
-    return generate(runtime.text_to_image(recipe.model), recipe)
-
-
-def work_generate_live(recipe: Recipe, events: queue.Queue, stop: threading.Event, interval_s: float) -> Run:
+def work_generate_live(
+    recipe: Recipe,
+    events: queue.Queue,
+    stop: threading.Event,
+    abandon: threading.Event,
+    interval_s: float,
+    previews: bool = True,
+) -> Run:
     """One generation that puts (step, preview) on ``events`` at most every ``interval_s`` (and at
-    the last step), then None. The preview is drawn here, from that step's x̂₀."""
+    the last step), then None. The preview (with ``previews``) is drawn here, from that step's x̂₀."""
     entry = runtime.text_to_image(recipe.model)
     last = 0.0
 
@@ -374,10 +228,11 @@ def work_generate_live(recipe: Recipe, events: queue.Queue, stop: threading.Even
         now = time.perf_counter()
         if now - last >= interval_s or i == total - 1:
             last = now
-            events.put((i, debugger.preview_of(entry.pipe, record) if record is not None else None))
+            preview = debugger.preview_of(entry.pipe, record) if previews and record is not None else None
+            events.put((i, preview))
 
     try:
-        return generate(entry, recipe, on_step=on_step, stop=stop)
+        return generate(entry, recipe, on_step=on_step, stop=stop, abandon=abandon)
     finally:
         events.put(None)
 
@@ -387,23 +242,44 @@ def work_generate_live(recipe: Recipe, events: queue.Queue, stop: threading.Even
 _stops = _glue.StopFlags()
 
 
+def max_cost() -> int:
+    """This device's cap on images × steps × pixels per request."""
+    return MAX_COST if runtime.get().device != "cpu" else CPU_MAX_COST
+
+
 def _recipe(entry: TextToImage, **raw) -> Recipe:
-    """The raw settings checked, under this device's pixel cap."""
+    """The raw settings checked, under this device's pixel and cost caps."""
     cap = MAX_PIXELS if runtime.get().device != "cpu" else CPU_MAX_PIXELS
-    return check_recipe(model=entry.key, revision=entry.revision, max_pixels=cap, **raw)
+    return check_recipe(model=entry.key, revision=entry.revision, max_pixels=cap, max_cost=max_cost(), **raw)
 
 
-def stream(recipe: Recipe, stop: threading.Event) -> Iterator[tuple[int, np.ndarray | None, Run | None]]:
-    """Generate on a worker; yield (step, preview, None) at most every stream_interval seconds,
-    then (num_inference_steps, None, run) at the end. A consumer that leaves early stops the run."""
+def stream(
+    recipe: Recipe, stop: threading.Event, *, previews: bool = True
+) -> Iterator[tuple[int, np.ndarray | None, Run | None]]:
+    """Generate on a worker; yield (step, preview, None) at most every stream_interval seconds, the
+    last step again (−1 before the first) with no preview whenever TICK_S passes without one, then
+    (num_inference_steps, None, run) at the end.
+
+    Gradio closes a cancelled or disconnected job's generator only at a yield, hence the ticks. A
+    consumer that leaves early ends the run after the step in flight, without decoding its images."""
     events: queue.Queue = queue.Queue()
+    abandon = threading.Event()
     interval_s = runtime.get().settings.stream_interval
-    future = compute.submit(work_generate_live, recipe, events, stop, interval_s)
+    future = compute.submit(work_generate_live, recipe, events, stop, abandon, interval_s, previews)
+    step, finished = -1, False
     try:
-        while (item := events.get()) is not None:
-            yield item[0], item[1], None
+        while not finished:
+            try:
+                item = events.get(timeout=TICK_S)
+            except queue.Empty:
+                yield step, None, None  # a tick: nothing new, but a point where a cancelled job is closed
+                continue
+            if not (finished := item is None):
+                step = item[0]
+                yield item[0], item[1], None
     finally:
-        if not future.done():  # the consumer left early (a closed tab, a cancelled job): end the work too
+        if not finished:  # the consumer left early (a closed tab, a cancelled job): end the work too
+            abandon.set()
             stop.set()
     yield recipe.num_inference_steps, None, future.result()
 
@@ -446,36 +322,41 @@ def generate_ui(
 
 
 def _updates(recipe: Recipe, stop: threading.Event, progress) -> Iterator[tuple]:
-    """generate_ui's outputs: (preview, status, skipped…) per streamed step, then all nine."""
-    start = time.perf_counter()
+    """generate_ui's outputs: (preview, status, skipped…) per streamed step, nothing new per tick,
+    then all nine (the fifth, for the session's gr.State, is the run's key in the debugger's store)."""
+    start, shown, run = time.perf_counter(), -1, None
     total = recipe.num_inference_steps
-    for i, picture, run in stream(recipe, stop):
-        if run is None:
-            done = i + 1
+    with contextlib.closing(stream(recipe, stop)) as live:  # closed with this generator: the run ends too
+        for i, picture, run in live:
+            if run is not None:
+                break
+            if i == shown:  # a tick: nothing to update
+                yield (gr.skip(),) * 9
+                continue
+            shown, done = i, i + 1
             per_step = (time.perf_counter() - start) / done
             progress((done, total), desc="denoising")
             status = f"Step {done}/{total} · {per_step:.2f} s/step · ETA {per_step * (total - done):.1f} s"
             yield enlarge(picture, PREVIEW_PX) if picture is not None else gr.skip(), status, *[gr.skip()] * 7
-            continue
-        paths = save_pngs(run)
-        notes = "".join(f"\n\n⚠️ {n}" for n in run.notices)
-        verb = "Stopped" if run.stopped else "Done"
-        speed = total / max(run.seconds, 1e-9)
-        status = f"{verb}: {len(paths)} image(s) in {run.seconds:.2f} s ({speed:.1f} steps/s).{notes}"
-        last = len(run.steps) or 1
-        middle = (last + 1) // 2  # the debugger opens halfway: noise and picture both visible
-        schedule, pull, anatomy = compute.run(debugger.work_run_panels, run, middle)
-        yield (
-            enlarge(np.asarray(run.images[0]), PREVIEW_PX),
-            status,
-            paths,
-            json.dumps(dataclasses.asdict(recipe), indent=1, ensure_ascii=False),
-            run,
-            gr.Slider(minimum=1, maximum=max(last, 2), value=middle, step=1, interactive=bool(run.steps)),
-            schedule,
-            pull,
-            anatomy,
-        )
+    paths = save_pngs(run)
+    notes = "".join(f"\n\n⚠️ {n}" for n in run.notices)
+    verb = "Stopped" if run.stopped else "Done"
+    speed = total / max(run.seconds, 1e-9)
+    status = f"{verb}: {len(paths)} image(s) in {run.seconds:.2f} s ({speed:.1f} steps/s).{notes}"
+    last = len(run.steps) or 1
+    middle = (last + 1) // 2  # the debugger opens halfway: noise and picture both visible
+    schedule, pull, anatomy = compute.run(debugger.work_run_panels, run, middle)
+    yield (
+        enlarge(np.asarray(run.images[0]), PREVIEW_PX),
+        status,
+        paths,
+        json.dumps(dataclasses.asdict(recipe), indent=1, ensure_ascii=False),
+        debugger.RUNS.put(run, debugger.run_nbytes(run)),  # the session keeps only this key
+        gr.Slider(minimum=1, maximum=max(last, 2), value=middle, step=1, interactive=bool(run.steps)),
+        schedule,
+        pull,
+        anatomy,
+    )
 
 
 def stop_generation(request: gr.Request) -> None:
@@ -543,10 +424,13 @@ def text_to_image(
     num_images_per_prompt: int = 1,
     steps: int | None = None,
     count: int | None = None,
-) -> dict:
+) -> Iterator[dict]:
     """Generate `num_images_per_prompt` images for `prompt`. Unset settings take the model's
-    recommended values. Returns {"images": [base64 PNG, each carrying its recipe], "recipe": {...},
-    "notices": [...], "seconds": float}. An empty prompt runs unconditionally (with a notice).
+    recommended values. Streams {"step": k, "num_inference_steps": n} while it works, then the
+    result, which `client.predict` returns: {"images": [base64 PNG, each carrying its recipe],
+    "recipe": {...}, "notices": [...], "seconds": float}. Cancelling the job or hanging up ends the
+    work after the step in flight. An empty prompt runs unconditionally (with a notice). At most
+    images × steps × width × height per request (1,228,800 on a CPU, 268,435,456 on a GPU).
     `steps` and `count` are the deprecated names of `num_inference_steps` and
     `num_images_per_prompt`: they still work, with a notice."""
     try:
@@ -559,11 +443,15 @@ def text_to_image(
         settings |= dict(guidance_scale=guidance_scale, scheduler=scheduler or None, width=width, height=height)
         settings = {name: unset[name] if value is None else value for name, value in settings.items()}
         recipe = _recipe(entry, sent_as=sent_as, prompt=prompt, negative_prompt=negative_prompt, seed=seed, **settings)
-        run = compute.run(work_generate, recipe)
+        with contextlib.closing(stream(recipe, threading.Event(), previews=False)) as live:
+            for step, _, run in live:  # a GeneratorExit at a yield (Gradio closing the job) ends the run
+                if run is None:
+                    yield {"step": step + 1, "num_inference_steps": recipe.num_inference_steps}
+        images = [base64.b64encode(png_bytes(image, recipe, i)).decode() for i, image in enumerate(run.images)]
     except Exception as exc:
         raise user_error(exc, "Generation") from None
-    return {
-        "images": [base64.b64encode(png_bytes(image, recipe, i)).decode() for i, image in enumerate(run.images)],
+    yield {
+        "images": images,
         "recipe": dataclasses.asdict(recipe),
         "notices": notices + run.notices,
         "seconds": round(run.seconds, 3),
@@ -584,7 +472,7 @@ class TextToImageUI:
     preview: gr.Image
     status: gr.Markdown
     gallery: gr.Gallery
-    run: gr.State  # the last Run (for the debugger)
+    run: gr.State  # the key of the session's last Run in the step debugger's store (RUNS)
 
 
 def _model_row(default: str, r: dict) -> tuple[gr.Dropdown, gr.Dropdown, gr.Markdown, gr.Markdown]:
@@ -619,7 +507,15 @@ def _settings_column(r: dict) -> tuple[list, gr.Button, gr.Button, gr.Button, gr
         dice = gr.Button("🎲", scale=0, min_width=48)
         images = gr.Slider(1, MAX_IMAGES, value=4, step=1, label="Images")
     with gr.Row():
-        steps = gr.Slider(1, MAX_STEPS, elem_id="t2i-steps", value=r["num_inference_steps"], step=1, label="Steps")
+        steps = gr.Slider(
+            1,
+            MAX_STEPS,
+            elem_id="t2i-steps",
+            value=r["num_inference_steps"],
+            step=1,
+            label="Steps",
+            info=f"Images × steps × width × height: at most {max_cost():,} per request here.",
+        )
         guidance = gr.Slider(0, MAX_GUIDANCE, value=r["guidance_scale"], step=0.5, label="Guidance scale (w)")
     with gr.Row():
         width = gr.Slider(8, r["max_side"], value=r["width"], step=8, label="Width")

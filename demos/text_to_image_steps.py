@@ -9,6 +9,10 @@ scheduler or guidance scale (a *branch*). The pipeline's anatomy and "How it wor
 Reads top to bottom: recording → pictures of latents → the debugger's views → branching →
 explainers → model work and Gradio glue → the accordions (``build_debugger``), which the tab
 (``demos/text_to_image.py``) places under its gallery.
+
+A finished run (every step's latents) is kept in ``RUNS``, a store with a byte budget and an age
+limit; the session's ``gr.State`` holds only its key, so a client that never comes back holds no
+memory, and a dropped run says "run it again".
 """
 
 from __future__ import annotations
@@ -27,17 +31,21 @@ import torch
 from PIL import Image
 
 from demos._glue import user_error
+from demos.text_to_image_recipe import MAX_GUIDANCE, check_scheduler_steps
 from shared import compute, runtime
 from shared.diffusion import SCHEDULERS, alpha_bar, make_scheduler
 from shared.images import enlarge
 from shared.loaders import TextToImage
+from shared.results import ResultStore
 from shared.validation import check_choice, check_float, check_int
 
 if TYPE_CHECKING:
     from demos.text_to_image import Run
 
 PREVIEW_PX = 256  # live preview and debugger frames are shown at least this large
-MAX_GUIDANCE = 30.0  # the top of guidance_scale, for a generation and for a branch
+RUNS_MAX_BYTES = 256 * 2**20  # every session's last run together (an SD 1.5 run of 50 steps at 512² is ~17 MB)
+RUNS_MAX_AGE_S = 60 * 60  # a run nobody has looked at for an hour is dropped
+RUNS = ResultStore(RUNS_MAX_BYTES, RUNS_MAX_AGE_S)  # key (in the session's gr.State) → Run
 
 HOW_IT_WORKS = """
 **Diffusion in four lines.** Training takes real images, adds Gaussian noise of a random strength
@@ -345,6 +353,7 @@ def branch(entry: TextToImage, run: Run, k: int, scheduler_name: str, guidance_s
     recipe, record = run.recipe, run.steps[k]
     # 1. the new scheduler's timesteps, entered at the one nearest step k's
     scheduler = make_scheduler(scheduler_name, pipe.scheduler.config)
+    check_scheduler_steps(scheduler, recipe.num_inference_steps, "the run's steps")
     scheduler.set_timesteps(recipe.num_inference_steps)
     timesteps = scheduler.timesteps
     start = int(torch.argmin((timesteps.float() - record.timestep).abs()))
@@ -402,6 +411,17 @@ def anatomy_markdown(entry: TextToImage) -> str:
 # --- model work (on a worker, through shared.compute) and Gradio glue --------------------------------
 
 
+def run_nbytes(run: Run) -> int:
+    """About how much memory a run holds: every step's tensors, and its images as RGB bytes."""
+    tensors = (t for r in run.steps for t in (r.x_t, r.eps, r.x0, r.eps_uncond, r.eps_cond) if t is not None)
+    return sum(t.nbytes for t in tensors) + sum(image.width * image.height * 3 for image in run.images)
+
+
+def kept_run(key: object) -> Run:
+    """The run a session's key names; a ValueError that says to run it again once it was dropped."""
+    return RUNS.get(key, "That generation")
+
+
 def work_run_panels(run: Run, k: int) -> tuple[pd.DataFrame, pd.DataFrame, str]:
     """After a run: the schedule plot marked at step k, the guidance plot and the anatomy table."""
     entry = runtime.text_to_image(run.recipe.model)
@@ -420,16 +440,17 @@ def work_branch(run: Run, k: int, scheduler: str, guidance_scale: float) -> Imag
     return branch(runtime.text_to_image(run.recipe.model), run, k, scheduler, guidance_scale)
 
 
-def show_step(run: Run | None, k: int):
+def show_step(key: str | None, k: int):
     """The step debugger's slider: frames of step k and the schedule plot marked there."""
-    if run is None:
+    if key is None:
         raise gr.Error("Generate an image first: the debugger shows its steps.")
-    if not run.steps:  # a denoiser the recorder couldn't watch: nothing to show, and nothing to complain about
-        return (gr.skip(),) * 4 + (
-            "This pipeline's denoiser could not be watched, so there are no steps to show.",
-            gr.skip(),
-        )
     try:
+        run = kept_run(key)
+        if not run.steps:  # a denoiser the recorder couldn't watch: nothing to show, nothing to complain about
+            return (gr.skip(),) * 4 + (
+                "This pipeline's denoiser could not be watched, so there are no steps to show.",
+                gr.skip(),
+            )
         if isinstance(k, (int, float)) and math.isfinite(k):
             k = min(int(k), len(run.steps))  # the slider may sit past the end of a stopped run
         view, schedule = compute.run(work_step_panels, run, k)
@@ -438,10 +459,11 @@ def show_step(run: Run | None, k: int):
     return view.x_t, view.x0, view.eps, view.guidance, view.text, schedule
 
 
-def branch_ui(run: Run | None, k: int, scheduler: str, guidance_scale: float):
-    if run is None:
+def branch_ui(key: str | None, k: int, scheduler: str, guidance_scale: float):
+    if key is None:
         raise gr.Error("Generate an image first, then branch from one of its steps.")
     try:
+        run = kept_run(key)
         image = compute.run(work_branch, run, k, scheduler, guidance_scale)
     except Exception as exc:
         raise user_error(exc, "Generation") from None
@@ -500,7 +522,8 @@ class DebuggerUI:
 
 def build_debugger(run_state: gr.State) -> DebuggerUI:
     """The step debugger, the noise schedule, the anatomy and "How it works", as accordions, with
-    the debugger's own events wired (its slider and Branch)."""
+    the debugger's own events wired (its slider and Branch). ``run_state`` holds the key of the
+    session's last run in ``RUNS``."""
     heavy = dict(concurrency_id="gpu", concurrency_limit=runtime.get().concurrency, api_visibility="private")
     k, frames, pull, (branch_scheduler, branch_guidance, branch_go, branched) = _debugger_accordion()
     schedule, anatomy = _explainer_accordions()

@@ -4,6 +4,12 @@ Each browser session may run one training run; the grid decodes the same 16 late
 every few steps, so you watch *them* turn into digits, and the loss curves grow beside it. The
 Latent sampling tab shows this as its "Training lab" sub-tab.
 
+A run holds one of the app's LAB_MAX_RUNS slots only while someone looks at it: each view (the
+page's 2 s timer) and each lab action renews its lease, and a run whose lease has run out stops
+itself and gives its slot up, so a client that starts a run and leaves (an API call, a browser
+that never says goodbye) cannot keep a slot. A run that finished (LAB_MAX_STEPS reached, or a
+failed step) no longer counts against the slots either.
+
 Every random draw of a run (initial weights, batches, noise, dropout masks) comes from the run's
 own ``torch.Generator``: torch's global generator is never read or reseeded, so a lab running
 next to other requests never changes their seeded results. Each step runs on a model worker
@@ -17,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import threading
+import time
 from collections.abc import Callable
 
 import gradio as gr
@@ -39,6 +46,8 @@ LAB_KINDS = ("vae", "gan")
 LAB_BATCH = 64
 LAB_MAX_RUNS = 2  # training runs at once in the whole app (each keeps a model worker busy)
 LAB_MAX_STEPS = 20_000  # a run stops itself here
+LAB_LEASE_S = 90.0  # a run nobody looked at for this long stops and frees its slot (the page looks every 2 s;
+# a hidden browser tab's timers may slow to one a minute, so the lease outlasts that)
 FIXED_LATENTS = 16  # the points decoded after each step, to show progress
 SHOW_EVERY = 5  # steps between redrawing those points (the view reads the last drawing)
 
@@ -132,6 +141,7 @@ class TrainingRun:
         self.steps = 0
         self.history: list[dict] = []
         self.error: str | None = None  # why the background loop stopped, if it failed
+        self.seen_at = time.monotonic()  # the lease: renewed by every view and action of its session
         self._lock = threading.Lock()
         self._running = threading.Event()
         self._stopped = threading.Event()
@@ -179,9 +189,22 @@ class TrainingRun:
     def running(self) -> bool:
         return self._running.is_set()
 
+    @property
+    def finished(self) -> bool:
+        """It will train no more: LAB_MAX_STEPS reached, or a step failed."""
+        return self.error is not None or self.steps >= LAB_MAX_STEPS
+
+    def renew(self) -> None:
+        self.seen_at = time.monotonic()
+
+    @property
+    def expired(self) -> bool:
+        """Nobody has looked at it for LAB_LEASE_S: its slot is free for others."""
+        return time.monotonic() - self.seen_at > LAB_LEASE_S
+
     def start(self) -> None:
         self._running.set()
-        if self._thread is None:
+        if self._thread is None or not self._thread.is_alive():  # a loop that ended (its lease ran out) starts again
             self._thread = threading.Thread(target=self._loop, name="training-lab", daemon=True)
             self._thread.start()
 
@@ -195,7 +218,7 @@ class TrainingRun:
             self._thread.join(timeout=10)
 
     def _loop(self) -> None:
-        while not self._stopped.is_set():
+        while not self._stopped.is_set() and not self.expired:  # a run nobody watches stops by itself
             if not self._running.wait(timeout=0.5):
                 continue
             if self._stopped.is_set() or self.steps >= LAB_MAX_STEPS:
@@ -215,34 +238,58 @@ _runs_lock = threading.Lock()
 
 
 def _run_of(request: gr.Request | None) -> TrainingRun | None:
+    """This session's run, its lease renewed (None if it has none, or its lease ran out)."""
     with _runs_lock:
-        return _runs.get(session_id(request))
+        run = _runs.get(session_id(request))
+        if run is None or run.expired:
+            return None
+        run.renew()
+        return run
+
+
+def _sweep() -> None:
+    """Forget the runs whose lease ran out, stopping them (called on every claim and every view)."""
+    with _runs_lock:
+        gone = [session for session, run in _runs.items() if run.expired]
+        stale = [_runs.pop(session) for session in gone]
+    for run in stale:
+        run.stop()
 
 
 def _claim(request: gr.Request | None, kind: str, *, replace: bool) -> TrainingRun:
-    """This session's run, made if it has none (within the app's LAB_MAX_RUNS). With ``replace``,
-    a run of another kind is stopped and a fresh one of ``kind`` takes its place."""
+    """This session's run, its lease renewed, made if it has none (within the app's LAB_MAX_RUNS
+    unfinished runs). With ``replace``, a run of another kind is stopped and a fresh one of
+    ``kind`` takes its place; a finished run is always replaced."""
+    _sweep()
     session, old = session_id(request), None
     with _runs_lock:
         run = _runs.get(session)
-        if run is not None and replace and run.kind != kind:
+        if run is not None and (run.finished or (replace and run.kind != kind)):
             old, run = _runs.pop(session), None
         if run is None:
-            if len(_runs) >= LAB_MAX_RUNS:
+            if sum(not other.finished for other in _runs.values()) >= LAB_MAX_RUNS:
                 raise ValueError(f"{LAB_MAX_RUNS} training runs are going already; try again when one stops.")
             run = _runs[session] = compute.run(TrainingRun, kind)  # building runs torch ops too
+        run.renew()
     if old is not None:
         old.stop()
     return run
 
 
 def lab_view(request: gr.Request):
-    """The current run's sample grid (fixed latents), loss curves and status."""
+    """The current run's sample grid (fixed latents), loss curves and status (the 2 s timer: it
+    renews this session's lease and frees the slots of runs nobody looks at)."""
+    _sweep()
     run = _run_of(request)
     if run is None:
         return gr.skip(), gr.skip(), "No training run. Pick GAN or VAE and press **Start**."
     samples = run.shown  # drawn by the run itself on the worker: the view never waits behind other jobs
-    state = f"stopped: {run.error}" if run.error else "training" if run.running else "paused"
+    if run.error:
+        state = f"stopped: {run.error}"
+    elif run.steps >= LAB_MAX_STEPS:
+        state = f"finished at {LAB_MAX_STEPS:,} steps (press Start for a fresh run)"
+    else:
+        state = "training" if run.running else "paused"
     last = ", ".join(f"{k} {v:.3f}" for k, v in run.history[-1].items() if k != "step") if run.history else ""
     return (
         grid_image(samples, columns=8),

@@ -346,8 +346,10 @@ def resolve(choice: str, task: str | tuple[str, ...], *, allow_any_model: bool =
 
     ``task`` may name several tasks a tab accepts (the attention tab takes chat models too)."""
     tasks = (task,) if isinstance(task, str) else task
-    if not isinstance(choice, str) or not choice.strip():
+    if choice is None or (isinstance(choice, str) and not choice.strip()):
         raise ValueError("No model was chosen.")
+    if not isinstance(choice, str):
+        raise ValueError(f"The model must be a catalog key (text), got {type(choice).__name__}.")
     choice = choice.strip()
     spec = CATALOG.get(choice)
     if spec is not None:

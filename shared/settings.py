@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import ipaddress
 import os
 import sys
 from collections.abc import Mapping, Sequence
@@ -16,6 +17,7 @@ from pathlib import Path
 ENV_PREFIX = "PLAYGROUND_"
 PRESETS = ("bundled", "cpu", "gpu")
 DEVICES = ("auto", "cpu", "cuda", "mps")
+JOBS_PER_VISITOR_HOSTED = 3  # model jobs (queued + running) one visitor may hold when the app is hosted
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,6 +41,35 @@ class Settings:
             Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")).expanduser() / "genai-playground"
         )
     )
+    operator_controls: bool | None = None  # the System panel's "Unload all models"; None = on only on_this_machine
+    max_jobs_per_visitor: int | None = None  # model jobs one visitor may hold; 0 = no limit; None = 3 when hosted
+    trust_forwarded_for: bool = False  # the visitor is X-Forwarded-For's last address (only behind your own proxy)
+
+    @property
+    def on_this_machine(self) -> bool:
+        """The laptop case: bound to loopback, no share link, no proxy in front, so every visitor is the operator."""
+        return is_loopback(self.host) and not self.share and not self.trust_forwarded_for
+
+    @property
+    def operator_controls_on(self) -> bool:
+        return self.on_this_machine if self.operator_controls is None else self.operator_controls
+
+    @property
+    def jobs_per_visitor(self) -> int:
+        """The per-visitor limit in force (0 = none): on this machine there is one visitor, so none by default."""
+        if self.max_jobs_per_visitor is not None:
+            return self.max_jobs_per_visitor
+        return 0 if self.on_this_machine else JOBS_PER_VISITOR_HOSTED
+
+
+def is_loopback(host: str) -> bool:
+    """127.0.0.1, ::1 or localhost: only this machine can connect."""
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[] ")).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to anything
 
 
 def _parse_auth(value: str) -> tuple[str, str]:
@@ -61,6 +92,13 @@ def _positive_int(value: str) -> int:
     number = int(value)
     if number < 1:
         raise argparse.ArgumentTypeError("must be ≥ 1")
+    return number
+
+
+def _non_negative_int(value: str) -> int:
+    number = int(value)
+    if number < 0:
+        raise argparse.ArgumentTypeError("must be ≥ 0")
     return number
 
 
@@ -106,6 +144,26 @@ def build_parser() -> argparse.ArgumentParser:
         "--stream-interval", type=_non_negative_float, help="seconds between streamed updates (default 0.2)"
     )
     parser.add_argument("--max-image-pixels", type=_positive_int, help="largest upload, in pixels (default 4096²)")
+    parser.add_argument(
+        "--operator-controls",
+        type=_parse_bool,
+        nargs="?",
+        const=True,
+        help="show 'Unload all models' (default: only when bound to loopback without --share)",
+    )
+    parser.add_argument(
+        "--max-jobs-per-visitor",
+        type=_non_negative_int,
+        help=f"model jobs one visitor may have queued or running; 0 = no limit "
+        f"(default {JOBS_PER_VISITOR_HOSTED} when hosted, none on loopback)",
+    )
+    parser.add_argument(
+        "--trust-forwarded-for",
+        type=_parse_bool,
+        nargs="?",
+        const=True,
+        help="take the visitor's address from X-Forwarded-For (only behind your own proxy on another host)",
+    )
     return parser
 
 

@@ -144,3 +144,16 @@ def test_qkv_recomputation_for_other_layouts(builder, tmp_path):
     for layer, head, token in [(0, 0, 3), (1, 3, len(result.tokens) - 1)]:
         r = attention.retrieval(am, result, layer, head, token)
         np.testing.assert_allclose(r.weights, out.attentions[layer][0, head, token].numpy(), atol=1e-5)
+
+
+@pytest.mark.parametrize("temperature", [1e-300, 5e-324, 1e-4])
+def test_temperatures_too_small_to_sample_with_are_greedy(llama, temperature):
+    result = attention.compute_attention(llama, TEXT)
+    greedy = attention.next_token_rows(llama, result.next_logits, 0.0, 0, 1.0)
+    assert attention.next_token_rows(llama, result.next_logits, temperature, 5, 0.9) == greedy
+
+
+@pytest.mark.parametrize("text", ["the cat \ud800", "\udc00 sat"])
+def test_a_lone_surrogate_gets_a_clear_message(llama, text):
+    with pytest.raises(ValueError, match="lone surrogate"):
+        attention.compute_attention(llama, text)

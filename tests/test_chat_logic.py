@@ -268,3 +268,130 @@ def test_regenerate_and_undo():
     assert chat.last_user_turn(HISTORY) == HISTORY[:3]
     assert chat.undo(HISTORY) == (HISTORY[:2], HISTORY[2]["content"])
     assert chat.undo([]) == ([], "")
+
+
+# --- inputs that are valid and used to fail; what one request may cost ---------------------------
+
+
+@pytest.mark.parametrize("temperature", [1e-300, 5e-324, 1e-40, 1e-4])
+def test_temperatures_too_small_to_sample_with_are_greedy(lm, temperature):
+    """Sampling divides the scores by the temperature: below ~1e-39 they overflow float32 and
+    generate fails ("probability tensor contains inf"); below MIN_TEMPERATURE (0.001) it is greedy."""
+    greedy = run(lm, USER, temperature=0.0)
+    tiny = run(lm, USER, temperature=temperature, top_k=50, top_p=0.9)
+    assert tiny.text == greedy.text and tiny.stats.greedy and greedy.stats.greedy
+    assert "greedy" in chat.stats_markdown(tiny.stats) and "seed" not in chat.stats_markdown(tiny.stats)
+    sampled = run(lm, USER, temperature=chat.MIN_TEMPERATURE)
+    assert not sampled.stats.greedy and "sampled, seed 0" in chat.stats_markdown(sampled.stats)
+    assert "0.001" in chat.SLIDERS["temperature"][4]
+
+
+def test_a_reply_stops_at_the_time_limit(lm, monkeypatch):
+    monkeypatch.setattr(chat_engine, "MAX_REPLY_S", 0.0)
+    final = run(lm, USER, max_new_tokens=200)
+    assert final.stats.finish == "time limit" and final.stats.completion_tokens < 200
+
+
+def test_max_new_tokens_is_bounded_by_the_window(lm):
+    with pytest.raises(ValueError, match="below the model's window of 256 tokens"):
+        run(lm, USER, max_new_tokens=256)
+
+
+@pytest.mark.parametrize("text", ["bad \ud800 surrogate", "\udfff"])
+def test_lone_surrogates_get_a_clear_message_on_every_path(text):
+    import gradio as gr
+
+    history = [{"role": "user", "content": [{"type": "text", "text": text}]}]
+    with pytest.raises(ValueError, match="lone surrogate"):
+        chat.validate_message(text)
+    with pytest.raises(ValueError, match="history message 0 contains an invalid character"):
+        chat.normalize_history(history)
+    with pytest.raises(ValueError, match="system prompt contains an invalid character"):
+        chat.build_messages(text, USER)
+    for handler in (
+        lambda: chat.add_user_message(text, []),
+        lambda: chat.edit(HISTORY, gr.EditData(None, {"index": 0, "value": text, "previous_value": "hi"})),
+        lambda: chat.export(history, "tiny"),
+        lambda: chat.export(USER, text),
+        lambda: chat.conversation_as_seen("tiny", history, ""),
+        lambda: chat.conversation_as_seen("tiny", USER, text),
+    ):
+        with pytest.raises(gr.Error, match="lone surrogate"):
+            handler()
+
+
+def test_a_history_of_exactly_the_limit_is_accepted_with_the_new_message():
+    history = [
+        {"role": "user" if i % 2 == 0 else "assistant", "content": "hi"} for i in range(chat.MAX_HISTORY_MESSAGES)
+    ]
+    assert len(chat.normalize_history(history)) == 500
+    with pytest.raises(ValueError, match="501 messages; the limit is 500"):
+        chat.normalize_history([*history, USER[0]])
+
+
+def test_a_history_over_the_character_cap_is_refused_with_a_clear_message():
+    history = [{"role": "user", "content": "x" * chat.MAX_MESSAGE_CHARS}] * (chat.MAX_HISTORY_CHARS // 20_000 + 1)
+    with pytest.raises(
+        ValueError, match="more than 1,000,000 characters .by message 50.; .* send only the recent part"
+    ):
+        chat.normalize_history(history)
+
+
+def test_the_page_sends_only_the_newest_part_of_a_long_conversation():
+    """The page keeps every message; a request carries the newest MAX_HISTORY_MESSAGES (+ the new
+    one) within MAX_HISTORY_CHARS, starting on a user turn, so a long chat never gets refused."""
+    turns = [{"role": ("user", "assistant")[i % 2], "content": [{"type": "text", "text": f"m{i}"}]} for i in range(700)]
+    carried, left_out = chat.recent([*turns, USER[0]])
+    assert len(carried) == 501 and left_out == 200 and carried[0]["role"] == "user" and carried[-1] == USER[0]
+    assert len(chat.normalize_history(carried, max_messages=501))
+    long = [{"role": ("user", "assistant")[i % 2], "content": "y" * 20_000} for i in range(120)]
+    carried, left_out = chat.recent(long)
+    assert sum(len(m["content"]) for m in carried) <= chat.MAX_HISTORY_CHARS + chat.MAX_MESSAGE_CHARS
+    assert left_out == 120 - len(carried) and carried[0]["role"] == "user" and left_out > 0
+    assert chat.recent([]) == ([], 0) and chat.recent(USER) == (USER, 0)
+
+
+def test_a_huge_history_costs_what_the_window_holds(lm_stops):
+    """500 × 20,000 characters (10 MB): only about a window's worth is ever tokenized (it took
+    12 s with the tiny tokenizer and ~40 s with SmolLM2's when the whole history was), and the
+    result is what dropping the oldest turns one by one gives."""
+    words = ("the cat sat on the mat . " * 1000)[:20_000]
+    history = [{"role": ("user", "assistant")[i % 2], "content": words} for i in range(499)] + USER
+    start = time.perf_counter()
+    kept, ids, dropped = chat.fit_to_context(lm_stops.tokenizer, history, window=64, max_new_tokens=8)
+    assert time.perf_counter() - start < 1.5
+    assert kept == USER and dropped == 499 and len(ids) <= 56
+
+    short = [{"role": ("user", "assistant")[i % 2], "content": f"what is the capital of france {i}"} for i in range(41)]
+    kept, ids, dropped = chat.fit_to_context(lm_stops.tokenizer, short, window=64, max_new_tokens=8)
+    reference = short
+    while len(chat_engine._encode(lm_stops.tokenizer, reference)) > 56:
+        reference = reference[1:]
+    while reference[0]["role"] != "user":
+        reference = reference[1:]
+    assert kept == reference and dropped == len(short) - len(reference)
+
+
+def test_exports_go_to_the_swept_scratch_folder(monkeypatch):
+    """Exports are written under shared/scratch's folder, which deletes old ones past its age or
+    byte budget (they used to go to a new temp folder each, never deleted)."""
+    from shared import scratch
+
+    def exports():
+        return sorted(scratch.root().glob("chat-export-*/conversation.*"))
+
+    messages = [*USER, {"role": "assistant", "content": "fine " * 2000}]
+    before = set(exports())
+    returned = chat.export(messages, "tiny").value
+    written = [p for p in exports() if p not in before]
+    assert [p.name for p in written] == ["conversation.json", "conversation.md"]
+    assert [f["orig_name"] for f in returned] == ["conversation.json", "conversation.md"]
+    assert json.loads(written[0].read_text())["messages"] == messages
+    monkeypatch.setattr(scratch, "MAX_BYTES", 1)  # every older export is over the budget now
+    chat.export(messages, "tiny")
+    assert not any(p.exists() for p in written) and len(exports()) == 2
+    too_big = [{"role": "user", "content": "x" * 20_000}] * 500  # the 40 MB export of the issue
+    with pytest.raises(Exception, match="more than 1,000,000 characters"):
+        chat.export(too_big, "tiny")
+    with pytest.raises(Exception, match="model must be text"):
+        chat.export(messages, 42)

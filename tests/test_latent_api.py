@@ -1,7 +1,10 @@
 """The latent-sampling endpoints of the launched app over gradio_client."""
 
+import json
 import math
+import time
 
+import httpx
 import numpy as np
 import pytest
 from gradio_client.exceptions import AppError
@@ -52,6 +55,10 @@ BAD = [
     ("/traverse", dict(dims=[8]), "out of range"),
     ("/traverse", dict(dims=[]), "at least one"),
     ("/traverse", dict(steps=10**6), "steps"),
+    ("/traverse", dict(dims=[1.9]), "whole number"),  # refused, never truncated to 1
+    ("/interpolate", dict(a=[[0.0] * 8, [1.0] * 8], b=[1.0] * 8), "a must be one latent vector.*2 rows"),
+    ("/interpolate", dict(a=[0.0] * 8, b=[[1.0] * 8] * 3), "b must be one latent vector.*3 rows"),
+    ("/traverse", dict(dims=list(range(8)) * 4, num_frames=16), "512 images, past the 256.*at most 8 num_frames"),
 ]
 
 
@@ -78,3 +85,50 @@ def test_public_names_follow_the_libraries_and_old_names_still_work_with_a_notic
         client.predict(model="digits-vae", dims=[1], num_frames=10**6, api_name="/traverse")
     with pytest.raises(AppError, match="old name"):
         client.predict(model="digits-vae", num_images=2, count=2, api_name="/sample_latents")
+
+
+def test_slerp_from_the_prior_mean_works(client):
+    """A zero latent has no direction to turn through: slerp walks the straight line, finite."""
+    for a, b in (([0.0] * 8, [1.0] * 8), ([0.0] * 8, [0.0] * 8)):
+        out = client.predict(model="digits-vae", a=a, b=b, num_frames=5, kind="slerp", api_name="/interpolate")
+        lerp = client.predict(model="digits-vae", a=a, b=b, num_frames=5, kind="lerp", api_name="/interpolate")
+        assert out["latents"] == lerp["latents"] and np.isfinite(np.array(out["images"])).all()
+
+
+def raw_call(app_url: str, api_name: str, data: list) -> tuple[str, object]:
+    """One call over raw HTTP (POST /call, then its SSE stream): (the last event's name, its data)."""
+    with httpx.Client(base_url=app_url + "gradio_api/", timeout=60) as http:
+        posted = http.post(f"call/{api_name}", json={"data": data})
+        assert posted.status_code == 200, posted.text
+        lines = http.get(f"call/{api_name}/{posted.json()['event_id']}").text.strip().splitlines()
+    event = [line[6:].strip() for line in lines if line.startswith("event:")][-1]
+    return event, json.loads([line[5:] for line in lines if line.startswith("data:")][-1])
+
+
+def test_raw_json_a_2d_latent_and_a_fractional_dimension_are_refused(app_url):
+    two_rows = ["digits-vae", [[0.0] * 8, [1.0] * 8], [1.0] * 8, 4, "slerp", None]
+    event, message = raw_call(app_url, "interpolate", two_rows)
+    assert event == "error" and "a must be one latent vector" in str(message)
+    event, message = raw_call(app_url, "traverse", ["digits-vae", 0, [1.9], 3.0, 3, None])
+    assert event == "error" and "whole number" in str(message)
+    event, out = raw_call(app_url, "traverse", ["digits-vae", 0, [1], 3.0, 3, None])
+    assert event == "complete" and out[0]["dims"] == [1]
+
+
+@pytest.mark.parametrize("model", ["shapes-gan", "shapes-vae"])
+def test_the_largest_allowed_calls_stay_short(app_url, model):
+    """The biggest request each endpoint takes, on the bundled colour models, over raw HTTP: 256
+    samples, a 64-frame walk, 16 dimensions × 16 frames (the 256-image cap; 512 took 3.5 s). Each
+    is about a second of server time on 2 idle CPU cores, most of it Gradio walking the JSON."""
+    dim = len(raw_call(app_url, "sample_latents", [model, 0, 1, 1.0, None, None])[1][0]["latents"][0])
+    calls = {
+        "sample_latents": [model, 0, 256, 1.0, None, None],
+        "interpolate": [model, [0.5] * dim, [-0.5] * dim, 64, "slerp", None],
+        "traverse": [model, 0, [d % dim for d in range(16)], 3.0, 16, None],
+    }
+    for api_name, data in calls.items():
+        start = time.perf_counter()
+        event, out = raw_call(app_url, api_name, data)
+        seconds = time.perf_counter() - start
+        print(f"\n{model} /{api_name} (largest): {len(out[0]['images'])} images in {seconds:.2f} s")
+        assert event == "complete" and len(out[0]["images"]) in (256, 64) and seconds < 10

@@ -2,6 +2,7 @@
 
 import io
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -40,6 +41,40 @@ def test_slerp_endpoints_and_norm():
 def test_slerp_of_parallel_vectors_falls_back_to_lerp():
     a = torch.ones(4)
     torch.testing.assert_close(ls.slerp(a, 2 * a, torch.tensor([0.5])), torch.full((1, 4), 1.5))
+
+
+def test_slerp_with_a_zero_latent_is_the_straight_line_and_finite():
+    """The prior's mean (all zeros) has no direction: slerp falls back to lerp instead of 0/0."""
+    zero, b, t = torch.zeros(8), torch.randn(8, generator=torch.Generator().manual_seed(0)), torch.linspace(0, 1, 5)
+    for a, c in ((zero, b), (b, zero), (zero, zero)):
+        path = ls.slerp(a, c, t)
+        assert torch.isfinite(path).all()
+        torch.testing.assert_close(path, ls.lerp(a, c, t))
+    walks = ls.walk("digits-vae", [0.0] * 8, b.tolist(), 5)
+    assert all(torch.isfinite(images).all() and len(images) == 5 for _, images in walks.values())
+
+
+def test_a_latent_end_must_be_one_vector_never_cut_to_its_first_row():
+    assert ls.check_latent("a", [[0.5] * 8], 8).shape == (8,)
+    for rows in ([[0.0] * 8, [1.0] * 8], [[0.0] * 8] * 3):
+        with pytest.raises(ValueError, match=f"a must be one latent vector of 8 numbers; got {len(rows)} rows"):
+            ls.check_latent("a", rows, 8)
+    with pytest.raises(ValueError, match="b must be one latent vector"):
+        ls.walk("digits-vae", [0.0] * 8, [[0.0] * 8, [1.0] * 8], 4)
+
+
+def test_dimensions_must_be_whole_numbers_never_truncated():
+    for dims, match in (([1.9], "whole number, got 1.9"), (["1.5"], "whole number"), ([1e309], "finite|whole")):
+        with pytest.raises(ValueError, match=match):
+            ls._dims(8, dims)
+    assert ls._dims(8, [1.0, "2", " 3 "]) == [1, 2, 3]
+
+
+def test_walk_gifs_go_to_the_swept_scratch_folder():
+    from shared import scratch
+
+    *_, gifs = ls.walk_views(ls.walk("digits-vae", 1, 2, 4, seeds=True))
+    assert len(gifs) == 2 and all(Path(g).parent.parent == scratch.root() and Path(g).stat().st_size for g in gifs)
 
 
 def test_same_seed_same_latents_and_scale():

@@ -58,9 +58,18 @@ def test_every_event_is_queued_and_model_work_shares_one_group(launched_app):
     assert launched_app._queue.max_size == runtime.get().settings.max_queue
 
 
-def test_only_documented_endpoints_are_callable(launched_app):
-    public = {fn.api_name for fn in launched_app.fns.values() if fn.api_visibility != "private"}
-    assert public == {"chat", "attention", "sample_latents", "interpolate", "traverse", "text_to_image"}
+def test_only_documented_endpoints_are_callable(launched_app, app_url):
+    """Not just the visibility flag: what a client can call. Only the documented endpoints have a name
+    (``/call/<name>`` finds events by name), ``/run/<name>`` is closed, and a page event's old name is a 404.
+    tests/test_surface.py tries every route for every event."""
+    documented = {"chat", "attention", "sample_latents", "interpolate", "traverse", "text_to_image"}
+    assert {fn.api_name for fn in launched_app.fns.values() if fn.api_visibility != "private"} == documented
+    assert {fn.api_name for fn in launched_app.fns.values() if fn.api_name} == documented
+    assert launched_app.api_open is False
+    with httpx.Client(base_url=app_url, timeout=30) as http:
+        assert http.post("/gradio_api/run/chat", json={"data": []}).status_code == 404
+        assert http.post("/gradio_api/call/respond", json={"data": []}).status_code == 404
+        assert http.post("/gradio_api/call/chat", json={"data": []}).status_code == 422  # reached: too few values
 
 
 def test_analytics_and_telemetry_are_off(launched_app):

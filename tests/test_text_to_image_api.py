@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -70,6 +71,9 @@ BAD = [
     (dict(model="no-such-model"), "Unknown model"),
     (dict(model="smollm2-135m-instruct"), "not a text-to-image model"),
     (dict(model="nan-sd"), "NaN"),
+    # past the CPU's cost cap (images × steps × pixels): the message says what to lower
+    (dict(num_images_per_prompt=8, num_inference_steps=150, width=64, height=64), "too large.*at most 37 steps"),
+    (dict(scheduler="LCM", num_inference_steps=51), "LCM scheduler takes at most 50 steps"),  # not `strength`
 ]
 
 
@@ -138,3 +142,57 @@ def test_a_consumer_that_leaves_stops_the_generation(launched_app):
     live.close()
     assert stop.is_set()
     assert compute.run(lambda: "free") == "free"  # the worker is released (the run ended early)
+
+
+def test_progress_streams_while_it_works_and_predict_returns_the_result(client):
+    """A generator endpoint: {"step", "num_inference_steps"} while it works, then the result."""
+    job = client.submit(**GOOD, api_name="/text_to_image")
+    result = job.result(timeout=60)
+    *progress, last = job.outputs()
+    assert last == result and len(result["images"]) == 2 and "step" not in result
+    assert progress and all(p.keys() == {"step", "num_inference_steps"} for p in progress)
+    assert [p["step"] for p in progress] == sorted(p["step"] for p in progress) and progress[-1]["step"] <= 4
+
+
+def test_a_run_waiting_on_a_busy_worker_still_yields_so_it_can_be_cancelled(launched_app):
+    """While no step comes (the worker is busy, a step is slow), the live stream still yields every
+    TICK_S: only at a yield can Gradio close a cancelled job's generator."""
+    recipe = t2i.check_recipe(
+        model="tiny-sd", revision=None, prompt="a red circle", negative_prompt="", seed=0, num_inference_steps=4,
+        guidance_scale=3.0, scheduler="DDIM", width=32, height=32, num_images_per_prompt=1,
+    )  # fmt: skip
+    busy = compute.submit(time.sleep, 1.0)
+    items = list(t2i.stream(recipe, threading.Event(), previews=False))
+    busy.result()
+    ticks = [step for step, preview, run in items if step == -1 and preview is None and run is None]
+    assert len(ticks) >= 3, items  # ~1 s of waiting at one tick per 0.2 s
+    steps = [step for step, _, _ in items[len(ticks) : -1]]  # then each step (a slow one ticks again)
+    assert sorted(set(steps)) == [0, 1, 2, 3] and steps == sorted(steps)
+    assert items[-1][0] == 4 and len(items[-1][2].images) == 1
+
+
+def test_the_generate_button_leaves_only_a_key_in_the_session(launched_app, monkeypatch):
+    """generate_ui's run goes to the debugger's store under a byte budget; the session's gr.State
+    gets its key, and a dropped run tells the debugger to run it again."""
+    import gradio as gr
+
+    from demos import text_to_image_steps as t2i_steps
+    from shared.results import ResultStore
+
+    def generate_once() -> str:
+        *_, final = t2i.generate_ui(
+            "tiny-sd", "a red circle", "", 0, 4, 3.0, "DDIM", 32, 32, 2, request=None, progress=lambda *a, **k: None
+        )
+        return final[4]
+
+    first = generate_once()
+    assert isinstance(first, str) and isinstance(t2i_steps.kept_run(first), t2i.Run)
+    assert t2i_steps.show_step(first, 2)[4].startswith("**Step 2 of 4**")
+    store = ResultStore(max_bytes=3 * t2i_steps.run_nbytes(t2i_steps.kept_run(first)))  # room for three runs
+    monkeypatch.setattr(t2i_steps, "RUNS", store)
+    keys = [generate_once() for _ in range(6)]  # six sessions' runs
+    assert len(store) == 3 and store.used_bytes() <= store.max_bytes
+    assert t2i_steps.show_step(keys[-1], 1)[4].startswith("**Step 1 of 4**")
+    for key in (keys[0], first):
+        with pytest.raises(gr.Error, match="run it again"):
+            t2i_steps.show_step(key, 1)

@@ -9,6 +9,7 @@ import json
 import struct
 import threading
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,10 +17,13 @@ import torch
 from PIL import Image
 
 from demos import text_to_image as t2i
+from demos import text_to_image_recipe as t2i_recipe
 from demos import text_to_image_steps as t2i_steps
+from shared import scratch
 from shared.diffusion import SCHEDULERS
 from shared.images import enlarge
 from shared.loaders import ModelLoadError, load_text_to_image
+from shared.results import ResultStore
 from tests.tiny_models import build_tiny_kandinsky, build_tiny_sd_pipeline, spec
 
 
@@ -159,6 +163,28 @@ def test_stop_ends_the_run_early(entry):
     assert any("Stopped after step 2 of 20" in n for n in run.notices)  # its PNGs won't reproduce it: said so
 
 
+def test_an_abandoned_run_ends_after_the_step_in_flight_without_decoding(entry):
+    """Nobody waits for the images (a cancelled job, a closed tab): the run ends between two steps
+    and the autoencoder never runs."""
+    abandon = threading.Event()
+    seen, decoded = [], []
+    hook = entry.pipe.vae.decoder.register_forward_pre_hook(lambda *_: decoded.append(1))  # a real torch hook
+
+    def on_step(i, n, r):
+        seen.append(i)
+        if i == 1:
+            abandon.set()
+
+    try:
+        with pytest.raises(ValueError, match="Stopped"):
+            t2i.generate(entry, recipe(num_inference_steps=20), on_step=on_step, abandon=abandon)
+        assert decoded == []
+        assert len(t2i.generate(entry, recipe()).images) == 2 and decoded  # the next run is whole, decoded
+    finally:
+        hook.remove()
+    assert seen == [0, 1]
+
+
 def test_requests_in_parallel_equal_serial_runs(entry):
     """Each request has its own scheduler and pipeline object; the recorder only hears its own thread."""
     recipes = [
@@ -251,12 +277,49 @@ def test_pixel_cap():
         )  # fmt: skip
 
 
+def test_cost_cap_says_what_to_lower_and_counts_images_steps_and_pixels():
+    """images × steps × pixels per request, under a cap that is tighter on a CPU."""
+    assert t2i.CPU_MAX_COST == 8 * 150 * 32 * 32 < t2i.MAX_COST
+    at_cap = recipe(num_images_per_prompt=8, num_inference_steps=37, width=64, height=64, max_cost=t2i.CPU_MAX_COST)
+    assert t2i_recipe.cost(at_cap) == 8 * 37 * 64 * 64 <= t2i.CPU_MAX_COST
+    assert recipe(num_images_per_prompt=8, num_inference_steps=150, max_cost=t2i.CPU_MAX_COST)  # any count at 32²
+    with pytest.raises(ValueError) as info:
+        recipe(num_images_per_prompt=8, num_inference_steps=150, width=64, height=64, max_cost=t2i.CPU_MAX_COST)
+    message = str(info.value)
+    assert "8 images × 150 steps × 64×64 pixels = 4,915,200" in message and "1,228,800" in message
+    assert "Lower num_images_per_prompt, num_inference_steps or the size" in message and "at most 37 steps" in message
+    with pytest.raises(ValueError, match="Lower count, steps or the size"):  # the names the client sent
+        t2i.check_recipe(
+            model="tiny-sd", revision=None, prompt="x", negative_prompt="", seed=0, num_inference_steps=150,
+            guidance_scale=3, scheduler="DDIM", width=64, height=64, num_images_per_prompt=8,
+            max_cost=t2i.CPU_MAX_COST, sent_as={"num_inference_steps": "steps", "num_images_per_prompt": "count"},
+        )  # fmt: skip
+    with pytest.raises(ValueError, match=r"cap of 100 per request\. Lower .* the size\.$"):  # not even one step fits
+        recipe(num_images_per_prompt=1, num_inference_steps=1, max_cost=100)
+    assert recipe(num_images_per_prompt=8, num_inference_steps=150, width=64, height=64, max_cost=None)
+
+
+def test_lcm_past_its_distillation_grid_is_refused_with_our_message(entry):
+    """LCM takes its steps from the 50 it was distilled on (original_inference_steps): past that,
+    our message names the limit and the parameter, never diffusers' `strength`."""
+    assert len(t2i.generate(entry, recipe(scheduler="LCM", num_inference_steps=50, num_images_per_prompt=1)).steps)
+    with pytest.raises(ValueError) as info:
+        t2i.generate(entry, recipe(scheduler="LCM", num_inference_steps=51))
+    message = str(info.value)
+    assert "at most 50 steps" in message and "num_inference_steps" in message and "strength" not in message
+    run = t2i.generate(entry, recipe(scheduler="DDIM", num_inference_steps=60, num_images_per_prompt=1))
+    with pytest.raises(ValueError, match="at most 50 steps.*the run's steps") as info:
+        t2i_steps.branch(entry, run, 3, "LCM", 1.0)
+    assert "strength" not in str(info.value)
+
+
 # --- the recipe in the PNG -----------------------------------------------------------------------
 
 
 def test_png_recipe_round_trips_and_reproduces_the_pixels(entry):
     run = t2i.generate(entry, recipe(negative_prompt="blue", scheduler="Euler ancestral"))
     paths = t2i.save_pngs(run)
+    assert all(Path(p).parent.parent == scratch.root() for p in paths)  # the swept scratch folder
     restored = t2i.recipe_from_png(paths[1])
     assert restored == run.recipe
     with Image.open(paths[1]) as image:
@@ -301,7 +364,7 @@ def test_restore_validates_the_recipe_it_reads():
     from PIL import PngImagePlugin
 
     info = PngImagePlugin.PngInfo()
-    info.add_text(t2i.RECIPE_KEY, '{"model": "tiny-sd", "prompt": "x", "negative_prompt": "", "seed": -5, '
+    info.add_text(t2i_recipe.RECIPE_KEY, '{"model": "tiny-sd", "prompt": "x", "negative_prompt": "", "seed": -5, '
                   '"steps": 4, "guidance_scale": 3, "scheduler": "DDIM", "width": 32, "height": 32, "count": 1}')  # fmt: skip
     buffer = io.BytesIO()
     Image.new("RGB", (8, 8)).save(buffer, format="PNG", pnginfo=info)
@@ -317,7 +380,7 @@ def test_older_pngs_that_say_steps_and_count_still_restore():
         data = dataclasses.asdict(recipe())
         data["steps"], data["count"] = data.pop("num_inference_steps"), data.pop("num_images_per_prompt")
         info = PngImagePlugin.PngInfo()
-        info.add_text(t2i.RECIPE_KEY, json.dumps({**data, **changes}))
+        info.add_text(t2i_recipe.RECIPE_KEY, json.dumps({**data, **changes}))
         buffer = io.BytesIO()
         Image.new("RGB", (8, 8)).save(buffer, format="PNG", pnginfo=info)
         return buffer.getvalue()
@@ -371,3 +434,30 @@ def test_a_pipeline_with_a_prior_loads_from_two_folders_and_is_watched(tmp_path)
     stop.set()
     with pytest.raises(ValueError, match="Stopped"):
         t2i.generate(entry, recipe(model="tiny-kandinsky", num_inference_steps=3), stop=stop)
+
+
+# --- the last run, kept by key ------------------------------------------------------------------
+
+
+def test_a_run_is_kept_by_key_and_a_dropped_one_says_run_it_again(entry, monkeypatch):
+    """The session's gr.State holds a key; the store keeps runs under a byte budget, and a dropped
+    run gives the debugger and Branch a clear message."""
+    import gradio as gr
+
+    run = t2i.generate(entry, recipe(num_inference_steps=5, num_images_per_prompt=1))
+    nbytes = t2i_steps.run_nbytes(run)
+    record = run.steps[0]
+    assert nbytes >= 5 * sum(t.nbytes for t in (record.x_t, record.eps, record.x0, record.eps_uncond, record.eps_cond))
+    store = ResultStore(max_bytes=nbytes)  # room for one run
+    monkeypatch.setattr(t2i_steps, "RUNS", store)
+    first = store.put(run, nbytes)
+    assert isinstance(first, str) and t2i_steps.kept_run(first) is run
+    second = store.put(run, nbytes)
+    assert t2i_steps.kept_run(second) is run and store.used_bytes() <= store.max_bytes
+    for view in (lambda key: t2i_steps.show_step(key, 1), lambda key: t2i_steps.branch_ui(key, 1, "DDIM", 3.0)):
+        with pytest.raises(gr.Error, match="no longer kept on the server.*run it again"):
+            view(first)
+        with pytest.raises(gr.Error, match="no longer kept"):
+            view("a key nobody was given")
+        with pytest.raises(gr.Error, match="Generate an image first"):
+            view(None)

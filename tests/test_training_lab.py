@@ -104,3 +104,85 @@ def test_sessions_share_a_few_slots_and_a_closed_tab_frees_its_own():
         for request in (first, second, third):
             training_lab.lab_stop(request)
     assert not _lab_threads()
+
+
+def _wait(condition, seconds: float = 20.0) -> bool:
+    deadline = time.time() + seconds
+    while not condition() and time.time() < deadline:
+        time.sleep(0.05)
+    return condition()
+
+
+def _sessions(*names):
+    return [types.SimpleNamespace(session_hash=name) for name in names]
+
+
+def test_runs_nobody_looks_at_give_their_slot_up_when_the_lease_runs_out(monkeypatch):
+    """Two API clients start runs and never come back (no heartbeat, no unload): a third is refused
+    while their leases last; once they run out the runs stop by themselves and the third gets a slot."""
+    import gradio as gr
+    import pytest
+
+    from demos import training_lab
+
+    first, second, third = _sessions("lease-a", "lease-b", "lease-c")
+    try:
+        training_lab.lab_start("vae", first)
+        training_lab.lab_start("gan", second)
+        assert _wait(lambda: len(_lab_threads()) == 2)
+        with pytest.raises(gr.Error, match="2 training runs are going already"):
+            training_lab.lab_start("vae", third)
+        monkeypatch.setattr(training_lab, "LAB_LEASE_S", 0.3)
+        assert _wait(lambda: not _lab_threads(), 10), "runs nobody looks at must stop by themselves"
+        assert "VAE" in training_lab.lab_start("vae", third)[2]
+        assert training_lab.lab_view(first)[2].startswith("No training run")
+    finally:
+        for request in (first, second, third):
+            training_lab.lab_stop(request)
+    assert not _lab_threads()
+
+
+def test_views_renew_the_lease(monkeypatch):
+    from demos import training_lab
+
+    (watched,) = _sessions("lease-watched")
+    monkeypatch.setattr(training_lab, "LAB_LEASE_S", 1.0)
+    try:
+        training_lab.lab_step("vae", watched)
+        for _ in range(6):  # 1.8 s in all, a view every 0.3 s: longer than the lease, never without a look
+            time.sleep(0.3)
+            assert "step 1" in training_lab.lab_view(watched)[2]
+        time.sleep(1.3)
+        assert training_lab.lab_view(watched)[2].startswith("No training run")
+    finally:
+        training_lab.lab_stop(watched)
+
+
+def test_finished_and_failed_runs_free_their_slots(monkeypatch):
+    """A run that reached LAB_MAX_STEPS and one whose step failed stay visible to their sessions
+    but no longer hold a slot; pressing Start again gives a fresh run."""
+    from demos import training_lab
+
+    monkeypatch.setattr(training_lab, "LAB_MAX_STEPS", 3)
+    done, failed, third = _sessions("finish-a", "finish-b", "finish-c")
+    try:
+        training_lab.lab_start("vae", done)
+        training_lab.lab_step("gan", failed)
+        broken = training_lab._run_of(failed)
+
+        def boom():
+            raise RuntimeError("a failing step")
+
+        broken.step = boom
+        training_lab.lab_start("gan", failed)
+        assert _wait(lambda: not _lab_threads())
+        assert "finished at 3 steps" in training_lab.lab_view(done)[2]
+        assert "stopped: The training step failed (RuntimeError)" in training_lab.lab_view(failed)[2]
+        assert "GAN" in training_lab.lab_start("gan", third)[2]  # both slots were free
+        finished = training_lab._run_of(done)
+        training_lab.lab_start("vae", done)
+        assert training_lab._run_of(done) is not finished  # a fresh run in the slot the failed run gave up
+    finally:
+        for request in (done, failed, third):
+            training_lab.lab_stop(request)
+    assert not _lab_threads()

@@ -339,6 +339,15 @@ def stop_session_runs(request: gr.Request) -> None:
     lab_stop(request)
 
 
+def stop_all() -> None:
+    """Stop every session's run (the app closing; tests, between modules)."""
+    with _runs_lock:
+        runs = list(_runs.values())
+        _runs.clear()
+    for run in runs:
+        run.stop()
+
+
 # --- the sub-tab --------------------------------------------------------------------------------
 
 

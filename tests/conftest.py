@@ -64,6 +64,31 @@ socket.socket.connect = _guarded_connect
 socket.socket.connect_ex = _guarded_connect_ex
 
 
+# --- isolation: training-lab runs started by one module never outlive it ------------------
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _no_lab_runs_left_behind():
+    """Lab runs are app-wide (two slots); a module that started some (over the API, by the page's
+    events) must not leave them holding slots and a worker for the next module."""
+    yield
+    import sys
+
+    lab = sys.modules.get("demos.training_lab")
+    if lab is not None:
+        lab.stop_all()
+
+
+@pytest.fixture(autouse=True)
+def _lab_slots_free_for_lab_tests(request):
+    """The lab's own tests start from free slots, whatever ran before them."""
+    if request.module.__name__.endswith("test_training_lab"):
+        from demos import training_lab
+
+        training_lab.stop_all()
+    yield
+
+
 # --- tiny real models -----------------------------------------------------------------------
 
 

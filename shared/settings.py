@@ -116,6 +116,15 @@ def _positive_float(value: str) -> float:
     return number
 
 
+def _switch(parser: argparse.ArgumentParser):
+    """``flag(name, help)``: an on/off option; alone it means on, ``--name false`` (or the env var) off."""
+
+    def flag(name: str, help: str) -> None:
+        parser.add_argument(name, type=_parse_bool, nargs="?", const=True, help=help)
+
+    return flag
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="app.py",
@@ -123,47 +132,30 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--host", help="interface to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, help="port (default 7860)")
-    parser.add_argument("--share", type=_parse_bool, nargs="?", const=True, help="public share link (needs --auth)")
+    flag = _switch(parser)
+    flag("--share", "public share link (needs --auth)")
     parser.add_argument("--auth", type=_parse_auth, help="USER:PASSWORD required to open the app")
     parser.add_argument("--device", choices=DEVICES, help="where models run (default auto)")
     parser.add_argument("--models", choices=PRESETS, help="model preset (default bundled: no network)")
     parser.add_argument("--cache-gb", type=_positive_float, help="model-cache budget in GiB")
-    parser.add_argument(
-        "--allow-any-model",
-        type=_parse_bool,
-        nargs="?",
-        const=True,
-        help="let users load any hub id or path, not just catalog models",
-    )
+    flag("--allow-any-model", "let users load any hub id or path, not just catalog models")
     parser.add_argument("--max-queue", type=_positive_int, help="queue size before 'busy' (default 64)")
     parser.add_argument("--gpu-concurrency", type=_positive_int, help="heavy jobs at once")
     parser.add_argument("--max-file-size", help="upload cap, e.g. 10mb")
-    parser.add_argument("--preload", type=_parse_bool, nargs="?", const=True, help="warm the chat model at start")
+    flag("--preload", "warm the chat model at start")
     parser.add_argument("--cache-dir", type=Path, help="where converted weights are kept")
     parser.add_argument(
         "--stream-interval", type=_non_negative_float, help="seconds between streamed updates (default 0.2)"
     )
     parser.add_argument("--max-image-pixels", type=_positive_int, help="largest upload, in pixels (default 4096²)")
-    parser.add_argument(
-        "--operator-controls",
-        type=_parse_bool,
-        nargs="?",
-        const=True,
-        help="show 'Unload all models' (default: only when bound to loopback without --share)",
-    )
+    flag("--operator-controls", "show 'Unload all models' (default: only when bound to loopback without --share)")
     parser.add_argument(
         "--max-jobs-per-visitor",
         type=_non_negative_int,
         help=f"model jobs one visitor may have queued or running; 0 = no limit "
         f"(default {JOBS_PER_VISITOR_HOSTED} when hosted, none on loopback)",
     )
-    parser.add_argument(
-        "--trust-forwarded-for",
-        type=_parse_bool,
-        nargs="?",
-        const=True,
-        help="take the visitor's address from X-Forwarded-For (only behind your own proxy on another host)",
-    )
+    flag("--trust-forwarded-for", "take the visitor's address from X-Forwarded-For (only behind your own proxy)")
     return parser
 
 

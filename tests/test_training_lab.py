@@ -1,5 +1,6 @@
 """The live training lab: real steps on the digits, on a fixed seed; the worker thread's life."""
 
+import contextlib
 import threading
 import time
 import types
@@ -90,8 +91,7 @@ def test_sessions_share_a_few_slots_and_a_closed_tab_frees_its_own():
 
     from demos import training_lab
 
-    first, second, third = (types.SimpleNamespace(session_hash=s) for s in ("lab-a", "lab-b", "lab-c"))
-    try:
+    with _sessions("lab-a", "lab-b", "lab-c") as (first, second, third):
         grid, losses, status = training_lab.lab_step("vae", first)
         assert grid.size == (8 * 66 + 2, 2 * 66 + 2) and "VAE" in status and "step 1" in status
         training_lab.lab_step("gan", second)
@@ -100,10 +100,6 @@ def test_sessions_share_a_few_slots_and_a_closed_tab_frees_its_own():
         training_lab.stop_session_runs(first)
         assert "GAN" in training_lab.lab_start("gan", third)[2]
         assert training_lab.lab_view(first)[2].startswith("No training run")
-    finally:
-        for request in (first, second, third):
-            training_lab.lab_stop(request)
-    assert not _lab_threads()
 
 
 def _wait(condition, seconds: float = 20.0) -> bool:
@@ -113,8 +109,18 @@ def _wait(condition, seconds: float = 20.0) -> bool:
     return condition()
 
 
+@contextlib.contextmanager
 def _sessions(*names):
-    return [types.SimpleNamespace(session_hash=name) for name in names]
+    """Requests from sessions with these names; their runs are stopped after, and no lab thread is left."""
+    from demos import training_lab
+
+    requests = [types.SimpleNamespace(session_hash=name) for name in names]
+    try:
+        yield requests
+    finally:
+        for request in requests:
+            training_lab.lab_stop(request)
+    assert not _lab_threads()
 
 
 def test_runs_nobody_looks_at_give_their_slot_up_when_the_lease_runs_out(monkeypatch):
@@ -125,8 +131,7 @@ def test_runs_nobody_looks_at_give_their_slot_up_when_the_lease_runs_out(monkeyp
 
     from demos import training_lab
 
-    first, second, third = _sessions("lease-a", "lease-b", "lease-c")
-    try:
+    with _sessions("lease-a", "lease-b", "lease-c") as (first, second, third):
         training_lab.lab_start("vae", first)
         training_lab.lab_start("gan", second)
         assert _wait(lambda: len(_lab_threads()) == 2)
@@ -136,26 +141,19 @@ def test_runs_nobody_looks_at_give_their_slot_up_when_the_lease_runs_out(monkeyp
         assert _wait(lambda: not _lab_threads(), 10), "runs nobody looks at must stop by themselves"
         assert "VAE" in training_lab.lab_start("vae", third)[2]
         assert training_lab.lab_view(first)[2].startswith("No training run")
-    finally:
-        for request in (first, second, third):
-            training_lab.lab_stop(request)
-    assert not _lab_threads()
 
 
 def test_views_renew_the_lease(monkeypatch):
     from demos import training_lab
 
-    (watched,) = _sessions("lease-watched")
     monkeypatch.setattr(training_lab, "LAB_LEASE_S", 1.0)
-    try:
+    with _sessions("lease-watched") as (watched,):
         training_lab.lab_step("vae", watched)
         for _ in range(6):  # 1.8 s in all, a view every 0.3 s: longer than the lease, never without a look
             time.sleep(0.3)
             assert "step 1" in training_lab.lab_view(watched)[2]
         time.sleep(1.3)
         assert training_lab.lab_view(watched)[2].startswith("No training run")
-    finally:
-        training_lab.lab_stop(watched)
 
 
 def test_finished_and_failed_runs_free_their_slots(monkeypatch):
@@ -164,8 +162,7 @@ def test_finished_and_failed_runs_free_their_slots(monkeypatch):
     from demos import training_lab
 
     monkeypatch.setattr(training_lab, "LAB_MAX_STEPS", 3)
-    done, failed, third = _sessions("finish-a", "finish-b", "finish-c")
-    try:
+    with _sessions("finish-a", "finish-b", "finish-c") as (done, failed, third):
         training_lab.lab_start("vae", done)
         training_lab.lab_step("gan", failed)
         broken = training_lab._run_of(failed)
@@ -182,7 +179,3 @@ def test_finished_and_failed_runs_free_their_slots(monkeypatch):
         finished = training_lab._run_of(done)
         training_lab.lab_start("vae", done)
         assert training_lab._run_of(done) is not finished  # a fresh run in the slot the failed run gave up
-    finally:
-        for request in (done, failed, third):
-            training_lab.lab_stop(request)
-    assert not _lab_threads()

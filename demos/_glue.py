@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import sys
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -23,14 +24,16 @@ import torch
 from fastapi.responses import JSONResponse
 from gradio.route_utils import FnIndexInferError
 
-from shared import catalog, runtime
+from shared import catalog, loaders, runtime
 from shared.loaders import ModelLoadError
 from shared.settings import Settings, is_loopback, parse_settings
 from shared.validation import check_number
 
 logger = logging.getLogger("genai_playground")
 
-HEAVY = "gpu"  # the concurrency group of every model job; its limit is the device's concurrency
+HEAVY = "gpu"  # the concurrency group of long model jobs (images, latents); its limit is the device's concurrency
+INTERACTIVE = "interactive"  # chat and attention: their own group and model worker, ahead of long jobs (compute.py)
+MODEL_GROUPS = (HEAVY, INTERACTIVE)  # the groups whose jobs count against a visitor's limit
 TEMP_FILES = (600, 3600)  # Gradio's copies of returned files: every 10 min, those older than 1 h are deleted
 FLOAT_MAX = sys.float_info.max
 
@@ -113,14 +116,61 @@ class StopFlags:
             flag.set()
 
 
+class Turns:
+    """Sessions whose reply is on its way, from Send until the reply ends. While one is, the page
+    refuses another Send (the message stays in the box), Undo and Clear: the streaming reply would
+    otherwise write its own copy of the conversation over theirs. A Stop pressed before the reply
+    started is remembered, so the reply ends at once. A mark past its deadline (a reply whose end
+    never came) is ignored."""
+
+    DEADLINE_S = 600.0
+
+    def __init__(self) -> None:
+        self._turns: dict[str, list] = {}  # session → [deadline, stop requested]
+        self._lock = threading.Lock()
+
+    def busy(self, request: gr.Request | None) -> bool:
+        with self._lock:
+            turn = self._turns.get(session_id(request))
+            return turn is not None and turn[0] > time.monotonic()
+
+    def begin(self, request: gr.Request | None) -> None:
+        if self.busy(request):
+            raise gr.Error(
+                "A reply is still being written. Your message stays in the box: send it when the reply "
+                "ends, or press Stop first.",
+                title="Still replying",
+            )
+        with self._lock:
+            self._turns[session_id(request)] = [time.monotonic() + self.DEADLINE_S, False]
+
+    def request_stop(self, request: gr.Request | None) -> None:
+        with self._lock:
+            if (turn := self._turns.get(session_id(request))) is not None:
+                turn[1] = True
+
+    def stop_requested(self, request: gr.Request | None) -> bool:
+        with self._lock:
+            turn = self._turns.get(session_id(request))
+            return turn is not None and turn[1]
+
+    def end(self, request: gr.Request | None) -> None:
+        with self._lock:
+            self._turns.pop(session_id(request), None)
+
+
 def model_choices(*tasks: str, bundled: bool | None = None) -> list[tuple[str, str]]:
-    """(label, key) pairs for a model picker: the catalog's models of these tasks."""
-    return [
-        (spec.label(), spec.key)
-        for task in tasks
-        for spec in catalog.models_for(task)
-        if bundled is None or spec.bundled == bundled
-    ]
+    """(label, key) pairs for a model picker: the catalog's models of these tasks, bundled first,
+    then hub models that can load, then those that can't, labelled with the reason (offline…)."""
+    rows = []
+    for task in tasks:
+        for spec in catalog.models_for(task):
+            if bundled is not None and spec.bundled != bundled:
+                continue
+            reason = loaders.unavailable(spec)
+            label = spec.label() if reason is None else f"⛔ {spec.key} — unavailable: {reason}"
+            rows.append(((not spec.bundled) + 2 * (reason is not None), label, spec.key))
+    return [(label, key) for _, label, key in sorted(rows, key=lambda row: row[0])]
 
 
 def default_model(task: str) -> str:
@@ -212,7 +262,7 @@ class Admission:
         problem = self.values_problem(fn, body.data)
         if problem is not None:
             return self.refuse(fn, *problem, request)
-        if fn.concurrency_id != HEAVY or not self.limit:
+        if fn.concurrency_id not in MODEL_GROUPS or not self.limit:
             return await self._push(body, request, username)
         who = visitor(request, trust_forwarded_for=self.trust_forwarded_for)
         held = self.jobs_of(who)
@@ -235,7 +285,9 @@ class Admission:
         trust = self.trust_forwarded_for
         events = list(self.queue.event_ids_to_events.values())
         queued = sum(
-            1 for e in events if e.concurrency_id == HEAVY and visitor(e.request, trust_forwarded_for=trust) == who
+            1
+            for e in events
+            if e.concurrency_id in MODEL_GROUPS and visitor(e.request, trust_forwarded_for=trust) == who
         )
         return queued + self.joining[who]
 

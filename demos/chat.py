@@ -11,13 +11,12 @@ Run alone: ``python -m demos.chat``.
 from __future__ import annotations
 
 import dataclasses
-import json
+import time
 from collections.abc import Iterator
-from html import escape
 
 import gradio as gr
 
-from demos._glue import StopFlags, default_model, model_choices, run_alone, user_error
+from demos._glue import INTERACTIVE, StopFlags, Turns, default_model, model_choices, run_alone, user_error
 from demos.chat_engine import (  # noqa: F401  (the tab's engine; tests reach it through the tab too)
     MIN_TEMPERATURE,
     ProbabilityRecorder,
@@ -29,7 +28,22 @@ from demos.chat_engine import (  # noqa: F401  (the tab's engine; tests reach it
     render_prompt,
     stream_reply,
 )
-from shared import compute, runtime, scratch
+from demos.chat_modes import MODES, apply_mode, check_mode, passages_markdown
+from demos.chat_view import (  # noqa: F401  (what the tab shows; tests reach it through the tab too)
+    STATS_PLACEHOLDER,
+    TOKEN_VIEW_PLACEHOLDER,
+    answered_turns,
+    context_gauge_html,
+    export_about,
+    failure_note,
+    is_failure_note,
+    stats_markdown,
+    to_json,
+    to_markdown,
+    token_table,
+    token_view_html,
+)
+from shared import catalog, compute, runtime, scratch
 from shared.loaders import CausalLM
 from shared.validation import MAX_SEED, check_number, check_text
 
@@ -212,95 +226,34 @@ def build_messages(system_prompt: str, history: list[dict[str, str]]) -> list[di
     return ([{"role": "system", "content": system}] if system else []) + turns
 
 
-# --- presentation: pure functions from results to Markdown / HTML ---------------------------
-
-
-def stats_markdown(stats: ReplyStats) -> str:
-    used = stats.prompt_tokens + stats.completion_tokens
-    parts = [
-        f"**{stats.ttft_s:.2f} s** to first token",
-        f"**{stats.tokens_per_s:.1f}** tokens/s",
-        f"{stats.prompt_tokens:,} prompt + {stats.completion_tokens:,} completion tokens",
-        f"context {used:,} / {stats.context_window:,}",
-        "greedy" if stats.greedy else f"sampled, seed {stats.seed}",
-        f"ended: {stats.finish}",
-    ]
-    text = " · ".join(parts)
-    if stats.dropped_messages:
-        text += (
-            f"\n\n⚠️ The conversation outgrew the model's {stats.context_window:,}-token window: the oldest "
-            f"{stats.dropped_messages} message(s) were left out of what the model saw."
-        )
-    return text
-
-
-def context_gauge_html(used: int, window: int) -> str:
-    share = min(used / window, 1.0) if window else 0.0
-    colour = "#16a34a" if share < 0.7 else "#d97706" if share < 0.9 else "#dc2626"
-    return (
-        f'<div class="context-gauge" title="{used:,} of {window:,} tokens">'
-        f'<div style="font-size:0.85em">Context: {used:,} / {window:,} tokens ({share:.0%})</div>'
-        f'<div style="background:#e5e7eb;border-radius:4px;height:8px">'
-        f'<div style="width:{share * 100:.1f}%;background:{colour};height:8px;border-radius:4px"></div></div></div>'
-    )
-
-
-def _show(token: str) -> str:
-    """A token as readable text, newlines made visible."""
-    return token.replace("\n", "\\n")
-
-
-def token_view_html(tokens: list[TokenInfo]) -> str:
-    """Each token shaded by its probability (darker = less likely); hover for the alternatives."""
-    spans = []
-    for info in tokens:
-        alternatives = "\n".join(f"{_show(t)!r}: {p:.1%}" for t, p in info.top)
-        alpha = 0.05 + 0.6 * (1 - info.prob)
-        spans.append(
-            f'<span class="tok" style="background:rgba(220,38,38,{alpha:.2f});border-radius:3px;'
-            f'padding:1px 0;white-space:pre-wrap" title="p={info.prob:.1%}\n{escape(alternatives, quote=True)}">'
-            f"{escape(_show(info.token))}</span>"
-        )
-    legend = (
-        '<div style="font-size:0.8em;margin-bottom:4px">Shade = how surprised the model was '
-        "(white: it was sure; red: it was a long shot). Hover a token for its top alternatives.</div>"
-    )
-    return legend + '<div class="token-view" style="line-height:1.9">' + "".join(spans) + "</div>"
-
-
-def token_table(tokens: list[TokenInfo]) -> list[list[str]]:
-    return [
-        [str(i), _show(info.token), f"{info.prob:.1%}", ", ".join(f"{_show(t)} {p:.0%}" for t, p in info.top)]
-        for i, info in enumerate(tokens)
-    ]
-
-
-def to_markdown(messages: list[dict[str, str]]) -> str:
-    return "\n\n".join(f"**{m['role'].capitalize()}:**\n\n{m['content']}" for m in messages) + "\n"
-
-
-def to_json(messages: list[dict[str, str]], model: str) -> str:
-    return json.dumps({"model": model, "messages": messages}, ensure_ascii=False, indent=2)
-
-
 # --- Gradio glue: cached model in, pure functions, failures → one message ---------------------
 
 _stops = StopFlags()  # session → its running reply's stop flag
 
 
+_turns = Turns()
+
+
 def _load(model: str) -> CausalLM:
     """The cached model, loaded on a model worker (the load runs torch ops too)."""
     try:
-        return compute.run(runtime.causal_lm, model)
+        return compute.run(runtime.causal_lm, model, lane=compute.INTERACTIVE)
     except Exception as exc:
         raise user_error(exc, "Loading the model") from None
 
 
 def _generate(
-    model: str, system_prompt: str, history: object, settings: dict, request: gr.Request | None
+    model: str,
+    system_prompt: str,
+    history: object,
+    settings: dict,
+    request: gr.Request | None,
+    mode: object = "direct",
+    retrieved: list | None = None,
 ) -> Iterator[Reply]:
-    """Validate, load, stream; registers a stop flag for this session while it runs. ``history`` ends
-    with the message to answer, so it may hold one message more than a history."""
+    """Validate, apply the mode, load, stream; registers a stop flag for this session while it runs.
+    ``history`` ends with the message to answer, so it may hold one message more than a history.
+    The passages retrieval found (if any) are added to ``retrieved``."""
     try:
         conversation = normalize_history(
             history, max_messages=MAX_HISTORY_MESSAGES + 1, max_chars=MAX_HISTORY_CHARS + MAX_MESSAGE_CHARS
@@ -309,8 +262,11 @@ def _generate(
         generation = validate_settings(**settings)
         if not messages or messages[-1]["role"] != "user":
             raise ValueError("The conversation must end with a user message.")
+        messages, found = apply_mode(check_mode(mode), messages)
     except Exception as exc:
         raise user_error(exc, "Generation") from None
+    if retrieved is not None:
+        retrieved.extend(found)
     lm = _load(model)
     stop = _stops.start(request)
     try:
@@ -332,12 +288,14 @@ def chat(
     repetition_penalty: float = REPETITION_PENALTY,
     seed: int = SEED,
     model: str = "",
+    mode: str = "direct",
     request: gr.Request = None,  # type: ignore[assignment]
 ) -> Iterator[str]:
     """Reply to `message` given `history` (openai-style {role, content} dicts); streams the reply text.
 
     `model` is a catalog key (empty = the preset's chat model). temperature 0 (or below 0.001) = greedy.
-    A reply ends after max_new_tokens, at end of turn, or after 120 s.
+    `mode`: "direct", "few-shot" (example turns first) or "retrieval" (passages from the app's own
+    explanations in the system prompt). A reply ends after max_new_tokens, at end of turn, or after 120 s.
     """
     try:
         text = validate_message(message)
@@ -346,20 +304,76 @@ def chat(
         raise user_error(exc, "Generation") from None
     model = default_model("chat") if model is None or model == "" else model  # anything else: resolve's message
     settings = dict(zip(LIMITS, (temperature, top_p, top_k, max_new_tokens, repetition_penalty, seed), strict=True))
-    for reply in _generate(model, system_prompt, [*history, {"role": "user", "content": text}], settings, request):
+    history = [*history, {"role": "user", "content": text}]
+    for reply in _generate(model, system_prompt, history, settings, request, mode):
         yield reply.text
+
+
+# --- the page's events: a turn begins (Send, Regenerate, Edit), streams, ends -----------------
+
+
+def _busy() -> tuple:
+    """Send shows that a reply is on its way; Stop becomes active; old export files go."""
+    return gr.Button("Replying…", interactive=False), gr.Button(interactive=True), gr.File(value=None, visible=False)
+
+
+def reply_done(request: gr.Request) -> tuple:
+    """After every reply, whatever its outcome: Send is back, Stop goes quiet."""
+    _turns.end(request)
+    return gr.Button("Send", interactive=True), gr.Button(interactive=False)
 
 
 def stop_generation(request: gr.Request) -> None:
     _stops.stop(request)
+    _turns.request_stop(request)
 
 
-def add_user_message(message: str, history: list) -> tuple[list, str]:
+def add_user_message(message: str, history: list, request: gr.Request = None) -> tuple:  # type: ignore[assignment]
+    """Add the typed message to the conversation (a refused one stays in the box), and begin a turn."""
     try:
         text = validate_message(message)
     except Exception as exc:
         raise user_error(exc) from None
-    return [*history, {"role": "user", "content": text}], ""
+    _turns.begin(request)
+    return [*(history or []), {"role": "user", "content": text}], "", *_busy(), time.time()
+
+
+def last_user_turn(history: list, request: gr.Request = None) -> tuple:  # type: ignore[assignment]
+    """History up to and including the last user message (what regenerate answers again)."""
+    history = list(history or [])
+    while history and history[-1]["role"] != "user":
+        history.pop()
+    if not history:
+        raise gr.Error("There is no message to regenerate a reply for.")
+    _turns.begin(request)
+    return history, *_busy(), time.time()
+
+
+def edit(history: list, edit_data: gr.EditData, request: gr.Request = None) -> tuple:  # type: ignore[assignment]
+    """Keep the conversation up to the edited user message, with its new text; a reply follows."""
+    index = edit_data.index[0] if isinstance(edit_data.index, (list, tuple)) else edit_data.index
+    value = edit_data.value if isinstance(edit_data.value, str) else _text_of(edit_data.value, index)
+    try:
+        value = validate_message(value)
+    except Exception as exc:
+        raise user_error(exc) from None
+    _turns.begin(request)
+    return [*list(history or [])[:index], {"role": "user", "content": value}], *_busy(), time.time()
+
+
+RESPOND_OUTPUTS = ("chatbot", "stats", "gauge", "token_html", "tokens", "prompt", "passages", "meta")
+
+
+def _update(conversation: list, **changes) -> tuple:
+    """One update of respond's outputs: the conversation, and whichever panels ``changes`` names."""
+    return (conversation, *(changes.get(name, gr.skip()) for name in RESPOND_OUTPUTS[1:]))
+
+
+def _queued(sent_at: object, began: float) -> float | None:
+    """Seconds from Send to the model starting on it (None when the page sent no time)."""
+    if isinstance(sent_at, (int, float)) and not isinstance(sent_at, bool) and 0 <= began - sent_at < 86_400:
+        return began - sent_at
+    return None
 
 
 def respond(
@@ -372,71 +386,105 @@ def respond(
     max_new_tokens,
     repetition_penalty,
     seed,
-    request: gr.Request,
-    progress=gr.Progress(track_tqdm=True),
-):  # noqa: B008 (Gradio's idiom)
-    """Stream the reply into the chatbot; at the end fill the stats, token view and prompt view."""
+    mode="direct",
+    sent_at=None,
+    request: gr.Request = None,  # type: ignore[assignment]
+    progress=gr.Progress(track_tqdm=True),  # noqa: B008 (Gradio's idiom)
+):
+    """Stream the reply into the chatbot; at the end fill the stats, token view and prompt view.
+
+    The model is fed the conversation's answered turns (``answered_turns``). A failure never raises:
+    the conversation gets a failure note with the reason (the panels say it too), so nothing the
+    user typed is lost and the next Send or ↻ works."""
+    queued = _queued(sent_at, time.time())
     settings = dict(zip(LIMITS, (temperature, top_p, top_k, max_new_tokens, repetition_penalty, seed), strict=True))
     history = list(history or [])
-    carried, left_out = recent(history)  # the page keeps the whole conversation; a request carries its newest part
+    carried, left_out = recent(answered_turns(history))  # a request carries the conversation's newest part
+    retrieved: list = []
     prompt_shown = False
-    for reply in _generate(model, system_prompt, carried, settings, request):
-        chat_update = [*history, {"role": "assistant", "content": reply.text}]
-        if reply.stats is None:
-            if not prompt_shown:  # show what the model sees as soon as it is known
-                prompt_shown = True
-                yield chat_update, gr.skip(), gr.skip(), gr.skip(), gr.skip(), reply.prompt
-            else:
-                yield chat_update, gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
-            continue
-        stats = dataclasses.replace(reply.stats, dropped_messages=reply.stats.dropped_messages + left_out)
-        used = stats.prompt_tokens + stats.completion_tokens
-        yield (
-            chat_update,
-            stats_markdown(stats),
-            context_gauge_html(used, stats.context_window),
-            token_view_html(reply.tokens or []),
-            token_table(reply.tokens or []),
-            reply.prompt,
-        )
-
-
-def last_user_turn(history: list) -> list:
-    """History up to and including the last user message (what regenerate answers again)."""
-    history = list(history or [])
-    while history and history[-1]["role"] != "user":
-        history.pop()
-    if not history:
-        raise gr.Error("There is no message to regenerate a reply for.")
-    return history
-
-
-def undo(history: list) -> tuple[list, str]:
-    """Remove the last user message and its reply; put the message back in the box to edit."""
-    history = list(history or [])
-    while history and history[-1]["role"] != "user":
-        history.pop()
-    if not history:
-        return [], ""
-    last = history.pop()
-    return history, _text_of(last["content"], len(history))
-
-
-def edit(history: list, edit_data: gr.EditData) -> list:
-    """Keep the conversation up to the edited user message, with its new text; a reply follows."""
-    index = edit_data.index[0] if isinstance(edit_data.index, (list, tuple)) else edit_data.index
-    value = edit_data.value if isinstance(edit_data.value, str) else _text_of(edit_data.value, index)
     try:
-        value = validate_message(value)
+        if _turns.stop_requested(request):
+            raise gr.Error("Stopped before the reply started.")
+        for reply in _generate(model, system_prompt, carried, settings, request, mode, retrieved):
+            conversation = [*history, {"role": "assistant", "content": reply.text}]
+            if reply.stats is None:
+                shown = {} if prompt_shown else {"prompt": reply.prompt, "passages": passages_markdown(retrieved, mode)}
+                prompt_shown = True  # what the model sees, as soon as it is known
+                yield _update(conversation, **shown)
+                continue
+            stats = dataclasses.replace(reply.stats, dropped_messages=reply.stats.dropped_messages + left_out)
+            yield _update(
+                conversation,
+                stats=stats_markdown(stats, queued),
+                gauge=context_gauge_html(stats.prompt_tokens + stats.completion_tokens, stats.context_window),
+                token_html=token_view_html(reply.tokens or []),
+                tokens=token_table(reply.tokens or []),
+                prompt=reply.prompt,
+                passages=passages_markdown(retrieved, mode),
+                meta={
+                    "model": model,
+                    "mode": mode,
+                    "settings": settings,
+                    "seed_used": stats.seed,
+                    "finish": stats.finish,
+                },
+            )
+    except gr.Error as exc:
+        yield _update(
+            [*history, failure_note(exc.message)],
+            stats=f"⚠️ **No reply:** {exc.message}",
+            token_html=TOKEN_VIEW_PLACEHOLDER,
+            tokens=None,
+        )
+    finally:
+        _turns.end(request)
+
+
+def cleared_panels() -> tuple:
+    """The panels with no reply to describe: stats, gauge, token view, tokens, prompt, passages, export files."""
+    return (
+        STATS_PLACEHOLDER,
+        context_gauge_html(0, 0),
+        TOKEN_VIEW_PLACEHOLDER,
+        None,
+        "",
+        "",
+        gr.File(value=None, visible=False),
+    )
+
+
+def undo(history: list, request: gr.Request = None) -> tuple:  # type: ignore[assignment]
+    """Remove the last user message and its reply; put the message back in the box to edit. The
+    panels describing that reply are cleared with it."""
+    if _turns.busy(request):
+        raise gr.Error("A reply is being written: press Stop first, then Undo.", title="Still replying")
+    history = list(history or [])
+    while history and history[-1]["role"] != "user":
+        history.pop()
+    if not history:
+        return [], "", *cleared_panels()
+    last = history.pop()
+    return history, _text_of(last["content"], len(history)), *cleared_panels()
+
+
+def clear(request: gr.Request = None) -> tuple:  # type: ignore[assignment]
+    if _turns.busy(request):
+        raise gr.Error("A reply is being written: press Stop first, then Clear.", title="Still replying")
+    return [], *cleared_panels()
+
+
+def mode_note(mode: str) -> str:
+    try:
+        mode = check_mode(mode)
     except Exception as exc:
         raise user_error(exc) from None
-    return [*list(history or [])[:index], {"role": "user", "content": value}]
+    return f"*{MODES[mode]} — applies from the next reply.*"
 
 
 def conversation_as_seen(model: str, history: list, system_prompt: str) -> tuple[str, str]:
     """(model, the conversation rendered through its chat template) for the attention tab."""
     try:
-        messages = build_messages(system_prompt or "", normalize_history(history))
+        messages = build_messages(system_prompt or "", normalize_history(answered_turns(list(history or []))))
         if not messages:
             raise ValueError("Chat first: there is no conversation to look at yet.")
     except Exception as exc:
@@ -445,18 +493,32 @@ def conversation_as_seen(model: str, history: list, system_prompt: str) -> tuple
     return model, lm.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=False)
 
 
-def export(history: list, model: str) -> gr.File:
+def export(
+    history: list, model: str, system_prompt: str = "", mode: str = "direct", last: dict | None = None
+) -> gr.File:
     """The conversation as JSON and Markdown files in the swept scratch folder (deleted after
-    scratch.MAX_AGE_S, or sooner when the folder outgrows its budget); one export is at most
-    MAX_HISTORY_MESSAGES messages and MAX_HISTORY_CHARS characters."""
+    scratch.MAX_AGE_S, or sooner when the folder outgrows its budget), with what made it: the model
+    and its revision, system prompt, mode, the last reply's settings and the seed it used. One export
+    is at most MAX_HISTORY_MESSAGES messages and MAX_HISTORY_CHARS characters."""
     try:
-        messages = normalize_history(history)
+        messages = normalize_history([m for m in (history or []) if not is_failure_note(m)])
         if not messages:
             raise ValueError("Nothing to export yet.")
         model = check_text("model", model, MAX_MODEL_CHARS)
+        system_prompt = check_text("system prompt", system_prompt or "", MAX_MESSAGE_CHARS)
+        spec = catalog.CATALOG.get(model)
+        last = last if isinstance(last, dict) else {}
+        about = export_about(
+            model,
+            spec.revision if spec else None,
+            system_prompt,
+            check_mode(mode),
+            last.get("settings"),
+            {k: v for k, v in last.items() if k in ("seed_used", "finish", "mode", "model")},
+        )
         folder = scratch.folder("chat-export")
-        (folder / "conversation.json").write_text(to_json(messages, model), encoding="utf-8")
-        (folder / "conversation.md").write_text(to_markdown(messages), encoding="utf-8")
+        (folder / "conversation.json").write_text(to_json(messages, model, about), encoding="utf-8")
+        (folder / "conversation.md").write_text(to_markdown(messages, {"model": model, **about}), encoding="utf-8")
     except Exception as exc:
         raise user_error(exc, "Export") from None
     return gr.File(value=[str(folder / "conversation.json"), str(folder / "conversation.md")], visible=True)
@@ -484,7 +546,7 @@ def _conversation_column(choices, default: str, allow_custom: bool) -> dict:
         buttons=["copy", "copy_all"],
         placeholder="Ask anything. Replies stream token by token.",
     )
-    with gr.Row():
+    with gr.Row(elem_id="chat-compose"):
         parts["message"] = gr.Textbox(
             placeholder="Type a message and press Enter",
             show_label=False,
@@ -492,16 +554,19 @@ def _conversation_column(choices, default: str, allow_custom: bool) -> dict:
             elem_id="chat-input",
             autofocus=True,
         )
-        parts["send"] = gr.Button("Send", variant="primary", scale=1, elem_id="chat-send")
-        parts["stop"] = gr.Button("Stop", variant="stop", scale=1, elem_id="chat-stop")
-    with gr.Row():
-        parts["regenerate"] = gr.Button("Regenerate", size="sm", elem_id="chat-regenerate")
-        parts["undo"] = gr.Button("Undo", size="sm", elem_id="chat-undo")
-        parts["clear"] = gr.Button("Clear", size="sm", elem_id="chat-clear")
-        parts["export"] = gr.Button("Export JSON + Markdown", size="sm", elem_id="chat-export")
-        parts["to_attention"] = gr.Button("See its attention →", size="sm", elem_id="chat-to-attention")
-    parts["stats"] = gr.Markdown("Reply statistics appear here.", elem_id="chat-stats")
-    parts["gauge"] = gr.HTML(context_gauge_html(0, 1))
+        parts["send"] = gr.Button("Send", variant="primary", scale=1, min_width=70, elem_id="chat-send")
+        parts["stop"] = gr.Button("Stop", variant="stop", scale=1, min_width=70, elem_id="chat-stop", interactive=False)
+    with gr.Row(elem_id="chat-actions"):
+        for name, label in (
+            ("regenerate", "Regenerate"),
+            ("undo", "Undo"),
+            ("clear", "Clear"),
+            ("export", "Export"),
+            ("to_attention", "See its attention →"),
+        ):
+            parts[name] = gr.Button(label, size="sm", min_width=0, elem_id=f"chat-{name.replace('_', '-')}")
+    parts["stats"] = gr.Markdown(STATS_PLACEHOLDER, elem_id="chat-stats")
+    parts["gauge"] = gr.HTML(context_gauge_html(0, 0), elem_id="chat-gauge")
     parts["files"] = gr.File(
         label="Exported conversation", file_count="multiple", visible=False, elem_id="chat-export-files"
     )
@@ -509,25 +574,38 @@ def _conversation_column(choices, default: str, allow_custom: bool) -> dict:
 
 
 def _settings_column() -> list:
-    """System prompt, the sampling sliders and the seed, in the order ``respond`` takes them."""
+    """The mode, system prompt, sampling sliders and the seed, in the order ``respond`` takes them."""
+    mode = gr.Radio(
+        [(label, key) for key, label in MODES.items()],
+        value="direct",
+        label="How the model is used",
+        info="Few-shot and retrieval change what the model sees: open the panels below the conversation.",
+        elem_id="chat-mode",
+    )
     system_prompt = gr.Textbox(
         label="System prompt",
-        lines=3,
+        lines=2,
         placeholder="Empty = the model's own default",
         info="Instructions the model reads before the conversation.",
+        elem_id="chat-system",
     )
-    sliders = [
-        gr.Slider(low, high, default, step=step, label=name, info=info)
-        for name, (low, high, default, step, info) in SLIDERS.items()
-    ]
-    seed = gr.Number(SEED, precision=0, label="seed", info="Same seed + settings = same reply. -1 = random each time.")
-    return [system_prompt, *sliders, seed]
+    with gr.Accordion("Sampling", open=True, elem_id="chat-sampling"):
+        sliders = [
+            gr.Slider(low, high, default, step=step, label=name, info=info)
+            for name, (low, high, default, step, info) in SLIDERS.items()
+        ]
+        seed = gr.Number(
+            SEED, precision=0, label="seed", info="Same seed + settings = same reply. -1 = random each time."
+        )
+    return [mode, system_prompt, *sliders, seed]
 
 
 def _explainer_panels() -> list:
-    """Token view, the rendered prompt and "How it works", below the conversation."""
+    """Retrieved passages, token view, the rendered prompt and "How it works", below the conversation."""
+    with gr.Accordion("What retrieval found (Retrieval mode)", open=True):
+        passages = gr.Markdown(passages_markdown([], "direct"), elem_id="chat-passages")
     with gr.Accordion("Token view of the last reply", open=True):
-        token_html = gr.HTML("<i>Send a message to see each token with its probability.</i>", elem_id="token-view")
+        token_html = gr.HTML(TOKEN_VIEW_PLACEHOLDER, elem_id="token-view")
         tokens = gr.Dataframe(
             headers=["#", "token", "p", "top alternatives"], label="Tokens", max_height=260, interactive=False
         )
@@ -535,43 +613,48 @@ def _explainer_panels() -> list:
         prompt_view = gr.Code(label="Rendered prompt", language=None, elem_id="prompt-view", interactive=False)
     with gr.Accordion("How it works", open=False):
         gr.Markdown(HOW_IT_WORKS)
-    return [token_html, tokens, prompt_view]
+    return [passages, token_html, tokens, prompt_view]
 
 
 def build_ui() -> ChatUI:
     """The Chat tab, rendered inside the app's Blocks (or alone, below)."""
     rt = runtime.get()
-    heavy = dict(concurrency_id="gpu", concurrency_limit=rt.concurrency)
+    heavy = dict(concurrency_id=INTERACTIVE, concurrency_limit=rt.concurrency)
     private = dict(api_visibility="private")
+    quiet = dict(api_visibility="private", show_progress="hidden")  # refusals are toasts, never badges
     with gr.Row():
         with gr.Column(scale=3):
             ui = _conversation_column(model_choices("chat"), default_model("chat"), rt.settings.allow_any_model)
         with gr.Column(scale=2):
-            settings = _settings_column()
-    token_html, tokens, prompt_view = _explainer_panels()
+            mode, system_prompt, *settings = _settings_column()
+    passages, token_html, tokens, prompt_view = _explainer_panels()
     model, chatbot, message = ui["model"], ui["chatbot"], ui["message"]
-    outputs = [chatbot, ui["stats"], ui["gauge"], token_html, tokens, prompt_view]
+    meta, sent_at = gr.State(None), gr.State(None)  # the last reply's settings and seed; when Send was pressed
+    outputs = [chatbot, ui["stats"], ui["gauge"], token_html, tokens, prompt_view, passages, meta]
+    begun = [ui["send"], ui["stop"], ui["files"], sent_at]
+    panels = [ui["stats"], ui["gauge"], token_html, tokens, prompt_view, passages, ui["files"]]
 
     def reply_after(event):
-        return event.success(respond, [model, chatbot, *settings], outputs, **heavy, **private)
+        inputs = [model, chatbot, system_prompt, *settings, mode, sent_at]
+        reply = event.success(respond, inputs, outputs, **heavy, **private)
+        reply.then(reply_done, None, [ui["send"], ui["stop"]], **quiet)
 
-    # Enter / Send: add the message (kept in the box if invalid), then stream the reply.
+    # Enter / Send: add the message (kept in the box if refused), then stream the reply.
     for trigger in (message.submit, ui["send"].click):
-        reply_after(trigger(add_user_message, [message, chatbot], [chatbot, message], **private))
+        reply_after(trigger(add_user_message, [message, chatbot], [chatbot, message, *begun], **quiet))
     for trigger in (ui["regenerate"].click, chatbot.retry):
-        reply_after(trigger(last_user_turn, chatbot, chatbot, **private))
-    reply_after(chatbot.edit(edit, chatbot, chatbot, **private))
+        reply_after(trigger(last_user_turn, chatbot, [chatbot, *begun], **quiet))
+    reply_after(chatbot.edit(edit, chatbot, [chatbot, *begun], **quiet))
     ui["stop"].click(stop_generation, None, None, concurrency_limit=None, **private)
     for trigger in (ui["undo"].click, chatbot.undo):
-        trigger(undo, chatbot, [chatbot, message], **private)
-    ui["clear"].click(
-        lambda: ([], "Reply statistics appear here.", context_gauge_html(0, 1), "", None, ""), None, outputs, **private
-    )
-    ui["export"].click(export, [chatbot, model], ui["files"], **private)
+        trigger(undo, chatbot, [chatbot, message, *panels], **quiet)
+    ui["clear"].click(clear, None, [chatbot, *panels], **quiet)
+    mode.change(mode_note, mode, passages, **quiet)
+    ui["export"].click(export, [chatbot, model, system_prompt, mode, meta], ui["files"], **private)
 
     # The documented API: message, history, settings → streamed reply text.
     gr.api(chat, api_name="chat", **heavy)
-    return ChatUI(model=model, chatbot=chatbot, system_prompt=settings[0], to_attention=ui["to_attention"])
+    return ChatUI(model=model, chatbot=chatbot, system_prompt=system_prompt, to_attention=ui["to_attention"])
 
 
 if __name__ == "__main__":

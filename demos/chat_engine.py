@@ -275,7 +275,7 @@ def stream_reply(
         finally:
             worker.name = name
 
-    job = compute.submit(work)
+    job = compute.submit(work, lane=compute.INTERACTIVE)
 
     # 3. relay text as it arrives
     text, first_token_at = yield from _relay(streamer, lm.tokenizer, prompt, stop, interval)

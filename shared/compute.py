@@ -7,6 +7,12 @@ every wait between parallel regions sleeps instead of spinning, and the same 4-i
 took 1.2 s instead of 0.55 s on 2 cores. Keeping all torch work on the same few threads keeps
 the teams few. ``bench/compute.py`` measures each tab's handler both ways.
 
+Two lanes, each with its own workers: ``long`` (images, latents, the training lab) and
+``interactive`` (chat and attention), so a chat message never waits for a 60-step image. With
+``preempt`` (on CPUs, where two jobs at once only share the same cores) long work steps aside
+while interactive work runs: a long job waits before it starts and, through
+``yield_to_interactive()``, between its steps. ``bench/interactive_latency.py`` measures it.
+
 Model work handed to ``run`` / ``submit`` is a plain function of plain values (a model key, a
 recipe, messages) that returns CPU data, so a later backend can run it in another process
 (ZeroGPU forks a worker per call and pickles arguments and results) without the tabs changing.
@@ -16,41 +22,96 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
 T = TypeVar("T")
 
-_pool: ThreadPoolExecutor | None = None
+LONG, INTERACTIVE = "long", "interactive"
+MAX_YIELD_S = 30.0  # a long job waits at most this long per step for interactive work, so it never starves
+
+_pools: dict[str, ThreadPoolExecutor] = {}
 _workers = 1
 _inline = False  # the old way, kept for the bench's comparison: run() in the caller's thread, submit() on a new one
+_lanes = True  # False: one pool for both lanes (the old way, for the bench)
+_preempt = True
 _lock = threading.Lock()
 _on_worker = threading.local()
+_interactive = threading.Condition()  # guards _running_interactive
+_running_interactive = 0
 
 
-def configure(workers: int, *, inline: bool = False) -> None:
-    """Size the pool (the runtime calls this with its heavy-job concurrency). Running jobs finish."""
-    global _pool, _workers, _inline
+def configure(workers: int, *, inline: bool = False, lanes: bool = True, preempt: bool = True) -> None:
+    """Size each lane's pool (the runtime calls this with its heavy-job concurrency). Running jobs finish."""
+    global _pools, _workers, _inline, _lanes, _preempt
     with _lock:
-        old, _pool, _workers, _inline = _pool, None, max(1, int(workers)), inline
-    if old is not None:
-        old.shutdown(wait=False)
+        old, _pools = _pools, {}
+        _workers, _inline, _lanes, _preempt = max(1, int(workers)), inline, lanes, preempt
+    for pool in old.values():
+        pool.shutdown(wait=False)
 
 
 def on_worker() -> bool:
     """Whether this thread is one of the workers (work submitted from here runs inline)."""
-    return getattr(_on_worker, "active", False)
+    return getattr(_on_worker, "lane", None) is not None
 
 
-def _mark() -> None:
-    _on_worker.active = True
+def _marker(lane: str) -> Callable[[], None]:
+    def mark() -> None:
+        _on_worker.lane = lane
+
+    return mark
 
 
-def submit(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future:
-    """Start ``fn(*args, **kwargs)`` on a worker; its Future. From a worker it runs right here, so
-    nested work can never wait for a worker it occupies itself."""
-    global _pool
+def _pool(lane: str) -> ThreadPoolExecutor:
+    lane = lane if _lanes else LONG
+    if lane not in _pools:
+        prefix = "model-work" if lane == LONG else f"model-work-{lane}"
+        _pools[lane] = ThreadPoolExecutor(max_workers=_workers, thread_name_prefix=prefix, initializer=_marker(lane))
+    return _pools[lane]
+
+
+def interactive_running() -> int:
+    """How many interactive jobs are running now."""
+    with _interactive:
+        return _running_interactive
+
+
+def yield_to_interactive(limit_s: float = MAX_YIELD_S) -> float:
+    """Between two steps of long work: while interactive work runs (and preemption is on), wait for
+    it to end, at most ``limit_s``. Seconds waited; a no-op anywhere but on a long worker."""
+    if not _preempt or not _lanes or getattr(_on_worker, "lane", None) != LONG:
+        return 0.0
+    start = time.perf_counter()
+    with _interactive:
+        _interactive.wait_for(lambda: _running_interactive == 0, timeout=limit_s)
+    return time.perf_counter() - start
+
+
+def _interactive_job(fn: Callable[..., T], args: tuple, kwargs: dict) -> T:
+    global _running_interactive
+    with _interactive:
+        _running_interactive += 1
+    try:
+        return fn(*args, **kwargs)
+    finally:
+        with _interactive:
+            _running_interactive -= 1
+            _interactive.notify_all()
+
+
+def _long_job(fn: Callable[..., T], args: tuple, kwargs: dict) -> T:
+    yield_to_interactive()  # a long job that was waiting for a worker lets interactive work go first
+    return fn(*args, **kwargs)
+
+
+def submit(fn: Callable[..., T], /, *args: Any, lane: str = LONG, **kwargs: Any) -> Future:
+    """Start ``fn(*args, **kwargs)`` on a worker of ``lane``; its Future. From a worker it runs right
+    here, so nested work can never wait for a worker it occupies itself."""
+    if lane not in (LONG, INTERACTIVE):
+        raise ValueError(f"Unknown lane {lane!r}.")
     if on_worker() or _inline:
         future: Future = Future()
 
@@ -65,23 +126,22 @@ def submit(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future:
         else:
             threading.Thread(target=fill, name="model-work-inline", daemon=True).start()
         return future
+    job = _interactive_job if lane == INTERACTIVE else _long_job
     with _lock:
-        if _pool is None:
-            _pool = ThreadPoolExecutor(max_workers=_workers, thread_name_prefix="model-work", initializer=_mark)
-        return _pool.submit(fn, *args, **kwargs)
+        return _pool(lane).submit(job, fn, args, kwargs)
 
 
-def run(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
-    """``fn(*args, **kwargs)`` on a worker, waited for; its exception is raised here."""
+def run(fn: Callable[..., T], /, *args: Any, lane: str = LONG, **kwargs: Any) -> T:
+    """``fn(*args, **kwargs)`` on a worker of ``lane``, waited for; its exception is raised here."""
     if _inline or on_worker():
         return fn(*args, **kwargs)
-    return submit(fn, *args, **kwargs).result()
+    return submit(fn, *args, lane=lane, **kwargs).result()
 
 
 _DONE = object()
 
 
-def stream(fn: Callable[..., Iterator[T]], /, *args: Any, **kwargs: Any) -> Iterator[T]:
+def stream(fn: Callable[..., Iterator[T]], /, *args: Any, lane: str = LONG, **kwargs: Any) -> Iterator[T]:
     """Iterate the generator ``fn(*args, **kwargs)`` on a worker, relaying its items to the caller.
 
     The worker runs ahead by at most a few items. When the caller stops early (a closed tab, a
@@ -108,7 +168,7 @@ def stream(fn: Callable[..., Iterator[T]], /, *args: Any, **kwargs: Any) -> Iter
             generator.close()
             items.put(_DONE)
 
-    future = submit(work)
+    future = submit(work, lane=lane)
     try:
         while (item := items.get()) is not _DONE:
             yield item

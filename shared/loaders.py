@@ -9,7 +9,9 @@ import importlib.util
 import logging
 import os
 import shutil
+import socket
 import tempfile
+import threading
 from pathlib import Path
 
 import torch
@@ -121,6 +123,58 @@ def download(spec: ModelSpec, patterns: list[str] = HUB_PATTERNS) -> Path:
             f"Couldn't download {spec.key!r} from the Hugging Face Hub: {reason}. "
             "Bundled models keep working; pick one of those or try again when online."
         ) from exc
+
+
+HUB_HOST = ("huggingface.co", 443)
+HUB_PROBE_S = 2.0  # how long the one reachability probe may take (at startup, in a thread)
+_hub_reason: list[str | None] = []  # the probe's answer, once: None (reachable) or why not
+
+
+def hub_unreachable() -> str | None:
+    """Why the Hub can't be reached (None if it can): HF_HUB_OFFLINE, or one TCP probe at first use."""
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
+        return "offline (HF_HUB_OFFLINE is set)"
+    if not _hub_reason:
+        answer: list[str | None] = ["offline (no answer from the Hub within 2 s)"]
+
+        def probe() -> None:
+            try:
+                socket.create_connection(HUB_HOST, timeout=HUB_PROBE_S).close()
+                answer[0] = None
+            except Exception:  # no DNS, no route, refused: all mean "offline" to a user
+                answer[0] = "offline (no connection to the Hub from this machine)"
+
+        thread = threading.Thread(target=probe, name="hub-probe", daemon=True)
+        thread.start()
+        thread.join(HUB_PROBE_S + 0.5)
+        _hub_reason.append(answer[0])
+    return _hub_reason[0]
+
+
+def unavailable(spec: ModelSpec) -> str | None:
+    """Why a catalog model can't load now (None if it can), for the pickers: a bundled model whose
+    files are missing, a folder that is not there, a hub model neither cached nor reachable."""
+    if spec.bundled:
+        name = spec.source.removeprefix("bundled:")
+        if name == "smollm2-135m-instruct":
+            try:
+                smollm2_gguf_path()
+            except ModelLoadError as exc:
+                return str(exc)
+            return None
+        has_files = any((WEIGHTS / name / f).is_file() for f in ("config.json", "model_index.json"))
+        return None if has_files else "its weights are missing from weights/"
+    if Path(spec.source).expanduser().is_dir():
+        return None
+    if spec.source.startswith((".", "/", "~")):
+        return "no such directory"
+    from huggingface_hub import snapshot_download
+
+    try:
+        snapshot_download(spec.source, revision=spec.revision, local_files_only=True)
+        return None  # downloaded before: loads offline too
+    except Exception:
+        return hub_unreachable()
 
 
 def require_safetensors(path: Path, key: str) -> None:

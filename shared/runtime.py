@@ -49,7 +49,7 @@ def configure(settings: Settings) -> Runtime:
         if _runtime is not None:
             _runtime.cache.clear()
         _runtime = Runtime(settings, device, dtype, ModelCache(budget), concurrency)
-    compute.configure(concurrency)
+    compute.configure(concurrency, preempt=device == "cpu")  # on a CPU two jobs at once only share its cores
     return _runtime
 
 

@@ -259,15 +259,23 @@ def test_edit_keeps_history_up_to_the_edited_message():
     import gradio as gr
 
     data = gr.EditData(None, {"index": 2, "value": "how are you ?", "previous_value": HISTORY[2]["content"]})
-    assert chat.edit(HISTORY, data) == [*HISTORY[:2], {"role": "user", "content": "how are you ?"}]
+    assert chat.edit(HISTORY, data, gr.Request(session_hash="edit"))[0] == [
+        *HISTORY[:2],
+        {"role": "user", "content": "how are you ?"},
+    ]
+    chat._turns.end(gr.Request(session_hash="edit"))
     with pytest.raises(gr.Error, match="empty"):
         chat.edit(HISTORY, gr.EditData(None, {"index": 0, "value": "  ", "previous_value": "hi"}))
 
 
 def test_regenerate_and_undo():
-    assert chat.last_user_turn(HISTORY) == HISTORY[:3]
-    assert chat.undo(HISTORY) == (HISTORY[:2], HISTORY[2]["content"])
-    assert chat.undo([]) == ([], "")
+    import gradio as gr
+
+    request = gr.Request(session_hash="regenerate")
+    assert chat.last_user_turn(HISTORY, request)[0] == HISTORY[:3]
+    chat._turns.end(request)
+    assert chat.undo(HISTORY)[:2] == (HISTORY[:2], HISTORY[2]["content"])
+    assert chat.undo([])[:2] == ([], "")
 
 
 # --- inputs that are valid and used to fail; what one request may cost ---------------------------

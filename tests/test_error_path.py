@@ -38,11 +38,16 @@ FAULTS = {
 
 def ui_call(tab: str, model: str):
     """The tab's main button, as the browser calls it (the handler function itself), run to the end."""
+    import gradio as gr
+
     from demos import attention, chat, latent_sampling, text_to_image
 
-    if tab == "chat":
+    if tab == "chat":  # a failed reply is a note in the conversation, its reason in the stats line
         history = [{"role": "user", "content": "hello how are you ?"}]
-        return list(chat.respond(model, history, "", 0.0, 1.0, 0, 8, 1.0, 0, request=None))
+        *_, final = chat.respond(model, history, "", 0.0, 1.0, 0, 8, 1.0, 0, request=None)
+        if chat.is_failure_note(final[0][-1]):
+            raise gr.Error(final[1])
+        return final
     if tab == "attention":
         return attention.run(model, TEXT, 0, 0, 0, 1.0, 0, 1.0)
     if tab == "latent":

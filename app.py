@@ -16,7 +16,7 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 import gradio as gr  # noqa: E402
 
 from demos import attention, chat, latent_sampling, text_to_image, training_lab  # noqa: E402
-from demos._glue import TEMP_FILES, launch, on_this_machine, queue_securely  # noqa: E402  (tests call app.launch)
+from demos._glue import INTERACTIVE, TEMP_FILES, launch, on_this_machine, queue_securely  # noqa: E402  (tests call app.launch)
 from shared import catalog, compute, runtime  # noqa: E402
 from shared.settings import Settings, parse_settings  # noqa: E402
 
@@ -80,7 +80,8 @@ def link_chat_to_attention(tabs: gr.Tabs, chat_ui: chat.ChatUI, attention_ui: at
         attention_ui.inputs,
         attention_ui.outputs,
         api_visibility="private",
-        concurrency_id="gpu",
+        show_progress_on=attention_ui.progress,
+        concurrency_id=INTERACTIVE,
         concurrency_limit=runtime.get().concurrency,
     )
 

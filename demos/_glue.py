@@ -180,6 +180,14 @@ def default_model(task: str) -> str:
 CSS = """
 .token-view .tok:hover { outline: 1px solid #555; }
 .pixelated img { image-rendering: pixelated; }
+#chat-compose { flex-wrap: nowrap; align-items: stretch; }
+#chat-compose > button { align-self: stretch; }
+#chat-actions { flex-wrap: wrap; gap: 6px; }
+#chat-actions > button { flex: 1 1 auto; width: auto; }
+@media (max-width: 640px) {
+  #chatbot { height: 340px !important; max-height: 340px; }
+  #chat-compose > button { min-width: 56px !important; padding-left: 6px; padding-right: 6px; }
+}
 """
 
 

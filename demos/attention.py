@@ -7,26 +7,28 @@ projections, so heads are free to look for different relations; layers stack the
 
 This tab shows the weights the model itself reports (models are loaded with eager attention,
 since fused SDPA kernels return none), recomputes one head's lookup from the layer's own Q/K/V
-projections to show it is exactly that, and shows what the model predicts next.
+projections to show it is exactly that, and shows what the model predicts after the selected token.
+The views themselves (heatmaps you can hover, the rollout and its attention sink) are in
+``demos/attention_views.py``.
 
 Run alone: ``python -m demos.attention``.
 """
 
 from __future__ import annotations
 
-import colorsys
 import dataclasses
+import functools
 import math
 import sys
-from html import escape
 
 import gradio as gr
 import numpy as np
 import torch
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image
 
-from demos._glue import default_model, model_choices, run_alone, user_error
-from shared import compute, runtime
+from demos import attention_views as views
+from demos._glue import INTERACTIVE, default_model, model_choices, run_alone, user_error
+from shared import catalog, compute, loaders, runtime
 from shared.loaders import AttentionModel
 from shared.results import ResultStore
 from shared.validation import check_float, check_int, check_number, check_text
@@ -39,13 +41,12 @@ MAX_API_VALUES = 4_000_000  # the whole tensor over the API only up to this many
 MAX_TEXT_CHARS = 20_000
 TOP_NEXT = 10  # rows in the next-token panel
 MIN_TEMPERATURE = 1e-3  # below this the next-token panel treats temperature as 0 (greedy), as the chat does
-HEATMAP_PX = 640  # heatmaps are at most this wide
-THUMB_PX = 48  # model-view thumbnail size
 
 HOW_IT_WORKS = """
 **Queries, keys, values.** Every token's vector is projected three ways. Its *query* says what it
 is looking for, each token's *key* says what it offers, and its *value* is what it hands over.
-A token's query is compared with every key by a dot product, scaled by 1/√d (d = head size) so
+A token's query is compared with every key by a dot product, divided by √d (the square root of
+the head size d) so
 the numbers stay in a range where the softmax is not saturated.
 
 **Softmax.** The scaled scores become weights that are positive and add up to 1: one row of the
@@ -82,12 +83,20 @@ class AttentionResult:
     token_ids: list[int]
     attentions: np.ndarray  # (layers, heads, T, T), float16 to keep sessions small
     causal: bool
-    next_logits: np.ndarray | None  # (vocab,) scores for the token after the text; causal models only
+    # (T, d): what the LM head reads at each position, so the next-token panel can predict after any
+    # token; None for encoders, and for a model whose scores are not its LM head's output (then
+    # position_logits runs the model on the text up to the token instead)
+    head_inputs: np.ndarray | None
 
     @property
     def shape(self) -> tuple[int, int, int]:
         layers, heads, tokens, _ = self.attentions.shape
         return layers, heads, tokens
+
+    @functools.cached_property
+    def flow(self) -> np.ndarray:
+        """The rollout, computed once (the rollout view redraws it with and without the sink)."""
+        return rollout(self)
 
 
 def tokenize(am: AttentionModel, text: object) -> list[int]:
@@ -114,22 +123,49 @@ def compute_attention(am: AttentionModel, text: str) -> AttentionResult:
     ids = tokenize(am, text)
     device = next(am.model.parameters()).device
     with torch.inference_mode():
-        out = am.model(input_ids=torch.tensor([ids], device=device), output_attentions=True)
+        out = am.model(
+            input_ids=torch.tensor([ids], device=device), output_attentions=True, output_hidden_states=am.causal
+        )
     attentions = getattr(out, "attentions", None)
     if not attentions or any(a is None for a in attentions):
         raise ValueError(
             f"Model {am.key!r} returned no attention weights: it has no attention layers, or its kernel does not expose them."
         )
     stacked = torch.stack([a[0] for a in attentions]).float()  # (L, H, T, T)
-    logits = getattr(out, "logits", None) if am.causal else None
     return AttentionResult(
         model=am.key,
         tokens=token_labels(am, ids),
         token_ids=ids,
         attentions=stacked.cpu().numpy().astype(np.float16),
         causal=am.causal,
-        next_logits=None if logits is None else logits[0, -1].float().cpu().numpy(),
+        head_inputs=_head_inputs(am, out) if am.causal else None,
     )
+
+
+def _head_inputs(am: AttentionModel, out) -> np.ndarray | None:
+    """The last hidden states, if the LM head turns them into exactly the model's scores (checked on
+    the last position), else None."""
+    head, hidden, logits = am.model.get_output_embeddings(), getattr(out, "hidden_states", None), out.logits
+    if head is None or not hidden or hidden[-1] is None or hidden[-1].shape[1] != logits.shape[1]:
+        return None
+    with torch.inference_mode():
+        again = head(hidden[-1][0, -1:]).float()[0]
+    if not torch.allclose(again, logits[0, -1].float(), rtol=1e-3, atol=5e-3 * float(again.abs().max()) + 1e-5):
+        return None
+    return hidden[-1][0].float().cpu().numpy()
+
+
+def position_logits(am: AttentionModel, result: AttentionResult, token: int) -> np.ndarray:
+    """(vocab,) the model's scores for the token after position ``token``: its LM head on the kept hidden
+    state, or (for a model that reworks its scores after the head) the model run on the text up to there."""
+    device = next(am.model.parameters()).device
+    with torch.inference_mode():
+        if result.head_inputs is not None:
+            head = am.model.get_output_embeddings()
+            hidden = torch.from_numpy(result.head_inputs[token]).to(device, head.weight.dtype)
+            return head(hidden[None]).float()[0].cpu().numpy()
+        out = am.model(input_ids=torch.tensor([result.token_ids[: token + 1]], device=device))
+        return out.logits[0, -1].float().cpu().numpy()
 
 
 def check_index(result: AttentionResult, layer: object, head: object, token: object | None = None) -> tuple:
@@ -292,152 +328,6 @@ def retrieval(am: AttentionModel, result: AttentionResult, layer: int, head: int
     )
 
 
-# --- render: numbers in, pictures and HTML out --------------------------------------------------
-
-
-def _font(size: int) -> ImageFont.FreeTypeFont:
-    return ImageFont.load_default(size=size)
-
-
-def _short(token: str, width: int = 12) -> str:
-    token = token.replace("\n", "\\n")
-    return token if len(token) <= width else token[: width - 1] + "…"
-
-
-def _blues(matrix: np.ndarray) -> np.ndarray:
-    """Weights in [0, 1] → RGB uint8, white to dark blue (sqrt, so small weights stay visible)."""
-    x = np.sqrt(np.clip(matrix.astype(np.float32), 0, 1))[..., None]
-    white, blue = np.array([255, 255, 255]), np.array([8, 48, 107])
-    return (white + (blue - white) * x).astype(np.uint8)
-
-
-def heatmap_image(matrix: np.ndarray, tokens: list[str], title: str) -> Image.Image:
-    """Rows = the token that attends (query), columns = the token attended to (key)."""
-    n = len(tokens)
-    cell = max(2, min(24, HEATMAP_PX // n))
-    labelled = cell >= 8
-    margin = 90 if labelled else 10
-    font = _font(max(8, min(12, cell - 2)))
-    grid = Image.fromarray(_blues(matrix)).resize((n * cell, n * cell), Image.NEAREST)
-    image = Image.new("RGB", (margin + n * cell + 10, margin + n * cell + 30), "white")
-    image.paste(grid, (margin, margin + 20))
-    draw = ImageDraw.Draw(image)
-    draw.text((margin, 2), title, font=_font(13), fill="black")
-    if labelled:
-        column_labels = Image.new("RGB", (margin, n * cell), "white")
-        column_draw = ImageDraw.Draw(column_labels)
-        for i, token in enumerate(tokens):
-            draw.text((4, margin + 20 + i * cell), _short(token), font=font, fill="black")
-            column_draw.text((4, i * cell), _short(token), font=font, fill="black")
-        image.paste(column_labels.rotate(90, expand=True), (margin, 20))
-    return image
-
-
-@dataclasses.dataclass(frozen=True)
-class GridLayout:
-    cell: int  # pixels per thumbnail, gap included
-    top: int  # pixels above the first row
-
-    def locate(self, x: int, y: int, layers: int, heads: int) -> tuple[int, int] | None:
-        """The (layer, head) of the thumbnail at pixel (x, y), or None between thumbnails."""
-        layer, head = (y - self.top) // self.cell, (x - 30) // self.cell
-        return (layer, head) if 0 <= layer < layers and 0 <= head < heads and x >= 30 and y >= self.top else None
-
-
-GRID = GridLayout(cell=THUMB_PX + 4, top=20)
-
-
-def model_view_image(result: AttentionResult) -> tuple[Image.Image, GridLayout]:
-    """All layers × heads as thumbnails: rows are layers, columns heads."""
-    layers, heads, _ = result.shape
-    layout = GRID
-    image = Image.new("RGB", (30 + heads * layout.cell, layout.top + layers * layout.cell), "white")
-    draw = ImageDraw.Draw(image)
-    font = _font(10)
-    for head in range(heads):
-        draw.text((30 + head * layout.cell + THUMB_PX // 2 - 4, 4), f"h{head}", font=font, fill="black")
-    for layer in range(layers):
-        draw.text((2, layout.top + layer * layout.cell + THUMB_PX // 2 - 5), f"L{layer}", font=font, fill="black")
-        for head in range(heads):
-            # shrink the (T, T) weights first, then colour the 48² thumbnail: 270 maps of 512² stay cheap
-            weights = Image.fromarray(result.attentions[layer, head].astype(np.float32))  # mode "F"
-            small = np.asarray(weights.resize((THUMB_PX, THUMB_PX), Image.BILINEAR))
-            image.paste(Image.fromarray(_blues(small)), (30 + head * layout.cell, layout.top + layer * layout.cell))
-    return image, layout
-
-
-def head_colour(head: int, heads: int) -> tuple[int, int, int]:
-    r, g, b = colorsys.hsv_to_rgb(head / max(heads, 1), 0.75, 0.85)
-    return int(r * 255), int(g * 255), int(b * 255)
-
-
-def head_view_html(result: AttentionResult, layer: int, token: int) -> str:
-    """What one token attends to in every head of a layer: one colour per head, opacity = weight."""
-    _, heads, _ = result.shape
-    rows = []
-    for head in range(heads):
-        r, g, b = head_colour(head, heads)
-        cells = "".join(
-            f'<span title="{escape(_short(t, 30))}: {w:.1%}" style="background:rgba({r},{g},{b},{min(1.0, float(w) * 1.5):.2f});'
-            f'padding:1px 2px;margin:1px;border-radius:3px;white-space:pre">{escape(_short(t, 10))}</span>'
-            for t, w in zip(result.tokens, result.attentions[layer, head, token], strict=True)
-        )
-        rows.append(
-            f'<div style="margin:2px 0"><b style="color:rgb({r},{g},{b});display:inline-block;width:3.2em">h{head}</b>{cells}</div>'
-        )
-    header = (
-        f"<div>Layer {layer}: where <b>{escape(_short(result.tokens[token], 30))}</b> (token {token}) looks, "
-        "in each head. Hover a token for its weight.</div>"
-    )
-    return f'<div class="head-view" style="font-size:0.85em;line-height:1.9">{header}{"".join(rows)}</div>'
-
-
-def shaded_text_html(weights: np.ndarray, tokens: list[str], selected: int) -> str:
-    """The text itself, each token shaded by the weight the selected token gives it."""
-    spans = []
-    for i, (token, weight) in enumerate(zip(tokens, weights, strict=True)):
-        outline = "outline:2px solid #dc2626;" if i == selected else ""
-        spans.append(
-            f'<span class="att-tok" title="{float(weight):.1%}" style="background:rgba(37,99,235,{min(1.0, float(weight) * 2):.2f});'
-            f'{outline}border-radius:3px;white-space:pre-wrap">{escape(token)}</span>'
-        )
-    return '<div class="shaded-text" style="line-height:2">' + "".join(spans) + "</div>"
-
-
-def retrieval_html(r: Retrieval, tokens: list[str], token: int, top: int = 12) -> str:
-    order = np.argsort(-r.weights)[:top]
-    rows = "".join(
-        f"<tr><td>{j}</td><td><code>{escape(_short(tokens[j], 20))}</code></td>"
-        f"<td>{r.scores[j]:.3f}</td><td>{r.weights[j]:.4f}</td><td>{r.reported[j]:.4f}</td></tr>"
-        for j in order
-    )
-    agree = "✓ matches" if r.max_difference < 1e-3 else "✗ differs from"
-    return (
-        f"<div>Query: token {token} <code>{escape(_short(tokens[token], 20))}</code>; head size d = {r.head_dim}; "
-        f"reads key/value head {r.kv_head}.</div>"
-        "<div>score = q·k / √d → softmax → weight; output = Σ weight × value "
-        f"(a {r.head_dim}-vector, norm {np.linalg.norm(r.output):.3f}).</div>"
-        f"<div><b>{agree}</b> the model's reported attention (largest difference {r.max_difference:.1e}).</div>"
-        "<table><tr><th>key</th><th>token</th><th>q·k/√d</th><th>softmax weight</th><th>model reports</th></tr>"
-        f"{rows}</table>"
-    )
-
-
-def next_token_html(rows: list[tuple[str, float, float]]) -> str:
-    lines = []
-    for token, model_p, sampling_p in rows:
-        lines.append(
-            f"<tr><td><code>{escape(repr(token))}</code></td>"
-            f'<td><div style="background:#93c5fd;width:{model_p * 200:.0f}px;height:10px"></div>{model_p:.1%}</td>'
-            f'<td><div style="background:#f59e0b;width:{sampling_p * 200:.0f}px;height:10px"></div>{sampling_p:.1%}</td></tr>'
-        )
-    return (
-        '<table class="next-token"><tr><th>next token</th><th>model</th><th>after temperature / top-k / top-p</th></tr>'
-        + "".join(lines)
-        + "</table>"
-    )
-
-
 # --- Gradio glue ----------------------------------------------------------------------------
 
 # Each session's last result (up to ~140 MB for 512 tokens of SmolLM2) lives here, under one byte
@@ -453,16 +343,9 @@ def _kept(key: object) -> AttentionResult:
 
 
 def _nbytes(result: AttentionResult) -> int:
-    logits = 0 if result.next_logits is None else result.next_logits.nbytes
-    return result.attentions.nbytes + logits + 64 * len(result.tokens)
-
-
-def _model(choice: str) -> AttentionModel:
-    """The cached eager-attention build, loaded on a model worker."""
-    try:
-        return compute.run(runtime.attention_model, choice)
-    except Exception as exc:
-        raise user_error(exc, "Loading the model") from None
+    tokens = len(result.tokens)
+    hidden = 0 if result.head_inputs is None else result.head_inputs.nbytes
+    return result.attentions.nbytes + hidden + 4 * tokens * tokens + 64 * tokens  # + the rollout, once drawn
 
 
 def _attention_of(choice: str, text: str) -> AttentionResult:
@@ -475,7 +358,7 @@ def attention(text: str, model: str = "", layer: int = 0, head: int = 0) -> dict
     the whole (layers × heads × T × T) tensor when it is small enough."""
     model = default_model("attention") if model is None or model == "" else model  # anything else: resolve's message
     try:
-        result = compute.run(_attention_of, model, text)
+        result = compute.run(_attention_of, model, text, lane=compute.INTERACTIVE)
         layers, heads, tokens = result.shape
         if layer == -1 and head == -1:
             if layers * heads * tokens * tokens > MAX_API_VALUES:
@@ -501,58 +384,113 @@ def attention(text: str, model: str = "", layer: int = 0, head: int = 0) -> dict
     }
 
 
+def summary_markdown(result: AttentionResult) -> str:
+    layers, heads, tokens = result.shape
+    kind = "causal (each token sees only the past)" if result.causal else "bidirectional (tokens see both sides)"
+    return f"**{result.model}** · {tokens} tokens · {layers} layers × {heads} heads · {kind}"
+
+
+def _checked(result: AttentionResult, layer, head, token, temperature, top_k, top_p) -> tuple:
+    """The selection, validated: (layer, head, token, temperature, top_k, top_p)."""
+    return (
+        *check_index(result, layer, head, token),
+        check_float("temperature", temperature, 0.0, 5.0),
+        check_int("top_k", top_k, 0, 1000),
+        check_float("top_p", top_p, 0.01, 1.0),
+    )
+
+
 def run(model: str, text: str, layer: int, head: int, token: int, temperature: float, top_k: int, top_p: float):
-    """Compute attention once, keep it in the result store (the session holds its key), and render every view."""
+    """Compute attention once, keep it in the result store (the session holds its key), and render every
+    view; the selection starts on the last token."""
     try:
-        result = compute.run(_attention_of, model, text)
+        result = compute.run(_attention_of, model, text, lane=compute.INTERACTIVE)
         layers, heads, tokens = result.shape
         layer = min(check_int("layer", layer, 0, 10**6), layers - 1)
         head = min(check_int("head", head, 0, 10**6), heads - 1)
-        token = tokens - 1
-        views = compute.run(_views, result, layer, head, token, temperature, top_k, top_p)
-        whole = compute.run(_whole, result)
+        selection = _checked(result, layer, head, tokens - 1, temperature, top_k, top_p)
+        drawn = compute.run(_views, result, *selection, lane=compute.INTERACTIVE)
+        whole = compute.run(_whole, result, lane=compute.INTERACTIVE)
         key = RESULTS.put(result, _nbytes(result))
     except Exception as exc:
         raise user_error(exc, "Attention") from None
-    choices = [(f"{i}: {_short(t, 20)}", i) for i, t in enumerate(result.tokens)]
     return (
         key,
+        (key, *selection),  # what the views now show
         gr.Slider(maximum=layers - 1, value=layer),
         gr.Slider(maximum=heads - 1, value=head),
-        gr.Dropdown(choices=choices, value=token),
-        f"**{result.model}** · {tokens} tokens · {layers} layers × {heads} heads · "
-        + ("causal (each token sees only the past)" if result.causal else "bidirectional (tokens see both sides)"),
-        *views,
+        gr.Dropdown(choices=views.token_choices(result.tokens), value=tokens - 1),
+        False,  # the rollout starts with the first token in its colour scale
+        summary_markdown(result),
+        *drawn,
         *whole,
     )
 
 
-def _whole(result: AttentionResult) -> tuple[Image.Image, Image.Image]:
+def _whole(result: AttentionResult) -> tuple[Image.Image, str]:
     """The views that depend only on the text: every head, and the rollout."""
-    return model_view_image(result)[0], heatmap_image(rollout(result), result.tokens, "Rollout across all layers")
+    return views.model_view_image(result)[0], views.rollout_html(result.flow, result.tokens, leave_out_first=False)
 
 
 def _views(result: AttentionResult, layer, head, token, temperature, top_k, top_p) -> tuple:
-    """The views that depend on the selection (no model call except the key/value recomputation)."""
+    """The views that depend on the selection (model calls: the key/value recomputation, the next-token scores)."""
     layer, head, token = check_index(result, layer, head, token)
     am = runtime.attention_model(result.model)
-    heat = heatmap_image(result.attentions[layer, head], result.tokens, f"Layer {layer}, head {head}")
-    mean = heatmap_image(head_mean(result, layer), result.tokens, f"Layer {layer}: mean over heads")
-    shaded = shaded_text_html(result.attentions[layer, head, token], result.tokens, token)
-    kv = retrieval_html(retrieval(am, result, layer, head, token), result.tokens, token)
-    if result.next_logits is None:
+    heat = views.heatmap_svg(result.attentions[layer, head], result.tokens, f"Layer {layer}, head {head}")
+    mean = views.heatmap_svg(head_mean(result, layer), result.tokens, f"Layer {layer}: mean over heads")
+    shaded = views.shaded_text_html(result.attentions[layer, head, token], result.tokens, token)
+    kv = views.retrieval_html(retrieval(am, result, layer, head, token), result.tokens, token)
+    if not result.causal:
         nxt = "<i>Bidirectional models don't predict a next token.</i>"
     else:
-        nxt = next_token_html(next_token_rows(am, result.next_logits, temperature, top_k, top_p))
-    return heat, head_view_html(result, layer, token), mean, shaded, kv, nxt
+        rows = next_token_rows(am, position_logits(am, result, token), temperature, top_k, top_p)
+        nxt = views.next_token_html(rows, views.next_token_heading(result.tokens, token))
+    return heat, views.head_view_html(result, layer, token), mean, shaded, kv, nxt
 
 
-def render(key: str | None, layer, head, token, temperature, top_k, top_p):
-    """Re-render the selection-dependent views from the session's kept result."""
+VIEW_COUNT = 6  # what _views returns
+
+
+def render(key: str | None, shown: tuple | None, layer, head, token, temperature, top_k, top_p):
+    """Re-render the selection-dependent views from the session's kept result, and what they now show;
+    nothing when they show this selection already (a box sent on a pause and again on Enter or blur)."""
     try:
-        return compute.run(_views, _kept(key), layer, head, token, temperature, top_k, top_p)
+        result = _kept(key)
+        drawn = (key, *_checked(result, layer, head, token, temperature, top_k, top_p))
+        if drawn == shown:
+            return (gr.skip(),) * (VIEW_COUNT + 1)
+        return *compute.run(_views, result, *drawn[1:], lane=compute.INTERACTIVE), drawn
     except Exception as exc:
         raise user_error(exc, "Attention") from None
+
+
+def rollout_view(key: str | None, leave_out_first: object):
+    """The rollout with the first token (the attention sink) in its colour scale, or left out of it."""
+    if key is None:  # nothing run yet: nothing to redraw
+        return gr.skip()
+    try:
+        if not isinstance(leave_out_first, bool):
+            raise ValueError("'leave out the first token' must be true or false.")
+        result = _kept(key)
+        return views.rollout_html(result.flow, result.tokens, leave_out_first)
+    except Exception as exc:
+        raise user_error(exc, "Attention") from None
+
+
+def model_picked(key: str | None, model: object) -> str:
+    """The summary once another model is picked: what the views still show, and whether Show attention can run it."""
+    try:
+        picked = check_text("model", model, 200)
+        spec = catalog.CATALOG.get(picked)
+        reason = None if spec is None else loaders.unavailable(spec)
+    except Exception as exc:
+        raise user_error(exc, "Attention") from None
+    try:
+        shown = f"Shown: {summary_markdown(_kept(key))}. " if key is not None else ""
+    except ValueError:  # the result expired: the views describe nothing kept
+        shown = ""
+    then = f"it can't load now, {reason}" if reason else "press **Show attention** to run it"
+    return f"{shown}Picked `{picked.replace('`', '')}`: {then}."
 
 
 def pick_from_grid(key: str | None, evt: gr.SelectData):
@@ -563,7 +501,7 @@ def pick_from_grid(key: str | None, evt: gr.SelectData):
         layers, heads, _ = _kept(key).shape
     except Exception as exc:
         raise user_error(exc, "Attention") from None
-    where = GRID.locate(int(evt.index[0]), int(evt.index[1]), layers, heads)
+    where = views.GRID.locate(int(evt.index[0]), int(evt.index[1]), layers, heads)
     return where if where is not None else (gr.skip(), gr.skip())
 
 
@@ -575,28 +513,34 @@ class AttentionUI:
     text: gr.Textbox
     inputs: list  # what ``run`` takes
     outputs: list  # what ``run`` fills
+    progress: list = dataclasses.field(default_factory=list)  # where every event shows progress (and errors)
+
+
+def _typed_slider(*args, **kwargs) -> gr.Slider:
+    """A slider whose number box sends what is typed (see attention_views.CONTROLS_JS)."""
+    return gr.Slider(*args, **kwargs, elem_classes="attention-number")
 
 
 def _selection_controls() -> list:
     """Layer, head and token: what the views look at."""
     with gr.Row():
-        layer = gr.Slider(
+        layer = _typed_slider(
             0, 29, 0, step=1, label="layer", info="Which layer (0 = closest to the input).", elem_id="attention-layer"
         )
-        head = gr.Slider(
+        head = _typed_slider(
             0, 8, 0, step=1, label="head", info="Which query head of that layer.", elem_id="attention-head"
         )
-        token = gr.Dropdown([], label="token", info="The token whose attention to inspect (the query).")
+        token = gr.Dropdown(
+            [], label="token", info="The token whose attention to inspect (the query).", elem_id="attention-token"
+        )
     return [layer, head, token]
 
 
-def _view_tabs() -> tuple[list, list, list]:
-    """The views: (selection-dependent views, text-only views, next-token sampling controls)."""
+def _view_tabs() -> tuple[list, list, list, gr.Checkbox]:
+    """The views: (selection-dependent views, text-only views, next-token sampling controls, the sink box)."""
     with gr.Tabs():
         with gr.Tab("Heatmap"):
-            heat = gr.Image(
-                label="Rows attend to columns", type="pil", elem_id="attention-heatmap", buttons=["download"]
-            )
+            heat = gr.HTML(elem_id="attention-heatmap", js_on_load=views.CONTROLS_JS)  # the tab's script, once
         with gr.Tab("Head view"):
             head_view = gr.HTML(elem_id="attention-head-view")
         with gr.Tab("Model view"):
@@ -604,28 +548,32 @@ def _view_tabs() -> tuple[list, list, list]:
             grid = gr.Image(label="All heads", type="pil", elem_id="attention-model-view", interactive=False)
         with gr.Tab("Aggregates"):
             with gr.Row():
-                mean = gr.Image(label="Mean over heads", type="pil")
-                flow = gr.Image(label="Attention rollout", type="pil")
+                mean = gr.HTML(elem_id="attention-mean")
+                with gr.Column():
+                    sink = gr.Checkbox(
+                        False, label="leave out the first token (the attention sink)", elem_id="attention-sink"
+                    )
+                    flow = gr.HTML(elem_id="attention-rollout")
         with gr.Tab("Text"):
             shaded = gr.HTML(elem_id="attention-text-view")
         with gr.Tab("Key/value retrieval"):
             kv = gr.HTML(elem_id="attention-kv")
         with gr.Tab("Next token"):
             with gr.Row():
-                temperature = gr.Slider(
+                temperature = _typed_slider(
                     0, 2, 1.0, step=0.05, label="temperature", info=f"0 (or below {MIN_TEMPERATURE:g}) = greedy"
                 )
-                top_k = gr.Slider(0, 100, 0, step=1, label="top_k", info="0 = no limit")
-                top_p = gr.Slider(0.01, 1, 1.0, step=0.01, label="top_p")
+                top_k = _typed_slider(0, 100, 0, step=1, label="top_k", info="0 = no limit")
+                top_p = _typed_slider(0.01, 1, 1.0, step=0.01, label="top_p")
             nxt = gr.HTML(elem_id="attention-next")
-    return [heat, head_view, mean, shaded, kv, nxt], [grid, flow], [temperature, top_k, top_p]
+    return [heat, head_view, mean, shaded, kv, nxt], [grid, flow], [temperature, top_k, top_p], sink
 
 
 def build_ui() -> AttentionUI:
     """The Attention tab."""
     rt = runtime.get()
-    heavy = dict(concurrency_id="gpu", concurrency_limit=rt.concurrency, api_visibility="private")
     result = gr.State(None)  # the key of this session's result in RESULTS
+    shown = gr.State(None)  # (key, *selection) the views show: render skips a repeat of it
     with gr.Row():
         model = gr.Dropdown(
             model_choices("attention", "chat"),
@@ -638,23 +586,29 @@ def build_ui() -> AttentionUI:
     text = gr.Textbox(TEXT, lines=3, label=f"Text (up to {MAX_TOKENS} tokens)", elem_id="attention-text")
     show = gr.Button("Show attention", variant="primary", elem_id="attention-run")
     layer, head, token = _selection_controls()
-    views, whole, sampling = _view_tabs()  # views change with the selection; whole depends only on the text
+    drawn, whole, sampling, sink = _view_tabs()  # drawn changes with the selection; whole only with the text
     with gr.Accordion("How it works", open=False):
         gr.Markdown(HOW_IT_WORKS)
 
+    # Every event shows its progress, and a failure its Error badge, on the same components, so the next
+    # good request of any kind (or picking another model) clears every badge a failure left.
+    progress = [summary, *drawn, *whole]
+    heavy = dict(concurrency_id=INTERACTIVE, concurrency_limit=rt.concurrency, api_visibility="private")
+    heavy["show_progress_on"] = progress
+    light = dict(api_visibility="private", show_progress_on=progress)
     selection = [layer, head, token, *sampling]
-    outputs = [result, layer, head, token, summary, *views, *whole]
+    outputs = [result, shown, layer, head, token, sink, summary, *drawn, *whole]
     show.click(run, [model, text, *selection], outputs, **heavy)
     text.submit(run, [model, text, *selection], outputs, **heavy)
+    redraw = dict(fn=render, inputs=[result, shown, *selection], outputs=[*drawn, shown], **heavy)
     for control in selection:  # user changes only (run sets these too, and renders itself)
         trigger = control.release if isinstance(control, gr.Slider) else control.input
-        trigger(render, [result, *selection], views, **heavy)
-    grid = whole[0]
-    grid.select(pick_from_grid, result, [layer, head], api_visibility="private").then(
-        render, [result, *selection], views, **heavy
-    )
-    gr.api(attention, api_name="attention", concurrency_id="gpu", concurrency_limit=rt.concurrency)
-    return AttentionUI(model=model, text=text, inputs=[model, text, *selection], outputs=outputs)
+        trigger(**redraw, trigger_mode="always_last")  # the last value sent is always the one drawn
+    whole[0].select(pick_from_grid, result, [layer, head], **light).then(**redraw)
+    sink.input(rollout_view, [result, sink], whole[1], **light)
+    model.input(model_picked, [result, model], summary, **light)
+    gr.api(attention, api_name="attention", concurrency_id=INTERACTIVE, concurrency_limit=rt.concurrency)
+    return AttentionUI(model=model, text=text, inputs=[model, text, *selection], outputs=outputs, progress=progress)
 
 
 if __name__ == "__main__":

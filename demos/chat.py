@@ -579,7 +579,7 @@ def _settings_column() -> list:
         [(label, key) for key, label in MODES.items()],
         value="direct",
         label="How the model is used",
-        info="Few-shot and retrieval change what the model sees: open the panels below the conversation.",
+        info="Few-shot and retrieval change the prompt itself: see the panels below the conversation.",
         elem_id="chat-mode",
     )
     system_prompt = gr.Textbox(
@@ -621,7 +621,6 @@ def build_ui() -> ChatUI:
     rt = runtime.get()
     heavy = dict(concurrency_id=INTERACTIVE, concurrency_limit=rt.concurrency)
     private = dict(api_visibility="private")
-    quiet = dict(api_visibility="private", show_progress="hidden")  # refusals are toasts, never badges
     with gr.Row():
         with gr.Column(scale=3):
             ui = _conversation_column(model_choices("chat"), default_model("chat"), rt.settings.allow_any_model)
@@ -630,13 +629,17 @@ def build_ui() -> ChatUI:
     passages, token_html, tokens, prompt_view = _explainer_panels()
     model, chatbot, message = ui["model"], ui["chatbot"], ui["message"]
     meta, sent_at = gr.State(None), gr.State(None)  # the last reply's settings and seed; when Send was pressed
+    # A refused Send / Undo / Clear says why in a toast; its badge goes on a State (nothing to cover), so no red
+    # "Error" hides the conversation and the reply still streaming into it.
+    quiet = dict(api_visibility="private", show_progress="hidden", show_progress_on=[sent_at])
     outputs = [chatbot, ui["stats"], ui["gauge"], token_html, tokens, prompt_view, passages, meta]
     begun = [ui["send"], ui["stop"], ui["files"], sent_at]
     panels = [ui["stats"], ui["gauge"], token_html, tokens, prompt_view, passages, ui["files"]]
 
     def reply_after(event):
         inputs = [model, chatbot, system_prompt, *settings, mode, sent_at]
-        reply = event.success(respond, inputs, outputs, **heavy, **private)
+        # progress (queue position, a refusal) shows on the stats line; the reply streams into the conversation
+        reply = event.success(respond, inputs, outputs, show_progress_on=[ui["stats"]], **heavy, **private)
         reply.then(reply_done, None, [ui["send"], ui["stop"]], **quiet)
 
     # Enter / Send: add the message (kept in the box if refused), then stream the reply.

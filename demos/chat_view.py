@@ -24,8 +24,9 @@ def failure_note(reason: str) -> dict:
     """An assistant-side message saying the reply failed and why; the model never sees it."""
     return {
         "role": "assistant",
-        "content": f"{reason}\n\nPress ↻ (or Regenerate) to try again, or send a new message.",
-        "metadata": {"title": f"{FAILED} — this turn is not sent to the model", "status": "done"},
+        "content": f"{reason}\n\nThis turn is not sent to the model. Press ↻ (or Regenerate) to try again, or "
+        "send a new message.",
+        "metadata": {"title": f"{FAILED}: {reason}", "status": "done"},  # the title shows while folded
     }
 
 

@@ -17,7 +17,7 @@ import pandas as pd
 import torch
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
-from demos import _glue
+from demos import _glue, latent_picker
 from demos._glue import user_error
 from demos.latent_sampling import (
     DISPLAY_PX,
@@ -43,6 +43,7 @@ from shared.validation import check_int
 
 CROP_MARGIN = 1.0  # a drawn digit's square crop, as a multiple of its ink's longer side
 MAP_PX = 420  # the latent map's plot, square
+MARKER_R = 8  # the clicked point's ring on the map, radius in pixels
 PHOTO_PX = 256  # photos are resized to this square for the image autoencoder (a multiple of 8)
 DIGIT_COLOURS = [  # the map's dot colour per label (matplotlib's tab10)
     (31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
@@ -147,8 +148,9 @@ def latent_map(lm: LatentModel, images: torch.Tensor, labels: torch.Tensor, **le
     return LatentMap(coords, labels.numpy(), mean, vt[:2], coords.min(axis=0) - pad, coords.max(axis=0) + pad, **legend)
 
 
-def map_image(m: LatentMap) -> Image.Image:
-    """The map as a scatter plot, one colour per label, with a legend on the right."""
+def map_image(m: LatentMap, marker: tuple[float, float] | None = None) -> Image.Image:
+    """The map as a scatter plot, one colour per label, with a legend on the right; with ``marker``
+    (u, v in [0, 1], v up, as ``LatentMap.to_latent`` takes them) a crosshair where that point is."""
     image = Image.new("RGB", (MAP_PX + 90, MAP_PX), "white")
     draw = ImageDraw.Draw(image)
     palette = m.palette or DIGIT_COLOURS
@@ -161,6 +163,12 @@ def map_image(m: LatentMap) -> Image.Image:
         draw.rectangle((MAP_PX + 12, 12 + label * 22, MAP_PX + 24, 24 + label * 22), fill=palette[label])
         draw.text((MAP_PX + 30, 10 + label * 22), name, fill="black", font=font)
     draw.rectangle((0, 0, MAP_PX - 1, MAP_PX - 1), outline=(200, 200, 200))
+    if marker is not None:
+        x, y = marker[0] * MAP_PX, (1 - marker[1]) * MAP_PX
+        for colour, width in (("white", 5), ("black", 2)):  # a black cross and ring, outlined in white
+            draw.ellipse((x - MARKER_R, y - MARKER_R, x + MARKER_R, y + MARKER_R), outline=colour, width=width)
+            draw.line((x - 2 * MARKER_R, y, x + 2 * MARKER_R, y), fill=colour, width=width)
+            draw.line((x, y - 2 * MARKER_R, x, y + 2 * MARKER_R), fill=colour, width=width)
     return image
 
 
@@ -213,9 +221,9 @@ def photo_round_trip(
 # --- model work: plain inputs → CPU data, run through compute.run ------------------------------
 
 
-def _image_walk(model: str, first: bytes | None, second: bytes | None, steps: object):
+def _image_walk(model: str | LatentModel, first: bytes | None, second: bytes | None, steps: object):
     """Two uploads → a VAE's posterior means μ (d,) → the lerp and slerp walks between them (``walk``)."""
-    lm = runtime.latent_model(model)
+    lm = latent_picker.latent(model)
     if lm.kind != "vae":
         raise ValueError("Only a VAE can place an image in its latent space: pick a VAE, or walk between seeds.")
     if not first or not second:
@@ -226,9 +234,9 @@ def _image_walk(model: str, first: bytes | None, second: bytes | None, steps: ob
     return walk(model, a, b, steps, frames_as="steps")
 
 
-def _anatomy(model: str, sketch: object, upload: bytes | None) -> tuple[torch.Tensor, Posterior]:
+def _anatomy(model: str | LatentModel, sketch: object, upload: bytes | None) -> tuple[torch.Tensor, Posterior]:
     """The VAE on a drawing or an upload: (its input (1, C, H, W), the posterior)."""
-    lm = runtime.latent_model(model)
+    lm = latent_picker.latent(model)
     image = open_upload(upload) if upload else sketch
     if lm.kind != "vae":
         raise ValueError("Only a VAE has an encoder: pick a VAE model for this view.")
@@ -236,18 +244,19 @@ def _anatomy(model: str, sketch: object, upload: bytes | None) -> tuple[torch.Te
     return x, posterior(lm, x)
 
 
-def _map(model: str) -> LatentMap:
+def _map(model: str | LatentModel) -> LatentMap:
     """The map over the model's own data set, as the catalog declares it."""
-    lm = runtime.latent_model(model)
+    lm = latent_picker.latent(model)
     if lm.kind != "vae":
         raise ValueError("The map needs an encoder: pick a VAE (a GAN has no way to place an image).")
     images, labels, _, legend = labelled(lm.dataset)
     return latent_map(lm, images, labels, **legend)
 
 
-def _map_point(model: str, u: float, v: float) -> torch.Tensor:
-    """The latent under a point of the map (u, v in [0, 1], v up), decoded: (1, C, H, W)."""
-    return decode(runtime.latent_model(model), _map(model).to_latent(u, v)[None])
+def _map_point(model: str | LatentModel, u: float, v: float) -> tuple[LatentMap, torch.Tensor]:
+    """The map, and the latent under a point of it (u, v in [0, 1], v up) decoded: (1, C, H, W)."""
+    m = _map(model)
+    return m, decode(latent_picker.latent(model), m.to_latent(u, v)[None])
 
 
 def _photos(model: str, paths: list[str | None], steps: object) -> PhotoRoundTrip:
@@ -259,21 +268,23 @@ def _photos(model: str, paths: list[str | None], steps: object) -> PhotoRoundTri
 # --- Gradio glue ----------------------------------------------------------------------------
 
 
-def image_interpolation(model: str, first: bytes | None, second: bytes | None, steps: int):
+def image_interpolation(
+    model: str, first: bytes | None, second: bytes | None, steps: int, request: gr.Request | None = None
+):
     """The same walk between two images: a VAE encodes each to its posterior mean μ, the path runs
     between the two means. (Their norms sit below √d: a mean is the centre of a posterior, and the
     plot shows how far inside the prior's shell that is.)"""
     try:
-        walks = compute.run(_image_walk, model, first, second, steps)
+        walks = compute.run(_image_walk, latent_picker.resolve(model, request), first, second, steps)
     except Exception as exc:
         raise user_error(exc, "Interpolation") from None
-    return walk_views(walks)
+    return walk_views(walks, f"{latent_picker.name_of(model)}_images")
 
 
-def vae_anatomy(model: str, sketch, upload: bytes | None):
+def vae_anatomy(model: str, sketch, upload: bytes | None, request: gr.Request | None = None):
     """Posterior μ, σ, samples, reconstruction and per-dimension KL for a drawing or an upload."""
     try:
-        x, post = compute.run(_anatomy, model, sketch, upload)
+        x, post = compute.run(_anatomy, latent_picker.resolve(model, request), sketch, upload)
     except Exception as exc:
         raise user_error(exc, "Encoding") from None
     dims = [f"z{i}" for i in range(len(post.mu))]
@@ -289,24 +300,25 @@ def vae_anatomy(model: str, sketch, upload: bytes | None):
     )
 
 
-def show_map(model: str) -> Image.Image:
+def show_map(model: str, request: gr.Request | None = None) -> Image.Image:
     try:
-        m = compute.run(_map, model)
+        m = compute.run(_map, latent_picker.resolve(model, request))
     except Exception as exc:
         raise user_error(exc, "The latent map") from None
     return map_image(m)
 
 
-def decode_map_point(model: str, evt: gr.SelectData) -> Image.Image:
-    """A click on the map decodes the latent under the cursor."""
+def decode_map_point(model: str, evt: gr.SelectData, request: gr.Request | None = None):
+    """A click on the map decodes the latent under the cursor, and the map marks where that was."""
     x, y = (int(v) for v in evt.index)
     if not (0 <= x < MAP_PX and 0 <= y < MAP_PX):
-        return gr.skip()
+        return gr.skip(), gr.skip()
+    u, v = x / MAP_PX, 1 - y / MAP_PX
     try:
-        image = compute.run(_map_point, model, x / MAP_PX, 1 - y / MAP_PX)
+        m, image = compute.run(_map_point, latent_picker.resolve(model, request), u, v)
     except Exception as exc:
         raise user_error(exc, "Decoding") from None
-    return grid_image(image, columns=1, px=160)
+    return map_image(m, marker=(u, v)), grid_image(image, columns=1, px=160)
 
 
 def photos(model: str, first: str | None, second: str | None, steps: int):
@@ -329,12 +341,30 @@ def photos(model: str, first: str | None, second: str | None, steps: int):
 # --- the sub-tabs ------------------------------------------------------------------------------
 
 
+# Gradio 6.31's Sketchpad starts on its image tool, covered by "select the draw tool to start", so a
+# first stroke drew nothing: whenever that prompt (``.empty.wrap``) shows — on first view, after the
+# canvas is cleared — the brush is picked for the visitor (its label is "Brush" in every locale
+# today; the toolbar's first button otherwise).
+PICK_BRUSH_JS = """
+const scope = element.closest('.tabitem') || document.body;
+const pick = () => {
+  const sketch = document.getElementById('latent-sketch');
+  if (!sketch || !sketch.querySelector('.empty.wrap')) return;
+  const brush = sketch.querySelector('button[aria-label="Brush"]') || sketch.querySelector('.toolbar-wrap button');
+  if (brush) brush.click();
+};
+new MutationObserver(pick).observe(scope, {childList: true, subtree: true});
+pick();
+"""
+
+
 def anatomy_tab(ui: LatentUI) -> list:
     with gr.Tab("VAE anatomy"):
         gr.Markdown("Draw a digit (light on dark or dark on light) or upload an image; pick a VAE model.")
+        gr.HTML("", js_on_load=PICK_BRUSH_JS, elem_id="latent-sketch-brush", visible="hidden")
         with gr.Row():
             sketch = gr.Sketchpad(
-                label="Draw (pick the brush)",
+                label="Draw here",
                 type="pil",
                 canvas_size=(192, 192),
                 brush=gr.Brush(default_size=16, colors=["#000000"]),
@@ -346,10 +376,18 @@ def anatomy_tab(ui: LatentUI) -> list:
             recon = gr.Image(
                 label="Input → reconstruction from μ", type="pil", interactive=False, elem_id="latent-reconstruction"
             )
-            samples = gr.Image(label="Samples z ~ N(μ, σ²)", type="pil", interactive=False)
+            samples = gr.Image(
+                label="Samples z ~ N(μ, σ²)", type="pil", interactive=False, elem_id="latent-posterior-samples"
+            )
         with gr.Row():
-            kl_plot = gr.BarPlot(x="dimension", y="KL (nats)", label="KL per dimension: which are in use", height=240)
-            stats = gr.Dataframe(label="Posterior", interactive=False)
+            kl_plot = gr.BarPlot(
+                x="dimension",
+                y="KL (nats)",
+                label="KL per dimension: which are in use",
+                height=240,
+                elem_id="latent-kl",
+            )
+            stats = gr.Dataframe(label="Posterior", interactive=False, elem_id="latent-posterior")
     outputs = [recon, samples, kl_plot, stats]
     inspect.click(vae_anatomy, [ui.model, sketch, upload], outputs, **heavy())
     return outputs
@@ -359,16 +397,17 @@ def map_tab(ui: LatentUI) -> tuple[gr.Image, gr.Image]:
     with gr.Tab("Latent map"):
         gr.Markdown(
             "Every digit of the dataset placed by the VAE's encoder (first two principal axes of μ). "
-            "Click anywhere to decode that point."
+            "Click anywhere to decode that point: a crosshair marks it."
         )
         draw = gr.Button("Show the map (VAE)", elem_id="latent-map-button")
         with gr.Row():
-            view = gr.Image(label="Latent map", type="pil", interactive=False, elem_id="latent-map")
+            # PNG, not Gradio's lossy WebP: the dots and the click's marker stay exact
+            view = gr.Image(label="Latent map", type="pil", interactive=False, elem_id="latent-map", format="png")
             decoded = gr.Image(
                 label="Decoded at the click", type="pil", interactive=False, elem_id="latent-map-decoded"
             )
     draw.click(show_map, ui.model, view, **heavy())
-    view.select(decode_map_point, ui.model, decoded, **heavy())
+    view.select(decode_map_point, ui.model, [view, decoded], **heavy())
     return view, decoded
 
 

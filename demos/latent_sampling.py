@@ -4,11 +4,14 @@ This tab samples a GAN and a VAE, walks between latent points (straight line vs 
 turns one latent dimension at a time and edits a latent by hand; ``HOW_IT_WORKS`` below explains
 the models. Images into the latent space (the VAE on a drawing, the walk between two images, the
 latent map, photos) live in ``demos/latent_encoding.py``, the live training lab in
-``demos/training_lab.py``; ``build_ui`` here builds them all into one tab.
+``demos/training_lab.py``, the sampling sub-tabs' builders in ``demos/latent_sampling_tabs.py``,
+the model picker (with this session's lab models) in ``demos/latent_picker.py`` and the files to
+download in ``demos/latent_downloads.py``; ``build_ui`` here builds them all into one tab.
 
-Each action has one validated core (``_sample``, ``walk``, ``_traverse``, …): a model key
-and plain values in, CPU tensors out, run on a model worker through ``shared.compute``. The UI
-handler and the public API function of an action both call it.
+Each action has one validated core (``_sample``, ``walk``, ``_traverse``, …): a model (a catalog
+key, or the LatentModel a picker choice resolved to) and plain values in, CPU tensors out, run on a
+model worker through ``shared.compute``. The UI handler and the public API function of an action
+both call it; the API takes catalog keys only.
 
 Run alone: ``python -m demos.latent_sampling``.
 """
@@ -17,7 +20,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable
 
 import gradio as gr
 import numpy as np
@@ -25,11 +27,11 @@ import pandas as pd
 import torch
 from PIL import Image, ImageDraw
 
-from demos import _glue, training_lab
+from demos import _glue, latent_downloads, latent_picker, training_lab
 from demos._glue import user_error
-from shared import catalog, compute, runtime, scratch
+from shared import catalog, compute, runtime
 from shared.datasets import FACTORS, factor_scores, labelled
-from shared.images import gif_bytes, grid_image, open_image
+from shared.images import grid_image, open_image
 from shared.loaders import LatentModel
 from shared.validation import check_choice, check_float, check_int, check_seed
 
@@ -55,13 +57,15 @@ TRAVERSED = 4  # the traversal starts on this many dimensions
 UNUSED_KL = 0.05  # nats: a dimension this close to the prior carries nothing
 
 HOW_IT_WORKS = """
-**GAN: generator against discriminator.** The generator maps a random vector z to an image. The
+**GAN: generator against discriminator.** A GAN (generative adversarial network) pits two networks
+against each other. The generator maps a random vector z to an image. The
 discriminator sees real images and generated ones and learns to tell them apart; the generator
 learns from the discriminator's gradients to make images it calls real. Neither sees a
 "correct" output — the generator only ever learns what fools its opponent. Training is a
 balance: if one side wins outright, learning stops.
 
-**VAE: encoder, latent vector, decoder.** The encoder maps an image to a Gaussian over latent
+**VAE: encoder, latent vector, decoder.** A VAE (variational autoencoder) pairs an encoder with a
+decoder. The encoder maps an image to a Gaussian over latent
 vectors: a mean μ and a spread σ per dimension. A latent z is drawn from it — written
 z = μ + σ·ε with ε ~ N(0, I), the *reparameterisation trick*, so gradients can flow through μ and
 σ — and the decoder maps z back to an image. The loss is reconstruction error plus a KL term that
@@ -237,12 +241,19 @@ def open_upload(path_or_bytes: str | bytes) -> Image.Image:
 
 
 def _sample(
-    model: str, seed: object, count: object, scale: object, latents=None, *, count_as="num_images", scale_as="scale"
+    model: str | LatentModel,
+    seed: object,
+    count: object,
+    scale: object,
+    latents=None,
+    *,
+    count_as="num_images",
+    scale_as="scale",
 ) -> tuple[str, torch.Tensor, torch.Tensor]:
     """Sampling (the grid, /sample_latents): the latents — given, or `count` drawn from `seed` and
     scaled — and their images: (model key, (N, d), (N, C, H, W)). `count` and `scale` are checked
     under the names `count_as` and `scale_as`."""
-    lm = runtime.latent_model(model)
+    lm = latent_picker.latent(model)
     if latents is not None:
         z = check_latents(latents, lm.latent_dim)
         if len(z) > MAX_COUNT:
@@ -254,12 +265,19 @@ def _sample(
 
 
 def walk(
-    model: str, a: object, b: object, frames: object, kinds=INTERPOLATIONS, *, seeds=False, frames_as="num_frames"
+    model: str | LatentModel,
+    a: object,
+    b: object,
+    frames: object,
+    kinds=INTERPOLATIONS,
+    *,
+    seeds=False,
+    frames_as="num_frames",
 ) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
     """Interpolation (the Interpolation tab, /interpolate; the walk between two images too): for
     each of `kinds`, the path between latents `a` and `b` (or, with `seeds`, the latents of seeds
     `a` and `b`), (frames, d), and its images."""
-    lm = runtime.latent_model(model)
+    lm = latent_picker.latent(model)
     for kind in kinds:
         check_choice("kind", kind, INTERPOLATIONS)
     frames = check_int(frames_as, frames, 2, MAX_FRAMES)
@@ -293,11 +311,18 @@ def _dims(latent_dim: int, dims: object) -> list[int]:
 
 
 def _traverse(
-    model: str, seed: object, dims: object, span: object, num_frames: object, *, frames_as="num_frames", span_as="span"
+    model: str | LatentModel,
+    seed: object,
+    dims: object,
+    span: object,
+    num_frames: object,
+    *,
+    frames_as="num_frames",
+    span_as="span",
 ) -> tuple[list[int], torch.Tensor]:
     """Traversal (the Traversal tab, /traverse): each of `dims` turned from −span to +span around
     the seed's latent: (dims, images (len(dims)·frames, C, H, W))."""
-    lm = runtime.latent_model(model)
+    lm = latent_picker.latent(model)
     chosen = _dims(lm.latent_dim, dims)
     num_frames = check_int(frames_as, num_frames, 2, MAX_TRAVERSAL_FRAMES)
     if len(chosen) * num_frames > MAX_COUNT:  # the cost cap: images decoded and sent back
@@ -311,10 +336,10 @@ def _traverse(
     return chosen, decode(lm, traversal_z(z0, chosen, span, num_frames))
 
 
-def _live(model: str, seed: object, values: list | None = None) -> tuple[list[float], torch.Tensor]:
+def _live(model: str | LatentModel, seed: object, values: list | None = None) -> tuple[list[float], torch.Tensor]:
     """The seed's latent with its first dimensions set to `values` (None: as drawn), decoded:
     (its first LIVE_DIMS values, image (1, C, H, W))."""
-    lm = runtime.latent_model(model)
+    lm = latent_picker.latent(model)
     z = sample_z(lm.latent_dim, 1, check_seed(seed))[0]
     n = min(LIVE_DIMS, lm.latent_dim)
     if values is not None:
@@ -324,9 +349,9 @@ def _live(model: str, seed: object, values: list | None = None) -> tuple[list[fl
     return z[:n].tolist(), decode(lm, z[None])
 
 
-def _usage(model: str) -> tuple[str, pd.DataFrame]:
+def _usage(model: str | LatentModel) -> tuple[str, pd.DataFrame]:
     """The traversal's starting dimensions (a VAE's most used first) and the usage table."""
-    lm = runtime.latent_model(model)
+    lm = latent_picker.latent(model)
     if lm.kind != "vae":  # a GAN's dimensions are all used alike: the first few
         first = range(min(TRAVERSED, lm.latent_dim))
         return " ".join(map(str, first)), pd.DataFrame({"dimension": [], "KL (nats)": []})
@@ -336,45 +361,62 @@ def _usage(model: str) -> tuple[str, pd.DataFrame]:
 
 
 # --- Gradio glue: each handler runs its action's core on a worker and pictures the result -------
+# A handler's model is a picker choice: ``latent_picker.resolve`` makes a lab choice this session's model.
 
 
-def _declared(model: str) -> catalog.ModelSpec:
-    """What the catalog declares about a model (its kind and data set), without loading it."""
-    return catalog.resolve(model, "latent", allow_any_model=runtime.get().settings.allow_any_model)
+def _samples(model: str, seed, count, truncation, temperature, request: gr.Request | None) -> torch.Tensor:
+    """The grid's images: z scaled by truncation for a GAN, by temperature for a VAE."""
+    gan = latent_picker.declared(model).kind == "gan"
+    name, scale = ("truncation", truncation) if gan else ("temperature", temperature)
+    chosen = latent_picker.resolve(model, request)
+    return compute.run(_sample, chosen, seed, count, scale, count_as="count", scale_as=name)[2]
 
 
-def sample_grid(model: str, seed: int, count: int, truncation: float, temperature: float) -> Image.Image:
-    """The Samples tab: `count` images from `seed`, z scaled by truncation (GAN) or temperature (VAE)."""
+def sample_grid(
+    model: str, seed: int, count: int, truncation: float, temperature: float, request: gr.Request | None = None
+):
+    """The Samples tab: `count` images from `seed`, z scaled by truncation (GAN) or temperature (VAE),
+    and the key its download is made from (``latent_downloads.sample_download``)."""
     try:
-        name, scale = ("truncation", truncation) if _declared(model).kind == "gan" else ("temperature", temperature)
-        _, _, images = compute.run(_sample, model, seed, count, scale, count_as="count", scale_as=name)
+        images = _samples(model, seed, count, truncation, temperature, request)
+        key = latent_downloads.keep_shown(images, latent_picker.name_of(model), check_seed(seed))
     except Exception as exc:
         raise user_error(exc, "Sampling") from None
-    return grid_image(images, columns=min(8, len(images)), px=DISPLAY_PX)
+    return grid_image(images, columns=min(8, len(images)), px=DISPLAY_PX), key
 
 
-def side_by_side(model: str, seed: int, count: int, truncation: float, temperature: float):
+def side_by_side(
+    model: str, seed: int, count: int, truncation: float, temperature: float, request: gr.Request | None = None
+):
     """The bundled GAN and VAE trained on the picked model's data set (the digits' pair for a model
-    of another), on the same request."""
+    of another), on the same request, and a line saying which scale each was drawn at (the screen
+    shows only the picked model's kind of scale)."""
     try:
-        gan, vae = catalog.latent_pair(_declared(model).dataset)
+        gan, vae = catalog.latent_pair(latent_picker.declared(model).dataset)
+        pictures = [
+            _samples(gan, seed, count, truncation, 1.0, None),
+            _samples(vae, seed, count, 1.0, temperature, None),
+        ]
     except Exception as exc:
         raise user_error(exc, "Sampling") from None
-    return sample_grid(gan, seed, count, truncation, 1.0), sample_grid(vae, seed, count, 1.0, temperature)
+    note = f"GAN **{gan}** at truncation {float(truncation):g} · VAE **{vae}** at temperature {float(temperature):g}"
+    return *(grid_image(p, columns=min(8, len(p)), px=DISPLAY_PX) for p in pictures), note
 
 
-def interpolation(model: str, seed_a: int, seed_b: int, steps: int):
+def interpolation(model: str, seed_a: int, seed_b: int, steps: int, request: gr.Request | None = None):
     """Lerp and slerp between two seeds' latents, side by side, with the latent norm along each."""
     try:
-        walks = compute.run(walk, model, seed_a, seed_b, steps, seeds=True, frames_as="steps")
+        chosen = latent_picker.resolve(model, request)
+        walks = compute.run(walk, chosen, seed_a, seed_b, steps, seeds=True, frames_as="steps")
+        stem = f"{latent_picker.name_of(model)}_seeds{check_seed(seed_a)}-{check_seed(seed_b)}"
     except Exception as exc:
         raise user_error(exc, "Interpolation") from None
-    return walk_views(walks)
+    return walk_views(walks, stem)
 
 
-def walk_views(walks: dict[str, tuple[torch.Tensor, torch.Tensor]]):
+def walk_views(walks: dict[str, tuple[torch.Tensor, torch.Tensor]], stem: str = "walk"):
     """Both paths as pictures, the norm plot (with √d, a random latent's typical norm) and both
-    walks as GIFs."""
+    walks as GIFs named ``<stem>_lerp.gif`` and ``<stem>_slerp.gif``."""
     (straight, straight_images), (curved, curved_images) = walks["lerp"], walks["slerp"]
     steps, dim = straight.shape
     t = np.linspace(0, 1, steps)
@@ -386,29 +428,27 @@ def walk_views(walks: dict[str, tuple[torch.Tensor, torch.Tensor]]):
             "path": ["lerp"] * steps + ["slerp"] * steps + ["√d (typical norm)"] * steps,
         }
     )
-    folder = scratch.folder("interpolation")  # swept: old walks' GIFs are deleted
-    (folder / "lerp.gif").write_bytes(gif_bytes(straight_images))
-    (folder / "slerp.gif").write_bytes(gif_bytes(curved_images))
     return (
         grid_image(straight_images, columns=steps, px=DISPLAY_PX),
         grid_image(curved_images, columns=steps, px=DISPLAY_PX),
         norms,
-        [str(folder / "lerp.gif"), str(folder / "slerp.gif")],
+        latent_downloads.walk_gifs(straight_images, curved_images, stem),  # swept: old walks' GIFs are deleted
     )
 
 
-def traversal(model: str, seed: int, dims: object, span: float, steps: int) -> Image.Image:
+def traversal(model: str, seed: int, dims: object, span: float, steps: int, request: gr.Request | None = None):
     try:
-        chosen, images = compute.run(_traverse, model, seed, dims, span, steps, frames_as="steps", span_as="range")
+        chosen = latent_picker.resolve(model, request)
+        dims, images = compute.run(_traverse, chosen, seed, dims, span, steps, frames_as="steps", span_as="range")
     except Exception as exc:
         raise user_error(exc, "Traversal") from None
-    return grid_image(images, columns=len(images) // len(chosen), px=DISPLAY_PX)
+    return grid_image(images, columns=len(images) // len(dims), px=DISPLAY_PX)
 
 
-def live_start(model: str, seed: int):
+def live_start(model: str, seed: int, request: gr.Request | None = None):
     """Put the seed's latent on the sliders (its first LIVE_DIMS dimensions) and decode it."""
     try:
-        values, image = compute.run(_live, model, seed)
+        values, image = compute.run(_live, latent_picker.resolve(model, request), seed)
     except Exception as exc:
         raise user_error(exc, "Decoding") from None
     shown = [gr.Slider(value=round(v, 2), visible=True) for v in values]
@@ -416,32 +456,32 @@ def live_start(model: str, seed: int):
     return *shown, *hidden, grid_image(image, columns=1, px=192)
 
 
-def live_edit(model: str, seed: int, *values: float) -> Image.Image:
+def live_edit(model: str, seed: int, request: gr.Request | None = None, *values: float) -> Image.Image:
     """The seed's latent with its first dimensions set by the sliders, decoded."""
     try:
-        _, image = compute.run(_live, model, seed, list(values))
+        _, image = compute.run(_live, latent_picker.resolve(model, request), seed, list(values))
     except Exception as exc:
         raise user_error(exc, "Decoding") from None
     return grid_image(image, columns=1, px=192)
 
 
-def usage(model: str):
+def usage(model: str, request: gr.Request | None = None):
     """On picking a model: the traversal's dimensions (a VAE's most used first) and the usage table."""
     try:
-        return compute.run(_usage, model)
+        return compute.run(_usage, latent_picker.resolve(model, request))
     except Exception as exc:
         raise user_error(exc, "Measuring the dimensions") from None
 
 
-def usage_once(model: str, table: pd.DataFrame | None):
+def usage_once(model: str, table: pd.DataFrame | None, request: gr.Request | None = None):
     """The first time the Traversal tab opens on a VAE, fill in what `usage` would (a GAN keeps
     whatever dimensions were typed)."""
     try:
-        if (table is not None and len(table) > 0) or _declared(model).kind != "vae":
+        if (table is not None and len(table) > 0) or latent_picker.declared(model).kind != "vae":
             return gr.skip(), gr.skip()
     except Exception as exc:
         raise user_error(exc, "Measuring the dimensions") from None
-    return usage(model)
+    return usage(model, request)
 
 
 # --- the public API: the same cores; old parameter names still work, with a notice ------------
@@ -547,10 +587,10 @@ def heavy() -> dict:
 
 
 def _controls() -> LatentUI:
+    default = _glue.default_model("latent")
+    gan, vae = latent_picker.kind_controls(default)  # then each pick of the model decides (build_ui)
     with gr.Row():
-        model = gr.Dropdown(
-            _glue.model_choices("latent", bundled=True), value=_glue.default_model("latent"), label="Model", scale=2
-        )
+        model = gr.Dropdown(latent_picker.choices(), value=default, label="Model", scale=2, elem_id="latent-model")
         seed = gr.Number(SEED, precision=0, label="seed", info="Same seed = same latents = same images.")
         count = gr.Slider(1, 64, COUNT, step=1, label="count")
         truncation = gr.Slider(
@@ -560,97 +600,20 @@ def _controls() -> LatentUI:
             step=0.05,
             label="truncation (GAN)",
             info="Scale of z: below 1 = typical, above 1 = varied.",
+            visible=gan,
+            elem_id="latent-truncation",
         )
         temperature = gr.Slider(
-            0, 2, TEMPERATURE, step=0.05, label="temperature (VAE)", info="Scale of the prior draw, same trade."
+            0,
+            2,
+            TEMPERATURE,
+            step=0.05,
+            label="temperature (VAE)",
+            info="Scale of the prior draw, same trade.",
+            visible=vae,
+            elem_id="latent-temperature",
         )
     return LatentUI(model, seed, count, truncation, temperature)
-
-
-def _samples_tab(ui: LatentUI) -> gr.Image:
-    with gr.Tab("Samples"):
-        sample = gr.Button("Sample", variant="primary", elem_id="latent-sample")
-        samples = gr.Image(label="Samples", type="pil", elem_id="latent-samples", interactive=False)
-    sample.click(sample_grid, [ui.model, ui.seed, ui.count, ui.truncation, ui.temperature], samples, **heavy())
-    return samples
-
-
-def _compare_tab(ui: LatentUI) -> tuple[gr.Image, gr.Image]:
-    with gr.Tab("GAN vs VAE"):
-        gr.Markdown("The bundled GAN and VAE trained on the same data as the picked model, same seed and count.")
-        compare = gr.Button("Sample both", elem_id="latent-compare")
-        with gr.Row():
-            gan_grid = gr.Image(label="GAN", type="pil", interactive=False)
-            vae_grid = gr.Image(label="VAE", type="pil", interactive=False)
-    inputs = [ui.model, ui.seed, ui.count, ui.truncation, ui.temperature]
-    compare.click(side_by_side, inputs, [gan_grid, vae_grid], **heavy())
-    return gan_grid, vae_grid
-
-
-def _interpolation_tab(ui: LatentUI, image_walk: Callable) -> list:
-    """Walks between two seeds and (with ``image_walk``, a handler of latent_encoding) two images."""
-    with gr.Tab("Interpolation"):
-        with gr.Row():
-            seed_a = gr.Number(1, precision=0, label="seed A")
-            seed_b = gr.Number(2, precision=0, label="seed B")
-            steps = gr.Slider(2, 16, NUM_FRAMES, step=1, label="steps")
-            walk_seeds = gr.Button("Interpolate", elem_id="latent-interpolate")
-        with gr.Accordion("…or between two images (VAE: each encoded to its posterior mean)", open=False):
-            with gr.Row():
-                image_a = gr.File(label="image A", file_types=["image"], type="binary", elem_id="latent-image-a")
-                image_b = gr.File(label="image B", file_types=["image"], type="binary", elem_id="latent-image-b")
-            walk_images = gr.Button("Interpolate images", elem_id="latent-interpolate-images")
-        lerp_image = gr.Image(label="lerp (straight line)", type="pil", interactive=False, elem_id="latent-lerp")
-        slerp_image = gr.Image(label="slerp (great circle)", type="pil", interactive=False)
-        norm_plot = gr.LinePlot(x="t", y="norm", color="path", label="Latent norm along each path", height=240)
-        gifs = gr.File(label="GIFs", file_count="multiple")
-    outputs = [lerp_image, slerp_image, norm_plot, gifs]
-    walk_seeds.click(interpolation, [ui.model, seed_a, seed_b, steps], outputs, **heavy())
-    walk_images.click(image_walk, [ui.model, image_a, image_b, steps], outputs, **heavy())
-    return outputs
-
-
-def _traversal_tab(ui: LatentUI) -> tuple[gr.Image, gr.Dataframe]:
-    with gr.Tab("Traversal") as tab:
-        with gr.Row():
-            dims = gr.Textbox(
-                "0 1 2 3",
-                label="dimensions",
-                info="Which latent dimensions, e.g. 0 1 2 3. A VAE starts on its most used ones.",
-                elem_id="latent-dims",
-            )
-            span = gr.Slider(0.5, 5, TRAVERSAL_RANGE, step=0.5, label="range (± σ)")
-            steps = gr.Slider(3, 11, TRAVERSAL_FRAMES, step=1, label="steps")
-            turn = gr.Button("Traverse", elem_id="latent-traverse")
-        picture = gr.Image(
-            label="Rows: dimensions; columns: −range … +range",
-            type="pil",
-            interactive=False,
-            elem_id="latent-traversal",
-        )
-        table = gr.Dataframe(
-            label="Dimensions by use (mean KL on the model's data; for shapes, the factor each follows)",
-            interactive=False,
-            elem_id="latent-usage",
-        )
-    ui.model.change(usage, ui.model, [dims, table], **heavy())
-    tab.select(usage_once, [ui.model, table], [dims, table], **heavy())
-    turn.click(traversal, [ui.model, ui.seed, dims, span, steps], picture, **heavy())
-    return picture, table
-
-
-def _live_tab(ui: LatentUI) -> gr.Image:
-    with gr.Tab("Live edit"):
-        gr.Markdown("Load a seed's latent, then move one dimension at a time and watch the image follow.")
-        load = gr.Button("Load seed", elem_id="latent-live-load")
-        with gr.Row():
-            with gr.Column():
-                sliders = [gr.Slider(-4, 4, 0, step=0.05, label=f"z{i}") for i in range(LIVE_DIMS)]
-            image = gr.Image(label="Decoded", type="pil", interactive=False, elem_id="latent-live")
-    load.click(live_start, [ui.model, ui.seed], [*sliders, image], **heavy())
-    for slider in sliders:
-        slider.release(live_edit, [ui.model, ui.seed, *sliders], image, **heavy())
-    return image
 
 
 def _api() -> None:
@@ -663,16 +626,17 @@ def _api() -> None:
 
 def build_ui() -> LatentUI:
     """The shared controls, one sub-tab per view (each built and wired by its own builder), the
-    training lab, the explanation, and the public API."""
-    from demos import latent_encoding  # here, not at the top: its views build on this module's functions
+    training lab, the explanation, and the public API. Picking a model shows its kind's scale and
+    empties the views of the model before; the lab's models join the picker once they have trained."""
+    from demos import latent_encoding, latent_sampling_tabs  # here: they build on this module's functions
 
     ui = _controls()
     with gr.Tabs():
-        ui.tabs["samples"] = _samples_tab(ui)
-        ui.tabs["compare"] = _compare_tab(ui)
-        ui.tabs["interpolation"] = _interpolation_tab(ui, latent_encoding.image_interpolation)
-        ui.tabs["traversal"] = _traversal_tab(ui)
-        ui.tabs["live"] = _live_tab(ui)
+        ui.tabs["samples"] = latent_sampling_tabs.samples_tab(ui)
+        ui.tabs["compare"] = latent_sampling_tabs.compare_tab(ui)
+        ui.tabs["interpolation"] = latent_sampling_tabs.interpolation_tab(ui, latent_encoding.image_interpolation)
+        ui.tabs["traversal"] = latent_sampling_tabs.traversal_tab(ui)
+        ui.tabs["live"] = latent_sampling_tabs.live_tab(ui)
         ui.tabs["anatomy"] = latent_encoding.anatomy_tab(ui)
         ui.tabs["photos"] = latent_encoding.photos_tab()
         ui.tabs["map"] = latent_encoding.map_tab(ui)
@@ -680,8 +644,23 @@ def build_ui() -> LatentUI:
             ui.tabs["lab"] = training_lab.build_ui()
     with gr.Accordion("How it works", open=False):
         gr.Markdown(HOW_IT_WORKS)
+    stale = [output for key in ("samples", "compare", "interpolation", "traversal", "live", "anatomy", "map")
+             for output in ui.tabs[key]]  # fmt: skip
+    _on_model_switch(ui, stale)
+    latent_picker.wire(ui.model, ui.tabs["lab"].timer)
     _api()
     return ui
+
+
+def _on_model_switch(ui: LatentUI, stale: list) -> None:
+    """Picking a model: its kind's scale shown, the other hidden, and ``stale`` (what the previous model
+    showed, and any error badge a failed view left on it) emptied."""
+
+    def model_switched(model: str):
+        return latent_picker.model_switched_views(model, len(stale))
+
+    light = dict(api_visibility="private", concurrency_limit=None, show_progress="hidden")
+    ui.model.change(model_switched, ui.model, [ui.truncation, ui.temperature, *stale], **light)
 
 
 if __name__ == "__main__":

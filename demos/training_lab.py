@@ -2,7 +2,10 @@
 
 Each browser session may run one training run; the grid decodes the same 16 latent points after
 every few steps, so you watch *them* turn into digits, and the loss curves grow beside it. The
-Latent sampling tab shows this as its "Training lab" sub-tab.
+Latent sampling tab shows this as its "Training lab" sub-tab, and its other sub-tabs can decode
+with the session's lab model (``lab_model``): a copy of the live run's weights, or the copy kept
+when the run ended (at most LAB_KEPT_SESSIONS sessions' models, each for LAB_KEPT_S, never
+reachable from another session; a closed tab's are forgotten at once).
 
 A run holds one of the app's LAB_MAX_RUNS slots only while someone looks at it: each view (the
 page's 2 s timer) and each lab action renews its lease, and a run whose lease has run out stops
@@ -20,6 +23,8 @@ Run alone: ``python -m demos.training_lab``.
 
 from __future__ import annotations
 
+import collections
+import copy
 import dataclasses
 import math
 import threading
@@ -37,6 +42,7 @@ from shared import compute
 from shared.datasets import digits
 from shared.images import grid_image
 from shared.latent_models import ConvVAE, Discriminator, Generator, gan_step
+from shared.loaders import LatentModel
 from shared.validation import check_choice
 
 # --- knobs ----------------------------------------------------------------------------------
@@ -50,6 +56,14 @@ LAB_LEASE_S = 90.0  # a run nobody looked at for this long stops and frees its s
 # a hidden browser tab's timers may slow to one a minute, so the lease outlasts that)
 FIXED_LATENTS = 16  # the points decoded after each step, to show progress
 SHOW_EVERY = 5  # steps between redrawing those points (the view reads the last drawing)
+LOSS_POINTS = 200  # steps per loss curve on the plot at most (evenly spaced, the last one always)
+DATASET = "digits"  # what every lab model learns
+LAB_KEPT_SESSIONS = 32  # sessions whose lab models outlive their runs (≤ 2 models each: a VAE ~2.3 MiB, a GAN ~0.3)
+LAB_KEPT_S = 60 * 60  # …for at most this long unused
+CURVE_COLOURS = {  # each kind's loss curves (matplotlib's tab10)
+    "vae": {"loss": "#1f77b4", "reconstruction": "#ff7f0e", "KL": "#2ca02c"},
+    "gan": {"discriminator": "#d62728", "generator": "#9467bd"},
+}
 
 
 # --- building models from a generator of their own ------------------------------------------
@@ -118,6 +132,19 @@ def vae_loss(vae: ConvVAE, x: torch.Tensor, generator: torch.Generator):
 # --- a training run ---------------------------------------------------------------------------
 
 
+@dataclasses.dataclass
+class LabModel:
+    """A lab model as other sub-tabs use it: a copy of a run's weights at one step."""
+
+    kind: str  # "vae" | "gan"
+    steps: int  # the training steps behind it
+    model: nn.Module  # ConvVAE or Generator, eval mode, no gradients
+
+    def latent_model(self) -> LatentModel:
+        key = f"lab:{self.kind}"
+        return LatentModel(key=key, kind=self.kind, model=self.model, latent_dim=self.model.latent_dim, dataset=DATASET)
+
+
 class TrainingRun:
     """A small GAN or VAE learning the digits, one step at a time; fixed latents show progress.
 
@@ -146,6 +173,7 @@ class TrainingRun:
         self._running = threading.Event()
         self._stopped = threading.Event()
         self._thread: threading.Thread | None = None
+        self._stepping = threading.Lock()  # held by the loop across "still running?" and its step
         self.shown = self.samples()  # the last drawing of them, which the view shows without model work
 
     def step(self) -> dict:
@@ -176,14 +204,27 @@ class TrainingRun:
             self.model.eval()
             return (self.model(self.fixed_z) if self.kind == "gan" else self.model.decode(self.fixed_z)).clone()
 
-    def loss_frame(self, every: int = 10) -> pd.DataFrame:
+    def checkpoint(self) -> LabModel:
+        """A copy of the model as it is now, for decoding elsewhere: training on never changes it."""
+        with self._lock:
+            model, steps = copy.deepcopy(self.model), self.steps
+        return LabModel(self.kind, steps, model.eval().requires_grad_(False))
+
+    def loss_frame(self, points: int = LOSS_POINTS) -> pd.DataFrame:
+        """The losses, one row per curve and step (step, loss, curve): at most ``points`` steps, evenly
+        spaced, always with the last one (the curves end where the status line says the run is)."""
+        history = self.history[:]  # the loop appends while a view reads
+        shown = history[:: max(1, math.ceil(len(history) / points))]
+        if history and shown[-1] is not history[-1]:
+            shown.append(history[-1])
         rows = [
             {"step": h["step"], "loss": value, "curve": name}
-            for h in self.history[::every]
+            for h in shown
             for name, value in h.items()
             if name != "step"
         ]
-        return pd.DataFrame(rows, columns=["step", "loss", "curve"])
+        frame = pd.DataFrame(rows, columns=["step", "loss", "curve"])
+        return frame.astype({"step": "int64", "loss": "float64", "curve": "str"})  # typed when empty too
 
     @property
     def running(self) -> bool:
@@ -209,7 +250,11 @@ class TrainingRun:
             self._thread.start()
 
     def pause(self) -> None:
+        """No step starts from now on, and the one in flight (if any) has ended when this returns:
+        the step count a view shows next is where the run stays."""
         self._running.clear()
+        with self._stepping:
+            pass
 
     def stop(self) -> None:
         self._stopped.set()
@@ -223,18 +268,65 @@ class TrainingRun:
                 continue
             if self._stopped.is_set() or self.steps >= LAB_MAX_STEPS:
                 break
-            try:
-                compute.run(self.step)  # on a model worker, between other requests' work
-            except Exception as exc:  # a failed step ends the run; the status line says why
-                self.error = user_error(exc, "The training step").message
-                break
+            with self._stepping:
+                if not self._running.is_set():  # paused while this loop was waking
+                    continue
+                try:
+                    compute.run(self.step)  # on a model worker, between other requests' work
+                except Exception as exc:  # a failed step ends the run; the status line says why
+                    self.error = user_error(exc, "The training step").message
+                    break
         self._running.clear()
 
 
-# --- sessions and their runs ------------------------------------------------------------------
+# --- sessions, their runs and the models they keep ----------------------------------------------
 
 _runs: dict[str, TrainingRun] = {}  # session → its training run
-_runs_lock = threading.Lock()
+_runs_lock = threading.Lock()  # guards _runs and _kept
+
+
+@dataclasses.dataclass
+class Kept:
+    """What a session keeps after its runs end: their models (for the other sub-tabs' pickers) and
+    the status line of the last one, so that stopping a run never blanks what the lab showed."""
+
+    models: dict[str, LabModel] = dataclasses.field(default_factory=dict)  # kind → the latest model
+    ended: str | None = None  # the last run's final status line
+    used_at: float = dataclasses.field(default_factory=time.monotonic)
+
+
+_kept: collections.OrderedDict[str, Kept] = collections.OrderedDict()  # session → Kept, least recently used first
+
+
+def _trim_kept() -> None:
+    """Forget sessions unused for LAB_KEPT_S, then the least recently used past LAB_KEPT_SESSIONS (lock held)."""
+    now = time.monotonic()
+    for session in [s for s, kept in _kept.items() if now - kept.used_at > LAB_KEPT_S]:
+        del _kept[session]
+    while len(_kept) > LAB_KEPT_SESSIONS:
+        _kept.popitem(last=False)
+
+
+def _keep(session: str, run: TrainingRun, ended: str | None) -> None:
+    """Keep a run's model (once it has trained a step) and, if it ended, its last status line."""
+    model = run.checkpoint() if run.steps else None  # copied outside _runs_lock: a step may hold the run's lock
+    with _runs_lock:
+        kept = _kept.pop(session, None) or Kept()
+        if model is not None:
+            kept.models[run.kind] = model
+        kept.ended, kept.used_at = ended, time.monotonic()
+        _kept[session] = kept
+        _trim_kept()
+
+
+def _kept_of(session: str) -> Kept | None:
+    with _runs_lock:
+        _trim_kept()
+        kept = _kept.get(session)
+        if kept is not None:
+            kept.used_at = time.monotonic()
+            _kept.move_to_end(session)
+        return kept
 
 
 def _run_of(request: gr.Request | None) -> TrainingRun | None:
@@ -248,18 +340,21 @@ def _run_of(request: gr.Request | None) -> TrainingRun | None:
 
 
 def _sweep() -> None:
-    """Forget the runs whose lease ran out, stopping them (called on every claim and every view)."""
+    """Forget the runs whose lease ran out, stopping them and keeping their models (called on every
+    claim and every view)."""
     with _runs_lock:
         gone = [session for session, run in _runs.items() if run.expired]
-        stale = [_runs.pop(session) for session in gone]
-    for run in stale:
+        stale = [(session, _runs.pop(session)) for session in gone]
+    for session, run in stale:
         run.stop()
+        why = f"nobody looked at it for {LAB_LEASE_S:.0f} s, so it gave its slot up"
+        _keep(session, run, ended=_status(run, f"stopped at step {run.steps:,} ({why})"))
 
 
 def _claim(request: gr.Request | None, kind: str, *, replace: bool) -> TrainingRun:
     """This session's run, its lease renewed, made if it has none (within the app's LAB_MAX_RUNS
     unfinished runs). With ``replace``, a run of another kind is stopped and a fresh one of
-    ``kind`` takes its place; a finished run is always replaced."""
+    ``kind`` takes its place; a finished run is always replaced. A replaced run's model is kept."""
     _sweep()
     session, old = session_id(request), None
     with _runs_lock:
@@ -273,16 +368,74 @@ def _claim(request: gr.Request | None, kind: str, *, replace: bool) -> TrainingR
         run.renew()
     if old is not None:
         old.stop()
+        _keep(session, old, ended=None)
     return run
 
 
+def lab_kinds(request: gr.Request | None) -> tuple[str, ...]:
+    """The kinds of lab model this session can decode with: its live run's (once it has trained a
+    step) and those kept from its earlier runs, in LAB_KINDS order."""
+    run, kept = _run_of(request), _kept_of(session_id(request))
+    have = set(kept.models if kept else ()) | ({run.kind} if run is not None and run.steps else set())
+    return tuple(kind for kind in LAB_KINDS if kind in have)
+
+
+def lab_model(request: gr.Request | None, kind: str) -> LatentModel:
+    """This session's lab model of ``kind`` as a latent model: a copy of its live run's weights as they
+    are now, or the one kept when its run ended. Only the session that trained it can reach it."""
+    kind = check_choice("lab model", kind, LAB_KINDS)
+    run = _run_of(request)
+    if run is not None and run.kind == kind and run.steps:
+        return run.checkpoint().latent_model()
+    kept = _kept_of(session_id(request))
+    if kept is None or kind not in kept.models:
+        raise ValueError(
+            f"This browser tab has no lab {kind.upper()}: train one in the Training lab first "
+            "(a lab model belongs to the tab that trained it, for an hour at most)."
+        )
+    return kept.models[kind].latent_model()
+
+
+# --- Gradio glue: every view is (grid, losses, status, the Pause/Resume button) -------------------
+
+
+def _status(run: TrainingRun, state: str) -> str:
+    last = ", ".join(f"{k} {v:.3f}" for k, v in run.history[-1].items() if k != "step") if run.history else ""
+    return " · ".join(part for part in (f"**{run.kind.upper()}**", state, last) if part)
+
+
+def pause_label(run: TrainingRun | None) -> tuple[str, bool]:
+    """What the Pause button shows, and whether it can be pressed: "Resume" while a run is paused."""
+    if run is None or run.finished:
+        return "Pause", False
+    return ("Pause" if run.running else "Resume"), True
+
+
+def _button(run: TrainingRun | None) -> gr.Button:
+    label, live = pause_label(run)
+    return gr.Button(value=label, interactive=live)
+
+
+def loss_plot(run: TrainingRun):
+    """The loss curves as an update of the plot, or no update before the first step. Gradio 6.31's
+    plot fixes its series (colours, legend) when first drawn and only swaps the data after: an empty
+    first frame would leave it blank for good, and a GAN's curves after a VAE's would never show. So
+    the first frame has every curve, and each kind has its own colour map, whose change redraws."""
+    if not run.history:
+        return gr.skip()
+    return gr.LinePlot(value=run.loss_frame(), color_map=CURVE_COLOURS[run.kind])
+
+
 def lab_view(request: gr.Request):
-    """The current run's sample grid (fixed latents), loss curves and status (the 2 s timer: it
-    renews this session's lease and frees the slots of runs nobody looks at)."""
+    """The current run's sample grid (fixed latents), loss curves, status and Pause/Resume button (the
+    2 s timer: it renews this session's lease and frees the slots of runs nobody looks at). After a
+    run stops, its grid and curves stay as they were and the status says where it stopped."""
     _sweep()
     run = _run_of(request)
     if run is None:
-        return gr.skip(), gr.skip(), "No training run. Pick GAN or VAE and press **Start**."
+        kept = _kept_of(session_id(request))
+        ended = kept.ended if kept is not None and kept.ended else None
+        return gr.skip(), gr.skip(), ended or "No training run. Pick GAN or VAE and press **Start**.", _button(None)
     samples = run.shown  # drawn by the run itself on the worker: the view never waits behind other jobs
     if run.error:
         state = f"stopped: {run.error}"
@@ -290,12 +443,7 @@ def lab_view(request: gr.Request):
         state = f"finished at {LAB_MAX_STEPS:,} steps (press Start for a fresh run)"
     else:
         state = "training" if run.running else "paused"
-    last = ", ".join(f"{k} {v:.3f}" for k, v in run.history[-1].items() if k != "step") if run.history else ""
-    return (
-        grid_image(samples, columns=8),
-        run.loss_frame(),
-        f"**{run.kind.upper()}** · step {run.steps:,} · {state} · {last}",
-    )
+    return grid_image(samples, columns=8), loss_plot(run), _status(run, f"step {run.steps:,} · {state}"), _button(run)
 
 
 def lab_start(kind: str, request: gr.Request):
@@ -307,10 +455,16 @@ def lab_start(kind: str, request: gr.Request):
     return lab_view(request)
 
 
-def lab_pause(request: gr.Request):
+def lab_pause(label: str, request: gr.Request):
+    """The Pause button pauses a training run; while the run is paused it reads Resume and resumes it.
+    It does what its label said when pressed (a label a moment old never does the opposite)."""
+    try:
+        label = check_choice("button", label, ("Pause", "Resume"))
+    except Exception as exc:
+        raise user_error(exc, "Pausing") from None
     run = _run_of(request)
-    if run is not None:
-        run.pause()
+    if run is not None and not run.finished:
+        run.pause() if label == "Pause" else run.start()
     return lab_view(request)
 
 
@@ -326,24 +480,39 @@ def lab_step(kind: str, request: gr.Request):
 
 
 def lab_stop(request: gr.Request):
-    """Stop and free this session's run (also called when the browser tab closes)."""
+    """Stop and free this session's run. Its grid and loss curves stay on the page, the status says
+    where it stopped, and its model stays in the other sub-tabs' pickers."""
+    session = session_id(request)
     with _runs_lock:
-        run = _runs.pop(session_id(request), None)
-    if run is not None:
-        run.stop()
-    return None, None, "Stopped. The worker is freed."
+        run = _runs.pop(session, None)
+    if run is None:
+        return lab_view(request)
+    run.stop()
+    note = "worker freed; **Start** trains a fresh one"
+    if run.steps:
+        note += f", and the pickers keep this one as *lab: {run.kind.upper()} (this session)*"
+    ended = _status(run, f"stopped at step {run.steps:,}") + f" · {note}"
+    _keep(session, run, ended=ended)
+    return gr.skip(), gr.skip(), ended, _button(None)
 
 
 def stop_session_runs(request: gr.Request) -> None:
-    """When a browser tab closes, its training run stops and frees its worker (``demo.unload``)."""
-    lab_stop(request)
+    """When a browser tab closes, its training run stops and frees its worker, and its lab models
+    are forgotten (``demo.unload``)."""
+    session = session_id(request)
+    with _runs_lock:
+        run = _runs.pop(session, None)
+        _kept.pop(session, None)
+    if run is not None:
+        run.stop()
 
 
 def stop_all() -> None:
-    """Stop every session's run (the app closing; tests, between modules)."""
+    """Stop every session's run and forget every kept model (the app closing; tests, between modules)."""
     with _runs_lock:
         runs = list(_runs.values())
         _runs.clear()
+        _kept.clear()
     for run in runs:
         run.stop()
 
@@ -357,34 +526,37 @@ class LabUI:
     status: gr.Markdown
     grid: gr.Image
     losses: gr.LinePlot
+    timer: gr.Timer  # every 2 s: what other sub-tabs hang their lab-dependent views on
 
 
 def build_ui() -> LabUI:
     """The lab's controls, grid and loss curves, wired; the status refreshes every 2 s."""
     gr.Markdown(
         "Train a small GAN or VAE on the digits right here, on the CPU. The grid decodes the same 16 "
-        "latent points every time, so you watch *them* turn into digits."
+        "latent points every time, so you watch *them* turn into digits. Once it has trained, the model "
+        "is in the other sub-tabs' model picker as *lab: VAE (this session)* (or GAN)."
     )
     with gr.Row():
         kind = gr.Radio(list(LAB_KINDS), value="vae", label="model to train")
         start = gr.Button("Start", variant="primary", elem_id="lab-start")
-        pause = gr.Button("Pause", elem_id="lab-pause")
+        pause = gr.Button("Pause", interactive=False, elem_id="lab-pause")
         one_step = gr.Button("Single step", elem_id="lab-step")
         stop = gr.Button("Stop", variant="stop", elem_id="lab-stop")
     status = gr.Markdown("No training run.", elem_id="lab-status")
     with gr.Row():
-        grid = gr.Image(label="Samples from fixed latents", type="pil", interactive=False)
-        losses = gr.LinePlot(x="step", y="loss", color="curve", label="Losses", height=260)
+        grid = gr.Image(label="Samples from fixed latents", type="pil", interactive=False, elem_id="lab-grid")
+        # no fixed height: Gradio 6's plots clip a legend below a plot of fixed height
+        losses = gr.LinePlot(x="step", y="loss", color="curve", label="Losses", elem_id="lab-losses")
     timer = gr.Timer(2.0)
 
-    outputs = [grid, losses, status]
+    outputs = [grid, losses, status, pause]
     light = dict(api_visibility="private", concurrency_limit=None, show_progress="hidden")
     start.click(lab_start, kind, outputs, **light)
-    pause.click(lab_pause, None, outputs, **light)
+    pause.click(lab_pause, pause, outputs, **light)
     one_step.click(lab_step, kind, outputs, **light)
     stop.click(lab_stop, None, outputs, **light)
     timer.tick(lab_view, None, outputs, **light)
-    return LabUI(kind, status, grid, losses)
+    return LabUI(kind, status, grid, losses, timer)
 
 
 if __name__ == "__main__":

@@ -32,8 +32,8 @@ class ModelSpec:
         return self.source.startswith("bundled:")
 
     def label(self) -> str:
-        where = "bundled, offline" if self.bundled else f"hub, ~{self.size_mb:,} MB"
-        return f"{self.key} ({where}; {self.device})"
+        """Short enough for a phone's picker: the key, and where the weights come from."""
+        return f"{self.key} (bundled)" if self.bundled else f"{self.key} (hub, ~{self.size_mb:,} MB)"
 
 
 CATALOG: dict[str, ModelSpec] = {

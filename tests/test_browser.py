@@ -108,7 +108,7 @@ def test_attention_views_render_and_the_model_view_is_clickable(page):
     text.fill("The cat sat on the mat because it was tired.")
     page.locator("#attention-run").click()
     expect(page.locator("#attention-summary")).to_contain_text("· 11 tokens ·", timeout=60_000)
-    expect(page.locator("#attention-heatmap img")).to_be_visible(timeout=30_000)
+    expect(page.locator("#attention-heatmap svg")).to_be_visible(timeout=30_000)
     expect(page.locator(".progress-text, .eta-bar")).to_have_count(0, timeout=30_000)
     ARTIFACTS.mkdir(exist_ok=True)
     dismiss_toasts(page)
@@ -180,7 +180,7 @@ def test_latent_tab_samples_interpolates_traverses_and_encodes_a_drawing(page, t
     model = page.get_by_label("Model").filter(visible=True).first
     model.click()
     page.get_by_role("option", name=re.compile("digits-vae")).click()
-    page.locator("#latent-sketch").get_by_role("button", name="Brush").click()
+    pass  # the brush is picked by itself now
     box = page.locator("#latent-sketch canvas").last.bounding_box()
     x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
     page.mouse.move(x, y - 50)

@@ -49,6 +49,8 @@ BAD = [
     ("/sample_latents", dict(seed=-1), "seed"),
     ("/sample_latents", dict(scale=1e9), "scale"),
     ("/sample_latents", dict(model="no-such-model"), "Unknown model"),
+    ("/sample_latents", dict(model="lab:vae"), "Unknown model"),  # a session's lab model is the page's alone
+    ("/traverse", dict(model="lab:gan"), "Unknown model"),
     ("/interpolate", dict(a=[0.0] * 8, b=[1.0] * 8, steps=10**6), "steps"),
     ("/interpolate", dict(a=[0.0] * 8, b=[1.0] * 8, kind="cubic"), "kind"),
     ("/interpolate", dict(a=[0.0] * 8), "both"),

@@ -219,13 +219,13 @@ def test_live_edit_changes_only_what_the_sliders_say():
     *sliders, image = ls.live_start("digits-vae", 5)
     values = [s.value for s in sliders]
     assert len(values) == ls.LIVE_DIMS and image.size == (196, 196)
-    same = ls.live_edit("digits-vae", 5, *values)
-    changed = ls.live_edit("digits-vae", 5, *([3.0] + values[1:]))
+    same = ls.live_edit("digits-vae", 5, None, *values)  # None: the request (no session)
+    changed = ls.live_edit("digits-vae", 5, None, *([3.0] + values[1:]))
     assert np.asarray(same).tolist() != np.asarray(changed).tolist()
     import gradio as gr
 
     with pytest.raises(gr.Error, match="z0"):
-        ls.live_edit("digits-vae", 5, *([float("nan")] + values[1:]))
+        ls.live_edit("digits-vae", 5, None, *([float("nan")] + values[1:]))
 
 
 def test_dimension_usage_ranks_by_kl_and_names_what_each_follows():
@@ -244,10 +244,11 @@ def test_dimension_usage_ranks_by_kl_and_names_what_each_follows():
 
 
 def test_gan_and_vae_side_by_side_follow_the_picked_models_data():
-    digits_gan, digits_vae = ls.side_by_side("digits-vae", 3, 4, 1.0, 1.0)
-    shapes_gan, shapes_vae = ls.side_by_side("shapes-gan", 3, 4, 1.0, 1.0)
-    assert np.asarray(digits_gan).tolist() == np.asarray(ls.sample_grid("digits-gan", 3, 4, 1.0, 1.0)).tolist()
-    assert np.asarray(shapes_vae).tolist() == np.asarray(ls.sample_grid("shapes-vae", 3, 4, 1.0, 1.0)).tolist()
+    digits_gan, digits_vae, note = ls.side_by_side("digits-vae", 3, 4, 0.5, 1.5)
+    shapes_gan, shapes_vae, _ = ls.side_by_side("shapes-gan", 3, 4, 1.0, 1.0)
+    assert note == "GAN **digits-gan** at truncation 0.5 · VAE **digits-vae** at temperature 1.5"  # what was used
+    assert np.asarray(digits_gan).tolist() == np.asarray(ls.sample_grid("digits-gan", 3, 4, 0.5, 1.0)[0]).tolist()
+    assert np.asarray(shapes_vae).tolist() == np.asarray(ls.sample_grid("shapes-vae", 3, 4, 1.0, 1.0)[0]).tolist()
     assert np.asarray(shapes_gan).std(axis=2).mean() > 1  # shapes are in colour…
     assert np.asarray(digits_vae).std(axis=2).max() == 0  # …digits are grey
 
@@ -258,3 +259,177 @@ def test_shapes_map_is_labelled_by_colour_range_in_its_own_colours():
     picture = np.asarray(le.map_image(m))[:, : le.MAP_PX]  # the plot, not its legend
     for colour in m.palette:  # every band's dots are drawn
         assert (np.abs(picture.astype(int) - colour).sum(axis=2) == 0).sum() > 100
+
+
+# --- what the screen shows is true (issue 13) -----------------------------------------------------
+
+
+def _session(name: str):
+    import types
+
+    return types.SimpleNamespace(session_hash=name)
+
+
+@pytest.fixture
+def lab_session():
+    """A browser session whose lab has trained a VAE for two steps; its run and models go after."""
+    from demos import training_lab
+
+    session = _session("latent-logic-lab")
+    training_lab.lab_step("vae", session)
+    training_lab.lab_step("vae", session)
+    yield session
+    training_lab.stop_session_runs(session)
+
+
+def test_each_model_shows_only_its_own_scale():
+    """Truncation for a GAN, temperature for a VAE: what the controls show follows the picked model."""
+    from demos import latent_picker
+
+    assert latent_picker.kind_controls("digits-gan") == (True, False)
+    assert latent_picker.kind_controls("shapes-vae") == (False, True)
+    assert latent_picker.kind_controls("lab:gan") == (True, False)
+    assert latent_picker.kind_controls("lab:vae") == (False, True)
+    truncation, temperature, *cleared = latent_picker.model_switched_views("digits-vae", 3)
+    assert (truncation.visible, temperature.visible) == (False, True) and cleared == [None, None, None]
+    import gradio as gr
+
+    with pytest.raises(gr.Error, match="Unknown model"):
+        latent_picker.model_switched_views("no-such-model", 3)
+
+
+def test_switching_the_model_empties_every_view_of_the_previous_one():
+    """The views a model filled (and any error badge a failed one left) are emptied on a switch: the
+    handler returns None for each, after the two scale sliders."""
+    import gradio as gr
+
+    from demos import latent_sampling
+
+    with gr.Blocks() as demo:
+        ui = latent_sampling.build_ui()
+    switch = next(fn for fn in demo.fns.values() if fn.name == "model_switched")
+    anatomy, (view, decoded) = ui.tabs["anatomy"], ui.tabs["map"]
+    assert switch.inputs == [ui.model] and switch.outputs[:2] == [ui.truncation, ui.temperature]
+    assert all(c in switch.outputs for c in [*anatomy, view, decoded, *ui.tabs["samples"], *ui.tabs["interpolation"]])
+    values = switch.fn("digits-gan")
+    assert len(values) == len(switch.outputs) and values[2:] == (None,) * (len(values) - 2)
+    assert switch.show_progress == "hidden"
+    assert (ui.truncation.visible, ui.temperature.visible) == latent_picker_kind(ui.model.value)
+
+
+def latent_picker_kind(model: str):
+    from demos import latent_picker
+
+    return latent_picker.kind_controls(model)
+
+
+def test_a_lab_model_is_offered_and_used_in_its_own_session_only(lab_session):
+    import gradio as gr
+
+    from demos import latent_encoding, latent_picker
+
+    other = _session("latent-logic-other")
+    update, offered = latent_picker.offer_lab_models("digits-gan", [], lab_session)
+    assert ("lab: VAE (this session)", "lab:vae") in update.choices and offered == ["vae"]
+    assert update.value == "digits-gan"  # the pick stays
+    assert latent_picker.offer_lab_models("digits-gan", offered, lab_session) == (gr.skip(), gr.skip())  # unchanged
+    assert latent_picker.offer_lab_models("digits-gan", [], other) == (gr.skip(), gr.skip())  # nothing to offer
+    grid, key = ls.sample_grid("lab:vae", 0, 4, 1.0, 1.0, lab_session)
+    assert grid.size == (4 * 66 + 2, 66 + 2)
+    assert ls.usage("lab:vae", lab_session)[1]["dimension"].tolist()  # the traversal's table, for the lab VAE
+    assert latent_encoding.show_map("lab:vae", lab_session).size == (le.MAP_PX + 90, le.MAP_PX)
+    with pytest.raises(gr.Error, match="no lab VAE"):
+        ls.sample_grid("lab:vae", 0, 4, 1.0, 1.0, other)
+    with pytest.raises(gr.Error, match="model"):
+        ls.sample_grid("lab:unet", 0, 4, 1.0, 1.0, lab_session)
+    with pytest.raises(gr.Error, match="Unknown model"):
+        ls.sample_latents(model="lab:vae")  # the public API takes catalog keys only
+
+
+def test_a_picked_lab_model_that_is_gone_gives_way_to_the_default(lab_session):
+    from demos import _glue, latent_picker, training_lab
+
+    training_lab.stop_session_runs(lab_session)
+    update, offered = latent_picker.offer_lab_models("lab:vae", ["vae"], lab_session)
+    assert offered == [] and update.value == _glue.default_model("latent")
+    assert all(not value.startswith("lab:") for _, value in update.choices)
+
+
+def test_the_map_marks_the_clicked_point():
+    m = le._map("digits-vae")
+    plain = np.asarray(le.map_image(m)).astype(int)
+    marked = np.asarray(le.map_image(m, marker=(0.25, 0.75))).astype(int)
+    x, y = int(0.25 * le.MAP_PX), int(0.25 * le.MAP_PX)
+    assert (marked[y, x] == 0).all(), "the crosshair's centre is black"
+    changed = np.abs(marked - plain).sum(axis=2) > 0
+    ys, xs = np.nonzero(changed)
+    assert abs(xs.mean() - x) < 2 and abs(ys.mean() - y) < 2, "the marker is centred on the point"
+    assert changed.sum() < 0.02 * changed.size
+
+
+def test_a_click_on_the_map_decodes_the_point_and_marks_it():
+    import gradio as gr
+
+    picture, decoded = le.decode_map_point("digits-vae", gr.SelectData(None, {"index": [105, 315], "value": None}))
+    expected = np.asarray(le.map_image(le._map("digits-vae"), marker=(105 / le.MAP_PX, 1 - 315 / le.MAP_PX)))
+    assert np.array_equal(np.asarray(picture), expected) and decoded.size == (164, 164)
+    outside = le.decode_map_point("digits-vae", gr.SelectData(None, {"index": [le.MAP_PX + 20, 10], "value": None}))
+    assert outside == (gr.skip(), gr.skip())  # the legend: nothing to decode, nothing to mark
+
+
+def test_downloads_are_enlarged_sharp_and_named_by_model_seed_and_index():
+    import zipfile
+
+    from demos import latent_downloads
+
+    grid, key = ls.sample_grid("shapes-gan", 7, 3, 1.0, 1.0)
+    path = latent_downloads.sample_download(key)
+    assert Path(path).name == "shapes-gan_seed7_3-samples.zip"
+    _, _, images = ls._sample("shapes-gan", 7, 3, 1.0)
+    with zipfile.ZipFile(path) as archive:
+        assert archive.namelist() == [f"shapes-gan_seed7_{i:02d}.png" for i in range(3)]
+        png = Image.open(io.BytesIO(archive.read("shapes-gan_seed7_01.png")))
+    assert png.size == (latent_downloads.DOWNLOAD_PX, latent_downloads.DOWNLOAD_PX)
+    pixels = np.asarray(png.convert("RGB")).astype(int)
+    blocks = pixels.reshape(32, 8, 32, 8, 3)  # 32×32 model pixels, 8×8 screen pixels each
+    assert (blocks == blocks[:, :1, :, :1]).all(), "nearest neighbour: every block is one colour"
+    expected = (images[1].clamp(0, 1).permute(1, 2, 0).numpy() * 255).astype(np.uint8)
+    assert np.array_equal(blocks[:, 0, :, 0], expected), "the download is the image on screen"
+    assert latent_downloads.sample_download(None) is None
+    import gradio as gr
+
+    with pytest.raises(gr.Error, match="no longer kept"):
+        latent_downloads.sample_download("not-a-key")
+
+
+def test_walk_gifs_are_named_by_model_and_ends():
+    *_, gifs = ls.interpolation("digits-vae", 1, 2, 4)
+    assert [Path(g).name for g in gifs] == ["digits-vae_seeds1-2_lerp.gif", "digits-vae_seeds1-2_slerp.gif"]
+
+
+def test_plots_with_a_legend_have_no_fixed_height():
+    """Gradio 6's plot clips a legend below a plot of fixed height (the norm plot showed one word, "path")."""
+    import gradio as gr
+
+    from demos import latent_sampling
+
+    with gr.Blocks() as demo:
+        latent_sampling.build_ui()
+    plots = [b for b in demo.blocks.values() if isinstance(b, gr.LinePlot) and b.color]
+    assert len(plots) == 2 and all(plot.height is None for plot in plots)
+
+
+def test_the_sketchpad_picks_its_brush_for_the_visitor():
+    """Gradio 6.31's Sketchpad opens on its image tool; the tab's script picks the brush whenever the
+    "select the draw tool" prompt shows (the browser test draws without picking a tool)."""
+    import gradio as gr
+
+    from demos import latent_sampling
+
+    with gr.Blocks() as demo:
+        latent_sampling.build_ui()
+    scripts = [b.js_on_load for b in demo.blocks.values() if isinstance(b, gr.HTML) and b.js_on_load]
+    assert scripts == [le.PICK_BRUSH_JS]
+    assert "#latent-sketch" not in le.PICK_BRUSH_JS and "'latent-sketch'" in le.PICK_BRUSH_JS
+    sketch = next(b for b in demo.blocks.values() if isinstance(b, gr.ImageEditor))
+    assert sketch.elem_id == "latent-sketch" and "pick the brush" not in sketch.label

@@ -41,16 +41,18 @@ DOCUMENTED = {"chat", "attention", "text_to_image", "sample_latents", "interpola
 # The page's own events, by handler name and how many of each. The page calls them by index through
 # /queue/join, so they cannot be unreachable; what they may do is classified here. A new event fails
 # test_every_event_is_classified until it is added to its class.
-HEAVY_UI = Counter(  # model work: in the "gpu" concurrency group, counted against a visitor's jobs
+HEAVY_UI = Counter(  # model work: in a model group ("gpu", or "interactive" for chat and attention), counted per visitor
     respond=5, show_step=2, branch_ui=1, generate_ui=1, sample_grid=1, side_by_side=1, interpolation=1,
     image_interpolation=1, usage=1, usage_once=1, traversal=1, live_start=1, live_edit=10, vae_anatomy=1,
     photos=1, show_map=1, decode_map_point=1, run=3, render=7,
 )  # fmt: skip
 VIEWS = Counter(  # cheap view updates and the page's own session controls: no model work
     {"add_user_message": 2, "last_user_turn": 2, "edit": 1, "undo": 2, "stop_generation": 3, "export": 1,
+     "reply_done": 5, "clear": 1, "mode_note": 1,
      "model_defaults": 1, "restore": 1, "pick_from_grid": 1, "conversation_as_seen": 1,
+     "rollout_view": 1, "model_picked": 1, "model_switched": 1, "offer_lab_models": 1, "sample_download": 1,
      "stop_session_runs": 1, "status_markdown": 3,
-     "<lambda>": 5}  # clear chat, scheduler note, dice, restore's file reset, open the Attention tab
+     "<lambda>": 4}  # scheduler note, dice, restore's file reset, open the Attention tab
 )  # fmt: skip
 LAB = Counter(lab_start=1, lab_pause=1, lab_step=1, lab_stop=1, lab_view=1)  # the training lab's controls
 OPERATOR = Counter(unload_models=1)  # only where operator controls are on (by default: loopback, no share)
@@ -182,8 +184,10 @@ def test_every_event_is_classified(launched_app):
     expected = HEAVY_UI + VIEWS + LAB + OPERATOR
     found = page_events(launched_app)
     assert found == expected, f"unclassified: {dict(found - expected)}; gone: {dict(expected - found)}"
-    heavy = Counter(fn.name for fn in launched_app.fns.values() if fn.concurrency_id == _glue.HEAVY)
+    heavy = Counter(fn.name for fn in launched_app.fns.values() if fn.concurrency_id in _glue.MODEL_GROUPS)
     assert heavy == HEAVY_UI + Counter(DOCUMENTED)
+    interactive = Counter(fn.name for fn in launched_app.fns.values() if fn.concurrency_id == _glue.INTERACTIVE)
+    assert interactive == Counter(respond=5, run=3, render=7, chat=1, attention=1)  # chat and attention, ahead of images
 
 
 @pytest.mark.parametrize(

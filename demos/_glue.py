@@ -11,6 +11,7 @@ Each handler keeps its own ``try/except`` in sight and calls ``user_error(exc)``
 
 from __future__ import annotations
 
+import inspect
 import logging
 import sys
 import threading
@@ -267,6 +268,7 @@ class Admission:
         fn = self.fns.get(body.fn_index)
         if fn is None:
             return False, f"There is no event {body.fn_index}.", "error"
+        body.data = self.with_defaults(fn, body.data)
         problem = self.values_problem(fn, body.data)
         if problem is not None:
             return self.refuse(fn, *problem, request)
@@ -298,6 +300,19 @@ class Admission:
             if e.concurrency_id in MODEL_GROUPS and visitor(e.request, trust_forwarded_for=trust) == who
         )
         return queued + self.joining[who]
+
+    @staticmethod
+    def with_defaults(fn: Any, data: list[Any]) -> list[Any]:
+        """A documented endpoint's missing trailing values filled from its function's defaults, so a raw
+        client written before a parameter was added (``/chat``'s ``mode``) keeps working."""
+        if not fn.api_name or not isinstance(data, list) or len(data) >= len(fn.inputs):
+            return data
+        parameters = inspect.signature(fn.fn).parameters
+        missing = fn.input_parameter_names[len(data) : len(fn.inputs)]
+        defaults = [getattr(parameters.get(name), "default", inspect.Parameter.empty) for name in missing]
+        if not missing or any(d is inspect.Parameter.empty or not isinstance(d, (str, int, float)) for d in defaults):
+            return data
+        return [*data, *defaults]
 
     def values_problem(self, fn: Any, data: list[Any]) -> tuple[int, str] | None:
         """(the input at fault, a message) for values the event cannot take, or None."""

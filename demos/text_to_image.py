@@ -7,10 +7,15 @@ almost nothing: a forward hook on the denoiser records what it predicted at each
 step debugger and the guidance view), and ``callback_on_step_end`` streams a preview — and ends
 the run between two steps when it is stopped, or when nobody waits for it any more.
 
-Reads top to bottom: one generation → PNGs → model work → Gradio glue (the live stream, the
-Generate button, the API) → ``build_ui``. The recipe (limits, validation, cost cap, the recipe in
-the PNG) is ``demos/text_to_image_recipe.py``; the step debugger (the recorder, previews, plots and
-branching) is ``demos/text_to_image_steps.py``.
+While a run goes, the model picker and every control of its recipe are locked, so the screen shows
+the recipe being run; a number typed past a box is set to the nearest value the setting takes,
+with a warning (the API refuses it instead, naming the range).
+
+Reads top to bottom: one generation → model work → Gradio glue (the live stream, the Generate
+button, the API) → ``build_ui``. The recipe (limits, validation, cost cap, the recipe in the PNG)
+is ``demos/text_to_image_recipe.py``; the step debugger (the recorder, previews, plots and
+branching) is ``demos/text_to_image_steps.py``; what the screen says (the status line, the PNGs'
+names, the number boxes' rule, the lock) is ``demos/text_to_image_views.py``.
 
 Run alone: ``python -m demos.text_to_image``.
 """
@@ -34,6 +39,7 @@ from PIL import Image
 
 from demos import _glue
 from demos import text_to_image_steps as debugger
+from demos import text_to_image_views as views
 from demos._glue import user_error
 from demos.text_to_image_recipe import (
     CPU_MAX_COST,
@@ -53,7 +59,8 @@ from demos.text_to_image_recipe import (
     recommended,
 )
 from demos.text_to_image_steps import PREVIEW_PX, StepRecord
-from shared import catalog, compute, runtime, scratch
+from demos.text_to_image_views import save_pngs
+from shared import catalog, compute, runtime
 from shared.diffusion import SCHEDULER_NOTES, SCHEDULERS, make_scheduler, request_pipeline
 from shared.images import enlarge
 from shared.loaders import TextToImage
@@ -95,6 +102,7 @@ class Run:
     seconds: float
     notices: list[str]
     stopped: bool = False
+    steps_done: int = 0  # denoising steps it really took (all of them, unless it was stopped)
 
 
 class _Stopped(Exception):
@@ -128,10 +136,11 @@ def generate(
         recorder = debugger.StepRecorder(
             denoiser, scheduler, recipe.num_images_per_prompt, recipe.guidance_scale, prediction
         )
-    stopped = False
+    stopped, done = False, 0
 
     def callback(p, i, t, kwargs):
-        nonlocal stopped
+        nonlocal stopped, done
+        done = i + 1
         if abandon is not None and abandon.is_set():
             raise _Stopped  # nobody waits for these images: end between two steps, decode nothing
         if on_step is not None:
@@ -141,6 +150,7 @@ def generate(
             if not hasattr(type(p), "interrupt"):  # this pipeline never checks the flag: end it here
                 raise _Stopped
             p._interrupt = True
+        compute.yield_to_interactive()  # on a CPU, a chat or attention request waiting goes first
         return kwargs
 
     # 2. the stock call; image i of the batch gets seed + i
@@ -170,11 +180,12 @@ def generate(
     notices += output_notices(pixels)
     if stopped:
         notices.append(
-            f"Stopped after step {len(recorder.steps) if recorder else '?'} of {recipe.num_inference_steps}: the "
-            "PNGs' recipe describes the full run, so it will not reproduce these unfinished images."
+            f"Stopped after step {done} of {recipe.num_inference_steps}: the PNGs' recipe describes the full "
+            "run, so it will not reproduce these unfinished images."
         )
     images = [Image.fromarray((p * 255).round().astype(np.uint8)) for p in pixels]
-    return Run(recipe, images, recorder.steps if recorder else [], time.perf_counter() - start, notices, stopped)
+    steps = recorder.steps if recorder else []
+    return Run(recipe, images, steps, time.perf_counter() - start, notices, stopped, done)
 
 
 def output_notices(pixels: np.ndarray) -> list[str]:
@@ -191,20 +202,6 @@ def output_notices(pixels: np.ndarray) -> list[str]:
         f"Image {', '.join(map(str, black))} came out completely black (a safety checker blanks images "
         "it flags; a model can also collapse). Try another seed or prompt."
     ]
-
-
-# --- PNGs: the recipe rides in each (demos/text_to_image_recipe.py writes and reads it) ----------
-
-
-def save_pngs(run: Run) -> list[str]:
-    """The run's images as PNGs carrying their recipe, in the app's swept scratch folder."""
-    folder = scratch.folder("t2i")
-    paths = []
-    for i, image in enumerate(run.images):
-        path = folder / f"{run.recipe.seed}-{i + 1}.png"
-        path.write_bytes(png_bytes(image, run.recipe, i))
-        paths.append(str(path))
-    return paths
 
 
 # --- model work: plain values in, CPU data out (run on a worker by shared.compute) ---------------
@@ -321,41 +318,48 @@ def generate_ui(
         _stops.finish(request, stop)
 
 
+# generate_ui's outputs: preview, status, gallery, recipe, run key, step slider, schedule, pull, anatomy,
+# downloads, the branch comparison
+GENERATE_OUTPUTS = 11
+
+
 def _updates(recipe: Recipe, stop: threading.Event, progress) -> Iterator[tuple]:
     """generate_ui's outputs: (preview, status, skipped…) per streamed step, nothing new per tick,
-    then all nine (the fifth, for the session's gr.State, is the run's key in the debugger's store)."""
+    then all of them (the fifth, for the session's gr.State, is the run's key in the debugger's store)."""
     start, shown, run = time.perf_counter(), -1, None
     total = recipe.num_inference_steps
+    skipped = (gr.skip(),) * (GENERATE_OUTPUTS - 2)
     with contextlib.closing(stream(recipe, stop)) as live:  # closed with this generator: the run ends too
         for i, picture, run in live:
             if run is not None:
                 break
             if i == shown:  # a tick: nothing to update
-                yield (gr.skip(),) * 9
+                yield (gr.skip(), gr.skip(), *skipped)
                 continue
             shown, done = i, i + 1
             per_step = (time.perf_counter() - start) / done
             progress((done, total), desc="denoising")
-            status = f"Step {done}/{total} · {per_step:.2f} s/step · ETA {per_step * (total - done):.1f} s"
-            yield enlarge(picture, PREVIEW_PX) if picture is not None else gr.skip(), status, *[gr.skip()] * 7
-    paths = save_pngs(run)
-    notes = "".join(f"\n\n⚠️ {n}" for n in run.notices)
-    verb = "Stopped" if run.stopped else "Done"
-    speed = total / max(run.seconds, 1e-9)
-    status = f"{verb}: {len(paths)} image(s) in {run.seconds:.2f} s ({speed:.1f} steps/s).{notes}"
+            status = (
+                f"Step {done}/{total} · {per_step:.2f} s/step · ETA {per_step * (total - done):.1f} s · "
+                "the settings are locked until it ends"
+            )
+            yield enlarge(picture, PREVIEW_PX) if picture is not None else gr.skip(), status, *skipped
+    pngs = save_pngs(run)
     last = len(run.steps) or 1
     middle = (last + 1) // 2  # the debugger opens halfway: noise and picture both visible
-    schedule, pull, anatomy = compute.run(debugger.work_run_panels, run, middle)
+    panels = compute.run(debugger.work_run_panels, run, middle)
     yield (
-        enlarge(np.asarray(run.images[0]), PREVIEW_PX),
-        status,
-        paths,
+        enlarge(panels.preview, PREVIEW_PX),
+        views.run_status(run),
+        list(zip(pngs.shown, pngs.captions, strict=True)),
         json.dumps(dataclasses.asdict(recipe), indent=1, ensure_ascii=False),
         debugger.RUNS.put(run, debugger.run_nbytes(run)),  # the session keeps only this key
         gr.Slider(minimum=1, maximum=max(last, 2), value=middle, step=1, interactive=bool(run.steps)),
-        schedule,
-        pull,
-        anatomy,
+        panels.schedule,
+        panels.pull,
+        panels.anatomy,
+        pngs.downloads,
+        [],  # a branch of the last run compared with that run: gone with it
     )
 
 
@@ -399,7 +403,8 @@ def model_note(model: str) -> str:
 
 
 def model_defaults(model: str):
-    """Picking a model loads its recommended settings."""
+    """Picking a model loads its recommended settings (and says so where the last request's
+    status, or its error, was)."""
     r = recommended(model)
     return (
         r["num_inference_steps"],
@@ -408,6 +413,7 @@ def model_defaults(model: str):
         gr.Slider(value=r["width"], maximum=r["max_side"]),
         gr.Slider(value=r["height"], maximum=r["max_side"]),
         model_note(model),
+        f"Settings set to {model}'s recommended ones. Press Generate.",
     )
 
 
@@ -482,6 +488,7 @@ def _model_row(default: str, r: dict) -> tuple[gr.Dropdown, gr.Dropdown, gr.Mark
             _glue.model_choices("text-to-image"),
             value=default,
             label="Model",
+            elem_id="t2i-model",
             scale=2,
             allow_custom_value=runtime.get().settings.allow_any_model,  # a hub id or path, when allowed
         )
@@ -491,9 +498,10 @@ def _model_row(default: str, r: dict) -> tuple[gr.Dropdown, gr.Dropdown, gr.Mark
     return model, scheduler, note, scheduler_note
 
 
-def _settings_column(r: dict) -> tuple[list, gr.Button, gr.Button, gr.Button, gr.File]:
+def _settings_column(r: dict) -> tuple[list, gr.Button, gr.Button, gr.Button]:
     """The settings column: [prompt, negative prompt, seed, steps, guidance scale, width, height,
-    images], then the dice, Generate, Stop and the restore-from-PNG upload."""
+    images], then the dice, Generate and Stop. A number typed past a box's range is set to its end
+    (the sliders do it themselves; fit_setting and fit_seed say so)."""
     prompt = gr.Textbox(
         elem_id="t2i-prompt",
         label="Prompt",
@@ -503,9 +511,9 @@ def _settings_column(r: dict) -> tuple[list, gr.Button, gr.Button, gr.Button, gr
     )
     negative = gr.Textbox(label="Negative prompt", placeholder="what to steer away from", max_length=MAX_PROMPT_CHARS)
     with gr.Row():
-        seed = gr.Number(elem_id="t2i-seed", label="Seed", value=0, precision=0, minimum=0, maximum=MAX_SEED)
+        seed = gr.Number(elem_id="t2i-seed", label=f"Seed (0 to {MAX_SEED:,})", value=0, precision=0)
         dice = gr.Button("🎲", scale=0, min_width=48)
-        images = gr.Slider(1, MAX_IMAGES, value=4, step=1, label="Images")
+        images = gr.Slider(1, MAX_IMAGES, value=4, step=1, label="Images", elem_id="t2i-images")
     with gr.Row():
         steps = gr.Slider(
             1,
@@ -516,17 +524,63 @@ def _settings_column(r: dict) -> tuple[list, gr.Button, gr.Button, gr.Button, gr
             label="Steps",
             info=f"Images × steps × width × height: at most {max_cost():,} per request here.",
         )
-        guidance = gr.Slider(0, MAX_GUIDANCE, value=r["guidance_scale"], step=0.5, label="Guidance scale (w)")
+        guidance = gr.Slider(
+            0, MAX_GUIDANCE, value=r["guidance_scale"], step=0.5, label="Guidance scale (w)", elem_id="t2i-guidance"
+        )
     with gr.Row():
-        width = gr.Slider(8, r["max_side"], value=r["width"], step=8, label="Width")
-        height = gr.Slider(8, r["max_side"], value=r["height"], step=8, label="Height")
+        width = gr.Slider(8, r["max_side"], value=r["width"], step=8, label="Width", elem_id="t2i-width")
+        height = gr.Slider(8, r["max_side"], value=r["height"], step=8, label="Height", elem_id="t2i-height")
     with gr.Row():
         go = gr.Button("Generate", variant="primary", elem_id="t2i-generate")
         stop = gr.Button("Stop", elem_id="t2i-stop")
-    restore_file = gr.File(
-        elem_id="t2i-restore", label="Restore settings from a PNG made here", file_types=[".png"], type="filepath"
+    return [prompt, negative, seed, steps, guidance, width, height, images], dice, go, stop
+
+
+def _result_column() -> tuple[gr.Image, gr.Markdown, gr.File]:
+    """Next to the settings (under Generate on a phone): the live preview, the status line, and the
+    restore-from-PNG upload below them."""
+    preview = gr.Image(
+        elem_id="t2i-preview",
+        label="Live: the image it is heading for (x̂₀)",
+        format="png",
+        elem_classes="pixelated",
     )
-    return [prompt, negative, seed, steps, guidance, width, height, images], dice, go, stop, restore_file
+    status = gr.Markdown(elem_id="t2i-status")
+    restore_file = gr.File(
+        elem_id="t2i-restore",
+        label="Restore settings from a PNG made here",
+        file_types=[".png"],
+        type="filepath",
+        height=120,
+    )
+    return preview, status, restore_file
+
+
+# Gradio gives a gallery without a numeric height a minimum of 450 px on wide screens (an empty band
+# under one row of thumbnails) and a maximum of 55 % of the window: here each is as tall as its rows.
+# Its columns are at least 100 px wide, so on a phone four of them run off the side: two there.
+GALLERIES = "#t2i-gallery, #t2i-cfg, #t2i-branched"
+STYLE = (
+    "<style>:is(" + GALLERIES + ") .grid-wrap.fixed-height { min-height: 0; max-height: none; }"
+    "@media (max-width: 640px) { :is(" + GALLERIES + ") .grid-container { --grid-cols: 2 !important; } }</style>"
+)
+
+
+def _outputs_below() -> tuple[gr.Gallery, gr.File, gr.Code]:
+    """Under the settings: the images (enlarged when small), every PNG to download, the recipe."""
+    gallery = gr.Gallery(
+        label="Images (PNGs with their recipe inside)",
+        elem_id="t2i-gallery",
+        columns=4,
+        object_fit="contain",  # a 64×32 image is shown whole, not cropped to a square
+        fit_columns=False,  # one image keeps a quarter of the width instead of filling the whole row
+        format="png",
+        elem_classes="pixelated",
+    )
+    with gr.Accordion("Download every PNG: each image as made, and its enlarged copy", open=False):
+        downloads = gr.File(label="PNGs", elem_id="t2i-downloads", file_count="multiple", interactive=False)
+    recipe_box = gr.Code(label="Recipe of the images above", language="json", elem_id="t2i-recipe")
+    return gallery, downloads, recipe_box
 
 
 def build_ui() -> TextToImageUI:
@@ -545,42 +599,37 @@ def build_ui() -> TextToImageUI:
     model, scheduler, note, scheduler_note = _model_row(default, r)
     with gr.Row():
         with gr.Column(scale=3):
-            fields, dice, go, stop, restore_file = _settings_column(r)
+            fields, dice, go, stop = _settings_column(r)
         with gr.Column(scale=2):
-            preview = gr.Image(
-                elem_id="t2i-preview",
-                label="Live: the image it is heading for (x̂₀)",
-                format="png",
-                elem_classes="pixelated",
-            )
-            status = gr.Markdown(elem_id="t2i-status")
-    gallery = gr.Gallery(
-        label="Images (PNG with the full recipe inside)",
-        elem_id="t2i-gallery",
-        columns=4,
-        format="png",
-        elem_classes="pixelated",
-    )
-    recipe_box = gr.Code(label="Recipe", language="json")
+            preview, status, restore_file = _result_column()
+    gallery, downloads, recipe_box = _outputs_below()
     run_state = gr.State(None)
     steps_ui = debugger.build_debugger(run_state)
+    gr.HTML(STYLE, container=False, padding=False, js_on_load=None)
 
     prompt, negative, seed, steps, guidance, width, height, images = fields
     settings = [model, prompt, negative, seed, steps, guidance, scheduler, width, height, images]
-    model.input(model_defaults, model, [steps, guidance, scheduler, width, height, note], **light)
+    controls = [model, scheduler, *fields[:3], dice, *fields[3:], restore_file, go]  # views.LOCKED names them
+    model.input(model_defaults, model, [steps, guidance, scheduler, width, height, note, status], **light)
     scheduler.change(lambda name: SCHEDULER_NOTES.get(name, ""), scheduler, scheduler_note, **light)
     dice.click(lambda: int(np.random.default_rng().integers(0, MAX_SEED)), None, seed, **light)
+    numbers = [steps, guidance, width, height, images]  # the order of views.setting_boxes
+    gr.on([n.release for n in numbers], views.fit_setting, model, numbers, show_progress="hidden", **light)
+    gr.on([seed.blur, seed.submit], views.fit_seed, seed, seed, preprocess=False, show_progress="hidden", **light)
     results = [gallery, recipe_box, run_state, steps_ui.step, steps_ui.schedule, steps_ui.pull, steps_ui.anatomy]
-    gr.on(
-        [go.click, prompt.submit],
+    run = gr.on([go.click, prompt.submit], views.lock_controls, None, controls, show_progress="hidden", **light).then(
         generate_ui,
         settings,
-        [preview, status, *results],
+        [preview, status, *results, downloads, steps_ui.branched],
         show_progress_on=[status],  # the bar (with its ETA) sits on the status line; the preview stays in view
         **heavy,
-    ).success(debugger.show_step, [run_state, steps_ui.step], steps_ui.step_outputs, **heavy)
+    )
+    run.success(debugger.show_step, [run_state, steps_ui.step], steps_ui.step_outputs, **heavy)
+    # however the run ended: Gradio's page follows a failed event with its .failure listeners only
+    run.then(views.unlock_controls, None, controls, show_progress="hidden", **light)
+    run.failure(views.unlock_controls, None, controls, show_progress="hidden", **light)
     stop.click(stop_generation, None, None, **light)
-    restore_file.upload(restore, restore_file, [*settings, status], **light).then(
+    restore_file.upload(restore, restore_file, [*settings, status], show_progress_on=[status], **light).then(
         lambda: None, None, restore_file, **light
     )  # emptied again, ready for the next PNG (also after an error)
     gr.api(text_to_image, api_name="text_to_image", concurrency_id="gpu", concurrency_limit=rt.concurrency)

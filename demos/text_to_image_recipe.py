@@ -192,10 +192,13 @@ def a1111_parameters(recipe: Recipe, index: int) -> str:
     )
 
 
-def png_bytes(image: Image.Image, recipe: Recipe, index: int) -> bytes:
+def png_bytes(image: Image.Image, recipe: Recipe, index: int, notes: Mapping[str, str] | None = None) -> bytes:
+    """Image ``index`` of a request as a PNG carrying its recipe (and any ``notes`` as text chunks)."""
     info = PngImagePlugin.PngInfo()
     info.add_text(RECIPE_KEY, json.dumps({**dataclasses.asdict(recipe), "index": index}, ensure_ascii=False))
     info.add_text("parameters", a1111_parameters(recipe, index))
+    for key, text in (notes or {}).items():
+        info.add_text(key, text)
     buffer = io.BytesIO()
     image.save(buffer, format="PNG", pnginfo=info)
     return buffer.getvalue()

@@ -32,6 +32,7 @@ from PIL import Image
 
 from demos._glue import user_error
 from demos.text_to_image_recipe import MAX_GUIDANCE, check_scheduler_steps
+from demos.text_to_image_views import Box, fit_number
 from shared import compute, runtime
 from shared.diffusion import SCHEDULERS, alpha_bar, make_scheduler
 from shared.images import enlarge
@@ -321,13 +322,24 @@ def _schedule_frame(config_json: str, num_inference_steps: int) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def log_snr(alpha_bar: np.ndarray) -> np.ndarray:
+    """ln(ᾱ / (1 − ᾱ)): signal over noise, in nats. 0 is half of each; every +2.3 is ten times more
+    signal. (ᾱ is kept inside [1e-6, 1 − 1e-6], so a zero-terminal-SNR schedule stays on the plot.)"""
+    a = np.clip(np.asarray(alpha_bar, dtype=np.float64), 1e-6, 1 - 1e-6)
+    return np.log(a / (1 - a))
+
+
+STEP_SHOWN = "the step the debugger shows"
+
+
 def schedule_plot_frame(pipe, run: Run | None, num_inference_steps: int, k: int | None = None) -> pd.DataFrame:
-    """The schedule plot's data, with a vertical marker at step k once there is a run."""
+    """The schedule plot's data: one row of dots per scheduler (its own axis, so schedulers that
+    take the same steps never hide each other), each dot a step at its log-SNR; step k marked."""
     frame = schedule_frame(pipe.scheduler.config, num_inference_steps)
-    if run is not None and k:
-        marker = pd.DataFrame([{"step": k, "alpha_bar": v, "scheduler": "← this step"} for v in (0.0, 1.0)])
-        frame = pd.concat([frame, marker], ignore_index=True)
-    return frame
+    frame["log_snr"] = log_snr(frame["alpha_bar"].to_numpy())
+    marked = frame["step"] == k if run is not None and k else np.zeros(len(frame), dtype=bool)
+    frame["dot"] = np.where(marked, STEP_SHOWN, "a step")
+    return frame[["step", "log_snr", "alpha_bar", "scheduler", "dot"]]
 
 
 # --- branching: the same path from step k, with another scheduler or guidance scale ----------------
@@ -422,11 +434,24 @@ def kept_run(key: object) -> Run:
     return RUNS.get(key, "That generation")
 
 
-def work_run_panels(run: Run, k: int) -> tuple[pd.DataFrame, pd.DataFrame, str]:
-    """After a run: the schedule plot marked at step k, the guidance plot and the anatomy table."""
+@dataclasses.dataclass
+class RunPanels:
+    preview: np.ndarray  # the final image, or for a stopped run the image its last step was heading for
+    schedule: pd.DataFrame
+    pull: pd.DataFrame
+    anatomy: str
+
+
+def work_run_panels(run: Run, k: int) -> RunPanels:
+    """After a run: the preview to leave on screen, the schedule plot marked at step k, the
+    guidance plot and the anatomy table. A stopped run's images are half-denoised latents, so the
+    preview (labelled "the image it is heading for") is its last step's x̂₀ instead."""
     entry = runtime.text_to_image(run.recipe.model)
     schedule = schedule_plot_frame(entry.pipe, run, run.recipe.num_inference_steps, k)
-    return schedule, guidance_frame(run), anatomy_markdown(entry)
+    preview = np.asarray(run.images[0])
+    if run.stopped and run.steps:
+        preview = preview_of(entry.pipe, run.steps[-1])
+    return RunPanels(preview, schedule, guidance_frame(run), anatomy_markdown(entry))
 
 
 def work_step_panels(run: Run, k: object) -> tuple[StepView, pd.DataFrame]:
@@ -440,33 +465,58 @@ def work_branch(run: Run, k: int, scheduler: str, guidance_scale: float) -> Imag
     return branch(runtime.text_to_image(run.recipe.model), run, k, scheduler, guidance_scale)
 
 
-def show_step(key: str | None, k: int):
-    """The step debugger's slider: frames of step k and the schedule plot marked there."""
-    if key is None:
-        raise gr.Error("Generate an image first: the debugger shows its steps.")
+def _step_panels(key: str | None, k: object, box_label: str | None = None) -> tuple:
+    """show_step's outputs for step k of the session's run. A step past the run's ends (typed into
+    the box) shows the nearest step, with a warning; a problem is said in the step's text, with no
+    error badge left on the frames."""
     try:
+        if key is None:
+            raise ValueError("Generate an image first: the debugger shows its steps.")
         run = kept_run(key)
         if not run.steps:  # a denoiser the recorder couldn't watch: nothing to show, nothing to complain about
             return (gr.skip(),) * 4 + (
                 "This pipeline's denoiser could not be watched, so there are no steps to show.",
                 gr.skip(),
             )
-        if isinstance(k, (int, float)) and math.isfinite(k):
-            k = min(int(k), len(run.steps))  # the slider may sit past the end of a stopped run
+        if box_label is not None:
+            if k is None:  # the box emptied while typing: nothing to show yet
+                return (gr.skip(),) * 6
+            k, message = fit_number(Box(box_label, 1, len(run.steps), maximum_is="the last step"), k)
+            if k is None:
+                return (gr.skip(),) * 6
+            if message:
+                gr.Warning(message)
+        elif isinstance(k, (int, float)) and math.isfinite(k):
+            k = min(int(k), len(run.steps))  # Generate's own update of the slider, for a shorter run
         view, schedule = compute.run(work_step_panels, run, k)
     except Exception as exc:
-        raise user_error(exc, "Generation") from None
+        return (gr.skip(),) * 4 + (f"⚠️ {user_error(exc, 'The step debugger').message}", gr.skip())
     return view.x_t, view.x0, view.eps, view.guidance, view.text, schedule
 
 
+def show_step(key: str | None, k: int):
+    """After a run: the debugger's frames of step k (the slider's new value) and the schedule plot
+    marked there."""
+    return _step_panels(key, k)
+
+
+def scrub_step(key: str | None, typed: object):
+    """The step slider changed, dragged or typed into (``typed``: the number in its box, read in the
+    page, None while it is empty): the frames of that step, the nearest one past either end of the run."""
+    return _step_panels(key, typed, "Step")
+
+
 def branch_ui(key: str | None, k: int, scheduler: str, guidance_scale: float):
-    if key is None:
-        raise gr.Error("Generate an image first, then branch from one of its steps.")
+    """Branch: the run's final image next to the same path continued from step k another way. A
+    problem comes as a warning; the gallery keeps what it showed (no error badge over it)."""
     try:
+        if key is None:
+            raise ValueError("Generate an image first, then branch from one of its steps.")
         run = kept_run(key)
         image = compute.run(work_branch, run, k, scheduler, guidance_scale)
     except Exception as exc:
-        raise user_error(exc, "Generation") from None
+        gr.Warning(user_error(exc, "Branching").message)
+        return gr.skip()
     final = enlarge(np.asarray(run.images[0]), PREVIEW_PX)
     return [
         (final, f"original: {run.recipe.scheduler}, w = {run.recipe.guidance_scale:g}"),
@@ -477,17 +527,25 @@ def branch_ui(key: str | None, k: int, scheduler: str, guidance_scale: float):
 # --- the accordions -----------------------------------------------------------------------------
 
 
+TYPED_STEP_JS = """(key, _) => {
+    const value = document.querySelector("#t2i-step input[type=number]")?.valueAsNumber;
+    return [key, Number.isFinite(value) ? value : null];
+}"""
+
+
 def _debugger_accordion() -> tuple[gr.Slider, list, gr.LinePlot, list]:
     """The step debugger: its step slider, the frames show_step fills, the guidance plot, and
     branching's [scheduler, guidance scale, button, gallery]."""
     with gr.Accordion("Step debugger: scrub through every step", open=False):
-        k = gr.Slider(1, 2, value=1, step=1, label="Step", interactive=False)
+        k = gr.Slider(1, 2, value=1, step=1, label="Step", interactive=False, elem_id="t2i-step")
         step_text = gr.Markdown(elem_id="t2i-step-text")
         with gr.Row():
             x_t = gr.Image(label="x_t: the noisy latent", elem_classes="pixelated")
             x0 = gr.Image(elem_id="t2i-x0", label="x̂₀: the clean image it implies (decoded)", elem_classes="pixelated")
             eps = gr.Image(label="ε: the noise the model predicts", elem_classes="pixelated")
-        cfg = gr.Gallery(label="Classifier-free guidance on your prompt", columns=4, elem_classes="pixelated")
+        cfg = gr.Gallery(
+            label="Classifier-free guidance on your prompt", columns=4, elem_id="t2i-cfg", elem_classes="pixelated"
+        )
         pull = gr.LinePlot(x="step", y="pull", label="‖ε_cond − ε_uncond‖ / ‖ε_uncond‖ at each step", height=220)
         gr.Markdown("**Branch:** continue from this step's x_t with another scheduler or guidance scale.")
         with gr.Row():
@@ -498,10 +556,26 @@ def _debugger_accordion() -> tuple[gr.Slider, list, gr.LinePlot, list]:
     return k, [x_t, x0, eps, cfg, step_text], pull, [branch_scheduler, branch_guidance, branch_go, branched]
 
 
-def _explainer_accordions() -> tuple[gr.LinePlot, gr.Markdown]:
+def _explainer_accordions() -> tuple[gr.ScatterPlot, gr.Markdown]:
     """The noise schedule plot, the pipeline's anatomy and how it all works."""
     with gr.Accordion("Noise schedule: ᾱ_t per step for each scheduler", open=False):
-        schedule = gr.LinePlot(x="step", y="alpha_bar", color="scheduler", height=300)
+        gr.Markdown(
+            "Each dot is one step of that scheduler, placed at how much signal its input still holds: "
+            "log-SNR = ln(ᾱ_t / (1 − ᾱ_t)), from noise (left) to clean (right); 0 is half and half. "
+            "Schedulers in identical rows take the same steps. Orange: " + STEP_SHOWN + "."
+        )
+        schedule = gr.ScatterPlot(
+            x="log_snr",
+            y="scheduler",
+            color="dot",
+            color_map={"a step": "#9ca3af", STEP_SHOWN: "#ea580c"},
+            colors_in_legend=[],  # the text above says what the colours mean; a legend would be cut on a phone
+            x_title="log-SNR (nats): noise ← → signal",
+            y_title="",
+            tooltip="all",
+            height=280,
+            elem_id="t2i-schedule",
+        )
     with gr.Accordion("Pipeline anatomy", open=False):
         anatomy = gr.Markdown("Generate once to see the loaded pipeline's parts.", elem_id="t2i-anatomy")
     with gr.Accordion("How it works", open=False):
@@ -516,8 +590,9 @@ class DebuggerUI:
     step: gr.Slider  # which step the debugger shows
     step_outputs: list  # what show_step fills: x_t, x̂₀, ε, the guidance gallery, the step's text, the schedule
     pull: gr.LinePlot  # the guidance plot
-    schedule: gr.LinePlot
+    schedule: gr.ScatterPlot
     anatomy: gr.Markdown
+    branched: gr.Gallery  # the last branch next to its run's image (a new run empties it)
 
 
 def build_debugger(run_state: gr.State) -> DebuggerUI:
@@ -528,6 +603,19 @@ def build_debugger(run_state: gr.State) -> DebuggerUI:
     k, frames, pull, (branch_scheduler, branch_guidance, branch_go, branched) = _debugger_accordion()
     schedule, anatomy = _explainer_accordions()
     step_outputs = [*frames, schedule]
-    k.release(show_step, [run_state, k], step_outputs, **heavy)
+    # Any change of the step box (dragged, typed, clamped when left) shows that step. Its value is read
+    # in the page (TYPED_STEP_JS) and sent in place of a box with no bounds: Gradio and the admission
+    # check would refuse the slider's own value when it is past the run's ends (as a typed one is until
+    # the box is left) or empty; scrub_step shows the nearest step instead. always_last: the last wins.
+    typed = gr.Number(visible=False)
+    k.change(
+        scrub_step,
+        [run_state, typed],
+        step_outputs,
+        js=TYPED_STEP_JS,
+        trigger_mode="always_last",
+        show_progress="hidden",
+        **heavy,
+    )
     branch_go.click(branch_ui, [run_state, k, branch_scheduler, branch_guidance], branched, **heavy)
-    return DebuggerUI(k, step_outputs, pull, schedule, anatomy)
+    return DebuggerUI(k, step_outputs, pull, schedule, anatomy, branched)

@@ -225,7 +225,7 @@ def _requests(app, attention_runs: int, exports: int):
                 {"role": ("user", "assistant")[t % 2], "content": [{"type": "text", "text": content}]}
                 for t in range(20)
             ]
-            yield "export", export, [turns, "tiny-chat"]
+            yield "export", export, [turns, "tiny-chat", "", "direct", None]
 
 
 def test_memory_and_disk_stay_bounded_over_200_new_sessions(launched_app, app_url, monkeypatch):

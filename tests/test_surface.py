@@ -42,7 +42,7 @@ DOCUMENTED = {"chat", "attention", "text_to_image", "sample_latents", "interpola
 # /queue/join, so they cannot be unreachable; what they may do is classified here. A new event fails
 # test_every_event_is_classified until it is added to its class.
 HEAVY_UI = Counter(  # model work: in a model group ("gpu", or "interactive" for chat and attention), counted per visitor
-    respond=5, show_step=2, branch_ui=1, generate_ui=1, sample_grid=1, side_by_side=1, interpolation=1,
+    respond=5, show_step=1, scrub_step=1, branch_ui=1, generate_ui=1, sample_grid=1, side_by_side=1, interpolation=1,
     image_interpolation=1, usage=1, usage_once=1, traversal=1, live_start=1, live_edit=10, vae_anatomy=1,
     photos=1, show_map=1, decode_map_point=1, run=3, render=7,
 )  # fmt: skip
@@ -51,6 +51,7 @@ VIEWS = Counter(  # cheap view updates and the page's own session controls: no m
      "reply_done": 5, "clear": 1, "mode_note": 1,
      "model_defaults": 1, "restore": 1, "pick_from_grid": 1, "conversation_as_seen": 1,
      "rollout_view": 1, "model_picked": 1, "model_switched": 1, "offer_lab_models": 1, "sample_download": 1,
+     "lock_controls": 1, "unlock_controls": 2, "fit_setting": 1, "fit_seed": 1,
      "stop_session_runs": 1, "status_markdown": 3,
      "<lambda>": 4}  # scheduler note, dice, restore's file reset, open the Attention tab
 )  # fmt: skip

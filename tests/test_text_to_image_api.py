@@ -15,7 +15,7 @@ from gradio_client.exceptions import AppError
 from PIL import Image
 
 from demos import text_to_image as t2i
-from shared import compute
+from shared import compute, runtime
 
 GOOD = dict(
     prompt="a red circle",
@@ -174,8 +174,6 @@ def test_a_run_waiting_on_a_busy_worker_still_yields_so_it_can_be_cancelled(laun
 def test_the_generate_button_leaves_only_a_key_in_the_session(launched_app, monkeypatch):
     """generate_ui's run goes to the debugger's store under a byte budget; the session's gr.State
     gets its key, and a dropped run tells the debugger to run it again."""
-    import gradio as gr
-
     from demos import text_to_image_steps as t2i_steps
     from shared.results import ResultStore
 
@@ -193,6 +191,37 @@ def test_the_generate_button_leaves_only_a_key_in_the_session(launched_app, monk
     keys = [generate_once() for _ in range(6)]  # six sessions' runs
     assert len(store) == 3 and store.used_bytes() <= store.max_bytes
     assert t2i_steps.show_step(keys[-1], 1)[4].startswith("**Step 1 of 4**")
-    for key in (keys[0], first):
-        with pytest.raises(gr.Error, match="run it again"):
-            t2i_steps.show_step(key, 1)
+    for key in (keys[0], first):  # said in the step's text (no error badge over the frames)
+        assert "run it again" in t2i_steps.show_step(key, 1)[4]
+
+
+def test_a_stopped_generate_button_run_says_where_it_stopped_and_shows_what_it_made(launched_app):
+    """Stop mid-run: the status names the step it stopped at and the speed of the steps it took; the
+    preview (labelled "the image it is heading for") is that step's x̂₀, the gallery the unfinished
+    images, named and captioned so; the old branch comparison is emptied with the old run."""
+    from demos import text_to_image_steps as t2i_steps
+
+    updates = t2i.generate_ui(
+        "tiny-sd", "a red circle", "", 0, 150, 3.0, "DDIM", 32, 32, 2, request=None, progress=lambda *a, **k: None
+    )
+    for update in updates:
+        if isinstance(update[1], str) and update[1].startswith("Step "):  # the first streamed step
+            assert "the settings are locked until it ends" in update[1]
+            t2i.stop_generation(None)
+            break
+    *_, final = updates
+    assert len(final) == t2i.GENERATE_OUTPUTS and final[-1] == []
+    preview, status, gallery, recipe_json, key = final[:5]
+    run = t2i_steps.kept_run(key)
+    assert run.stopped and 1 <= run.steps_done < 150
+    assert status.startswith(f"Stopped at step {run.steps_done} of 150 after ")
+    assert "Done" not in status and f"{150 / run.seconds:.1f} steps/s" not in status
+    entry = compute.run(runtime.text_to_image, "tiny-sd")
+    heading_for = t2i_steps.preview_of(entry.pipe, run.steps[-1])
+    assert np.array_equal(np.asarray(preview), np.asarray(t2i.enlarge(heading_for, t2i.PREVIEW_PX)))
+    assert [caption for _, caption in gallery] == ["seed 0 · unfinished", "seed 1 · unfinished"]
+    names = [p.rsplit("/", 1)[-1] for p in final[9]]
+    assert names[:2] == [f"a-red-circle_seed0_step{run.steps_done}of150-unfinished.png",
+                         f"a-red-circle_seed0_step{run.steps_done}of150-unfinished_256x256.png"]  # fmt: skip
+    with Image.open(gallery[0][0]) as shown:
+        assert shown.size == (256, 256)  # what the gallery offers: big enough to see

@@ -6,11 +6,13 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import re
 import struct
 import threading
 import zlib
 from pathlib import Path
 
+import gradio as gr
 import numpy as np
 import pytest
 import torch
@@ -19,11 +21,13 @@ from PIL import Image
 from demos import text_to_image as t2i
 from demos import text_to_image_recipe as t2i_recipe
 from demos import text_to_image_steps as t2i_steps
+from demos import text_to_image_views as views
 from shared import scratch
 from shared.diffusion import SCHEDULERS
 from shared.images import enlarge
 from shared.loaders import ModelLoadError, load_text_to_image
 from shared.results import ResultStore
+from shared.validation import MAX_SEED
 from tests.tiny_models import build_tiny_kandinsky, build_tiny_sd_pipeline, spec
 
 
@@ -159,8 +163,9 @@ def test_stop_ends_the_run_early(entry):
             stop.set()
 
     run = t2i.generate(entry, recipe(num_inference_steps=20, num_images_per_prompt=1), on_step=on_step, stop=stop)
-    assert run.stopped and len(seen) == 2
+    assert run.stopped and len(seen) == 2 and run.steps_done == 2 == len(run.steps)
     assert any("Stopped after step 2 of 20" in n for n in run.notices)  # its PNGs won't reproduce it: said so
+    assert t2i.generate(entry, recipe(num_inference_steps=3)).steps_done == 3  # a whole run: every step
 
 
 def test_an_abandoned_run_ends_after_the_step_in_flight_without_decoding(entry):
@@ -318,7 +323,7 @@ def test_lcm_past_its_distillation_grid_is_refused_with_our_message(entry):
 
 def test_png_recipe_round_trips_and_reproduces_the_pixels(entry):
     run = t2i.generate(entry, recipe(negative_prompt="blue", scheduler="Euler ancestral"))
-    paths = t2i.save_pngs(run)
+    paths = t2i.save_pngs(run).originals
     assert all(Path(p).parent.parent == scratch.root() for p in paths)  # the swept scratch folder
     restored = t2i.recipe_from_png(paths[1])
     assert restored == run.recipe
@@ -442,8 +447,6 @@ def test_a_pipeline_with_a_prior_loads_from_two_folders_and_is_watched(tmp_path)
 def test_a_run_is_kept_by_key_and_a_dropped_one_says_run_it_again(entry, monkeypatch):
     """The session's gr.State holds a key; the store keeps runs under a byte budget, and a dropped
     run gives the debugger and Branch a clear message."""
-    import gradio as gr
-
     run = t2i.generate(entry, recipe(num_inference_steps=5, num_images_per_prompt=1))
     nbytes = t2i_steps.run_nbytes(run)
     record = run.steps[0]
@@ -454,10 +457,182 @@ def test_a_run_is_kept_by_key_and_a_dropped_one_says_run_it_again(entry, monkeyp
     assert isinstance(first, str) and t2i_steps.kept_run(first) is run
     second = store.put(run, nbytes)
     assert t2i_steps.kept_run(second) is run and store.used_bytes() <= store.max_bytes
-    for view in (lambda key: t2i_steps.show_step(key, 1), lambda key: t2i_steps.branch_ui(key, 1, "DDIM", 3.0)):
-        with pytest.raises(gr.Error, match="no longer kept on the server.*run it again"):
-            view(first)
-        with pytest.raises(gr.Error, match="no longer kept"):
-            view("a key nobody was given")
-        with pytest.raises(gr.Error, match="Generate an image first"):
-            view(None)
+    # the debugger says so in its step text, Branch in a warning; neither raises (no error badge left on them)
+    for key, message in [
+        (first, "no longer kept on the server.*run it again"),
+        ("a key nobody was given", "no longer kept"),
+        (None, "Generate an image first"),
+    ]:
+        for view in (t2i_steps.show_step, t2i_steps.scrub_step):
+            assert view(key, 1)[:4] == (gr.skip(),) * 4 and re.search(message, view(key, 1)[4])
+        with pytest.warns(UserWarning, match=message):  # gr.Warning outside a request is a Python warning
+            assert t2i_steps.branch_ui(key, 1, "DDIM", 3.0) == gr.skip()
+
+
+# --- what the screen says: the status line, numbers typed into a box, downloads, the schedule plot ---
+
+
+def test_a_stopped_run_says_where_it_stopped_and_counts_only_the_steps_it_took(entry):
+    stop = threading.Event()
+    run = t2i.generate(entry, recipe(num_inference_steps=40), on_step=lambda i, n, r: i == 2 and stop.set(), stop=stop)
+    status = views.run_status(run)
+    assert status.startswith("Stopped at step 3 of 40 after ") and "Done" not in status
+    speed = float(re.search(r"after [\d.]+ s \(([\d.]+) steps/s\)", status).group(1))
+    assert speed == pytest.approx(3 / run.seconds, rel=0.02, abs=0.051)  # the 3 steps it took, not 40
+    assert "the image step 3 was heading for (x̂₀)" in status  # what the preview then shows
+    assert "2 image(s) below are the half-denoised latents at step 3" in status
+    assert "not the images 40 steps would make" in status and "Stopped after step 3 of 40" in status  # + the notice
+    done = t2i.generate(entry, recipe(num_inference_steps=4))
+    assert re.fullmatch(r"Done: 2 image\(s\), 4 steps in [\d.]+ s \([\d.]+ steps/s\)\.", views.run_status(done))
+
+
+@pytest.mark.parametrize(
+    "box, typed, value, message",
+    [
+        ("t2i-steps", 100000, 150, "Steps: 100,000 is above the maximum, 150; set to 150."),
+        # 64 is shapes-t2i's largest side (its catalog max_side), not the minimum (8)
+        ("t2i-width", 10000, 64, "Width: 10,000 is above shapes-t2i's largest side, 64; set to 64."),
+        (
+            "t2i-width",
+            60,
+            64,
+            "Width: 60 is not a multiple of 8; set to 64.",
+        ),  # the slider keeps 60: Generate refused it
+        ("t2i-width", 3, 8, "Width: 3 is below the minimum, 8; set to 8."),
+        ("t2i-height", None, 8, "Height: the box was left empty; set to the minimum, 8."),
+        ("t2i-images", 2.5, 3, "Images: 2.5 is not a whole number; set to 3."),
+        ("t2i-guidance", 31.5, 30, "Guidance scale: 31.5 is above the maximum, 30; set to 30."),
+        ("t2i-guidance", 3.3, 3.3, None),  # any guidance in range is taken as it is
+        ("t2i-steps", 20, 20, None),
+        ("t2i-steps", 20.0, 20, None),
+        ("t2i-steps", "abc", None, None),  # no number: nothing to fit (the server refuses it at Generate)
+        ("t2i-steps", float("nan"), None, None),
+        ("t2i-steps", True, None, None),
+    ],
+)
+def test_a_number_typed_into_a_settings_box_is_set_to_the_nearest_value_it_takes_with_a_message(
+    box, typed, value, message
+):
+    assert views.fit_number(views.setting_boxes("shapes-t2i")[box], typed) == (value, message)
+
+
+def test_a_typed_seed_follows_the_same_rule():
+    assert views.fit_number(views.SEED_BOX, -5) == (0, "Seed: -5 is below the minimum, 0; set to 0.")
+    big, said = views.fit_number(views.SEED_BOX, 10**400)  # exact: never turned into a float
+    assert (
+        big == MAX_SEED
+        and said == "Seed: a 401-digit number is above the maximum, 4,294,967,295; set to 4,294,967,295."
+    )
+    assert views.fit_number(views.SEED_BOX, 1234) == (1234, None)
+    assert views.setting_boxes("sdxl-turbo")["t2i-width"].high == 1024  # each model's own largest side
+
+
+def test_pngs_are_named_after_prompt_seed_and_steps_and_small_ones_come_enlarged(entry):
+    run = t2i.generate(entry, recipe(prompt="A red circle, top-left!", seed=7, num_inference_steps=3))
+    pngs = t2i.save_pngs(run)
+    assert [Path(p).name for p in pngs.originals] == ["a-red-circle-top-left_seed7_3steps.png",
+                                                      "a-red-circle-top-left_seed8_3steps.png"]  # fmt: skip
+    assert [Path(p).name for p in pngs.shown] == ["a-red-circle-top-left_seed7_3steps_256x256.png",
+                                                  "a-red-circle-top-left_seed8_3steps_256x256.png"]  # fmt: skip
+    assert pngs.downloads == [pngs.originals[0], pngs.shown[0], pngs.originals[1], pngs.shown[1]]
+    assert pngs.captions == ["seed 7", "seed 8"]
+    with Image.open(pngs.shown[1]) as big, Image.open(pngs.originals[1]) as small:
+        assert big.size == (256, 256) and small.size == (32, 32)
+        original = np.asarray(small.convert("RGB"))
+        assert np.array_equal(np.asarray(big.convert("RGB")), original.repeat(8, 0).repeat(8, 1))  # nearest neighbour
+        assert "8× nearest neighbour of the 32×32 image" in big.info["enlarged"]
+    assert t2i.recipe_from_png(pngs.shown[1]) == t2i.recipe_from_png(pngs.originals[1]) == run.recipe
+    stop = threading.Event()
+    stopped = t2i.generate(entry, recipe(prompt="", num_inference_steps=9), on_step=lambda *_: stop.set(), stop=stop)
+    names = [Path(p).name for p in t2i.save_pngs(stopped).originals]
+    assert names[0] == "no-prompt_seed3_step1of9-unfinished.png"
+    assert t2i.save_pngs(stopped).captions[0] == "seed 3 · unfinished"
+    assert views.slug("一只红色的猫 / on a mat") == "一只红色的猫-on-a-mat" and len(views.slug("word " * 40)) <= 40
+
+
+def test_big_images_are_offered_as_they_are(entry):
+    run = t2i.generate(entry, recipe(width=256, height=256, num_images_per_prompt=1, num_inference_steps=1))
+    pngs = t2i.save_pngs(run)
+    assert pngs.shown == pngs.originals and pngs.downloads == pngs.originals  # no copy of a 256-px image
+
+
+def test_the_schedule_plot_gives_every_scheduler_its_own_row_of_steps(entry):
+    """The six ᾱ_t curves nearly overlap (and two pairs coincide exactly); as rows of dots at each
+    step's log-SNR no scheduler can hide another, and the debugger's step is marked on each row."""
+    run = t2i.generate(entry, recipe(num_inference_steps=10, num_images_per_prompt=1))
+    frame = t2i_steps.schedule_plot_frame(entry.pipe, run, 10, 4)
+    assert list(frame["scheduler"].unique()) == list(SCHEDULERS)  # one row (a y category) each
+    for _, rows in frame.groupby("scheduler"):
+        snr = rows["log_snr"].to_numpy()
+        assert len(snr) == 10 and np.isfinite(snr).all() and np.all(np.diff(snr) > 0)  # noise → signal
+        assert list(rows.loc[rows["dot"] == t2i_steps.STEP_SHOWN, "step"]) == [4]
+        assert np.allclose(snr, np.log(rows["alpha_bar"] / (1 - rows["alpha_bar"])))
+    assert t2i_steps.log_snr(np.array([0.0, 0.5, 1.0])).tolist() == pytest.approx([-13.8155, 0.0, 13.8155], abs=1e-3)
+    unmarked = t2i_steps.schedule_plot_frame(entry.pipe, None, 10)
+    assert set(unmarked["dot"]) == {"a step"}
+
+
+# --- the glue: locking, the one rule for typed numbers, no error badges ---------------------------
+
+
+def test_generate_locks_the_model_and_recipe_controls_and_unlocks_them_however_it_ends():
+    locked, unlocked = views.lock_controls(), views.unlock_controls()
+    assert len(locked) == len(unlocked) == len(views.LOCKED) and "model" in views.LOCKED and "restore" in views.LOCKED
+    assert all(u == gr.update(interactive=False) for u in locked)
+    assert all(u == gr.update(interactive=True) for u in unlocked)
+
+
+def test_fit_setting_reads_the_typed_number_from_the_event_and_sets_only_its_box():
+    width = gr.Slider(8, 64, elem_id="t2i-width", render=False)
+    with pytest.warns(UserWarning, match="Width: 10,000 is above shapes-t2i's largest side, 64; set to 64."):
+        updates = views.fit_setting("shapes-t2i", gr.EventData(width, 10000))
+    assert updates == [gr.skip(), gr.skip(), 64, gr.skip(), gr.skip()]  # steps, guidance, width, height, images
+    assert views.fit_setting("shapes-t2i", gr.EventData(width, 32)) == [gr.skip()] * 5  # in range: nothing to say
+    with pytest.warns(UserWarning, match="Seed: -5 is below the minimum, 0"):
+        assert views.fit_seed(-5) == 0
+    assert views.fit_seed(42) == gr.skip()
+
+
+def test_picking_a_model_loads_its_settings_and_replaces_the_last_status():
+    *settings, note, status = t2i.model_defaults("shapes-t2i")
+    assert settings[0] == 20 and "Recommended: 20 steps" in note
+    assert status == "Settings set to shapes-t2i's recommended ones. Press Generate."  # clears an old error badge
+
+
+def test_the_tab_is_wired_so_its_boxes_follow_one_rule_and_its_controls_lock_while_it_runs():
+    """The events as Gradio will run them: which triggers, which inputs (an input that is a slider
+    would be refused by Gradio's own bounds, with an error badge, before the handler could fit it)."""
+    from demos import _glue
+    from shared import runtime
+    from tests.conftest import test_settings
+
+    runtime.configure(test_settings())
+    demo = _glue.standalone(t2i.build_ui, "Text to image")
+    by_id = {b.elem_id: b for b in demo.blocks.values() if getattr(b, "elem_id", None)}
+    fns = {}
+    for fn in demo.fns.values():
+        fns.setdefault(fn.name, []).append(fn)
+
+    def triggers(fn):
+        return {(demo.blocks[i].elem_id, event) for i, event in fn.targets}
+
+    boxes = views.setting_boxes("shapes-t2i")
+    for elem_id, box in boxes.items():  # the rule's ranges are the sliders' own
+        assert (by_id[elem_id].minimum, by_id[elem_id].maximum) == (box.low, box.high)
+    [fit] = fns["fit_setting"]
+    assert triggers(fit) == {(name, "release") for name in boxes}
+    assert [o.elem_id for o in fit.outputs] == list(boxes) and fit.show_progress == "hidden"
+    [seed] = fns["fit_seed"]
+    assert triggers(seed) == {("t2i-seed", "blur"), ("t2i-seed", "submit")} and not seed.preprocess
+    assert by_id["t2i-seed"].minimum is None and by_id["t2i-seed"].maximum is None  # Gradio refuses nothing itself
+    [lock] = fns["lock_controls"]
+    assert triggers(lock) == {("t2i-generate", "click"), ("t2i-prompt", "submit")}
+    assert by_id["t2i-model"] in lock.outputs and len(lock.outputs) == len(views.LOCKED)
+    [run] = fns["generate_ui"]
+    assert run.trigger_after == lock._id
+    unlocks = fns["unlock_controls"]
+    assert {(u.trigger_after, u.trigger_only_on_failure) for u in unlocks} == {(run._id, False), (run._id, True)}
+    [scrub] = fns["scrub_step"]
+    assert triggers(scrub) == {("t2i-step", "change")} and "#t2i-step input[type=number]" in scrub.js
+    assert scrub.trigger_mode == "always_last" and None not in fns  # no page-only (js-only) event
+    assert not any(isinstance(i, gr.Slider) for i in scrub.inputs)

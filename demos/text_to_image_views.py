@@ -1,0 +1,226 @@
+"""What the text-to-image tab tells the user about a run and its settings, as plain functions.
+
+- the status line at the end of a run: what was made, or where a stopped run stopped and what
+  the pictures on screen then are;
+- a number typed into one of the tab's boxes: set to the nearest value the setting takes, with a
+  message saying so (the one rule for every number box here; the API refuses instead);
+- the downloads: PNGs named after the prompt, seed and steps, with an enlarged copy of small
+  images (the bundled model makes 32×32 ones) next to each original.
+
+Reads top to bottom: the status line → numbers typed into a box → the PNGs → the Gradio glue of
+the lock on the controls while a run goes, and of the number boxes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+from typing import TYPE_CHECKING
+
+import gradio as gr
+
+from demos.text_to_image_recipe import MAX_GUIDANCE, MAX_IMAGES, MAX_SIDE, MAX_STEPS, png_bytes, recommended
+from shared import scratch
+from shared.images import enlarge
+from shared.validation import MAX_SEED, check_number
+
+if TYPE_CHECKING:
+    from demos.text_to_image import Run
+
+DOWNLOAD_PX = 256  # small images are offered enlarged (nearest neighbour) to at least this many pixels a side
+SLUG_CHARS = 40  # of the prompt, in a file name
+
+
+# --- the status line -----------------------------------------------------------------------------
+
+
+def run_status(run: Run) -> str:
+    """The line under the preview once a run has ended: what it made and how fast, counting only
+    the steps it really took; for a stopped run, where it stopped and what the pictures are."""
+    total, done, n = run.recipe.num_inference_steps, run.steps_done, len(run.images)
+    speed = done / max(run.seconds, 1e-9)
+    notes = "".join(f"\n\n⚠️ {note}" for note in run.notices)
+    if not run.stopped:
+        return f"Done: {n} image(s), {total} steps in {run.seconds:.2f} s ({speed:.1f} steps/s).{notes}"
+    preview = (
+        f"The preview shows the image step {done} was heading for (x̂₀); the" if run.steps else "The preview and the"
+    )
+    return (
+        f"Stopped at step {done} of {total} after {run.seconds:.1f} s ({speed:.1f} steps/s). {preview} "
+        f"{n} image(s) below are the half-denoised latents at step {done}, decoded: unfinished, not the "
+        f"images {total} steps would make.{notes}"
+    )
+
+
+# --- numbers typed into a box -----------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Box:
+    """A number box of the tab: its label, its range, the spacing of the values it takes (None: any
+    number) and what its maximum is (for the message)."""
+
+    label: str
+    low: float
+    high: float
+    step: float | None = 1
+    maximum_is: str = "the maximum"
+
+
+def setting_boxes(model: str) -> dict[str, Box]:
+    """The settings sliders, by elem_id, in the order the tab lists them as outputs."""
+    side = min(recommended(model)["max_side"], MAX_SIDE)
+    biggest = f"{model}'s largest side"
+    return {
+        "t2i-steps": Box("Steps", 1, MAX_STEPS),
+        "t2i-guidance": Box("Guidance scale", 0, MAX_GUIDANCE, None),
+        "t2i-width": Box("Width", 8, side, 8, biggest),
+        "t2i-height": Box("Height", 8, side, 8, biggest),
+        "t2i-images": Box("Images", 1, MAX_IMAGES),
+    }
+
+
+SEED_BOX = Box("Seed", 0, MAX_SEED)
+
+
+def _shown(value: float) -> str:
+    if isinstance(value, int) and abs(value) >= 10**15:
+        return f"a {len(str(abs(value)))}-digit number"
+    return f"{value:,}" if isinstance(value, int) else f"{value:,.6g}"
+
+
+def fit_number(box: Box, raw: object) -> tuple[float | None, str | None]:
+    """(the value the box takes, a message saying what changed) for a number typed into it.
+
+    Past either end it is set to that end; between two values it takes (Width's multiples of 8,
+    whole steps) to the nearer one, halves going up; an empty box to the minimum (what Gradio's
+    slider does with one). ``(value, None)`` when nothing changes; ``(None, None)`` for what is no
+    number at all (text, NaN): nothing to fit."""
+    if raw is None or (isinstance(raw, str) and not raw.strip()):  # an emptied box: the slider takes its minimum
+        return box.low, f"{box.label}: the box was left empty; set to the minimum, {_shown(box.low)}."
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        number = raw  # exact, however large (a float of it could overflow)
+    else:
+        try:
+            number = check_number(box.label, raw, -math.inf, math.inf)  # refuses NaN, ±inf, text, None, bools
+        except ValueError:
+            return None, None
+        if number.is_integer() and box.step is not None:
+            number = int(number)
+    if number > box.high:
+        return (
+            box.high,
+            f"{box.label}: {_shown(number)} is above {box.maximum_is}, {_shown(box.high)}; set to {_shown(box.high)}.",
+        )
+    if number < box.low:
+        return (
+            box.low,
+            f"{box.label}: {_shown(number)} is below the minimum, {_shown(box.low)}; set to {_shown(box.low)}.",
+        )
+    if box.step is None:
+        return number, None
+    steps = math.floor((number - box.low) / box.step + 0.5)
+    fitted = min(box.low + steps * box.step, box.high)
+    fitted = int(fitted) if float(fitted).is_integer() else fitted
+    if fitted == number:
+        return fitted, None
+    kind = "a whole number" if box.step == 1 else f"a multiple of {_shown(box.step)}"
+    return fitted, f"{box.label}: {_shown(number)} is not {kind}; set to {_shown(fitted)}."
+
+
+# --- the PNGs ------------------------------------------------------------------------------------
+
+
+def slug(prompt: str) -> str:
+    """The prompt as the start of a file name: words joined by dashes, at most SLUG_CHARS."""
+    words = re.sub(r"[^\w]+", "-", prompt.lower()).strip("-_")
+    return words[:SLUG_CHARS].rstrip("-_") or "no-prompt"
+
+
+def png_name(run: Run, index: int) -> str:
+    """What image ``index`` of a run is called: prompt, seed (image i has seed + i) and steps, and
+    for a stopped run the step it stopped at."""
+    recipe = run.recipe
+    made = (
+        f"step{run.steps_done}of{recipe.num_inference_steps}-unfinished"
+        if run.stopped
+        else f"{recipe.num_inference_steps}steps"
+    )
+    return f"{slug(recipe.prompt)}_seed{recipe.seed + index}_{made}"
+
+
+@dataclasses.dataclass
+class Pngs:
+    originals: list[str]  # each image as made, carrying its recipe
+    shown: list[str]  # what the gallery shows: the enlarged copy of a small image, else the original
+    captions: list[str]
+
+    @property
+    def downloads(self) -> list[str]:
+        """Every file, each original next to its enlarged copy (if it has one)."""
+        return [p for pair in zip(self.originals, self.shown, strict=True) for p in dict.fromkeys(pair)]
+
+
+def save_pngs(run: Run) -> Pngs:
+    """The run's images as PNGs carrying their recipe, in a fresh folder of the swept scratch
+    folder; images smaller than DOWNLOAD_PX get an enlarged copy (nearest neighbour, whole pixels)."""
+    folder = scratch.folder("t2i")
+    pngs = Pngs([], [], [])
+    for i, image in enumerate(run.images):
+        name = png_name(run, i)
+        original = folder / f"{name}.png"
+        original.write_bytes(png_bytes(image, run.recipe, i))
+        pngs.originals.append(str(original))
+        big = enlarge(image, DOWNLOAD_PX)
+        shown, caption = original, f"seed {run.recipe.seed + i}"
+        if big.size != image.size:
+            shown = folder / f"{name}_{big.width}x{big.height}.png"
+            note = f"{big.width // image.width}× nearest neighbour of the {image.width}×{image.height} image"
+            shown.write_bytes(png_bytes(big, run.recipe, i, {"enlarged": note}))
+        pngs.shown.append(str(shown))
+        pngs.captions.append(caption + (" · unfinished" if run.stopped else ""))
+    return pngs
+
+
+# --- Gradio glue: the lock while a run goes, and the boxes' one rule ------------------------------
+
+
+LOCKED = ("model", "scheduler", "prompt", "negative prompt", "seed", "dice", "steps", "guidance scale", "width",
+          "height", "images", "restore", "generate")  # fmt: skip
+
+
+def lock_controls():
+    """Generate pressed: the model picker and every control of the recipe are locked (greyed) until
+    the run ends, so what they show is the recipe being run."""
+    return [gr.update(interactive=False)] * len(LOCKED)
+
+
+def unlock_controls():
+    """The run ended, however it ended (done, stopped, refused, failed): the controls are free again."""
+    return [gr.update(interactive=True)] * len(LOCKED)
+
+
+def fit_setting(model: str, evt: gr.EventData):
+    """A settings slider let go or left (the box typed in): the value it now holds fitted to what the
+    setting takes (the slider itself clamps a typed number to its range, silently), with a warning
+    that says what changed. ``evt`` carries the number as it was typed."""
+    boxes = setting_boxes(model)
+    updates = [gr.skip()] * len(boxes)
+    name = getattr(evt.target, "elem_id", None)
+    if name in boxes:
+        value, message = fit_number(boxes[name], evt._data)
+        if message:
+            gr.Warning(message)
+            updates[list(boxes).index(name)] = value
+    return updates
+
+
+def fit_seed(seed: object):
+    """The seed box left or submitted: a seed out of range (or not whole) is set to the nearest one, with
+    a warning — what the sliders do. (Gradio's own bounds on the box would refuse it with an error.)"""
+    value, message = fit_number(SEED_BOX, seed)
+    if message is None:
+        return gr.skip()
+    gr.Warning(message)
+    return value

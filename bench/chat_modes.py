@@ -6,7 +6,7 @@ Each of the questions in ``tests/data/concept_questions.json`` (GANs, VAEs, atte
 chat) is asked alone, greedily, in each mode, through the tab's own path (``apply_mode`` then
 ``stream_reply``); an answer is right when it holds the question's key terms
 (``chat_modes.grade``). Prints accuracy per mode and topic, and writes every answer to
-``bench/results/chat_modes.json`` so the grading can be read and checked.
+``bench/results/chat_modes_<mode>.json`` so the grading can be read and checked.
 """
 
 from __future__ import annotations
@@ -59,7 +59,9 @@ def main() -> None:
         print(f"| {mode} | " + " | ".join(cells) + " |")
     out = ROOT / "bench" / "results"
     out.mkdir(exist_ok=True)
-    (out / "chat_modes.json").write_text(json.dumps(results, ensure_ascii=False, indent=1))
+    for mode in table:  # one file per mode, so a run of some modes never overwrites another's answers
+        rows = [row for row in results if row["mode"] == mode]
+        (out / f"chat_modes_{mode}.json").write_text(json.dumps(rows, ensure_ascii=False, indent=1))
 
 
 if __name__ == "__main__":

@@ -501,7 +501,7 @@ def pick_from_grid(key: str | None, evt: gr.SelectData):
         layers, heads, _ = _kept(key).shape
     except Exception as exc:
         raise user_error(exc, "Attention") from None
-    where = views.GRID.locate(int(evt.index[0]), int(evt.index[1]), layers, heads)
+    where = views.grid_layout(layers, heads).locate(int(evt.index[0]), int(evt.index[1]), layers, heads)
     return where if where is not None else (gr.skip(), gr.skip())
 
 

@@ -214,32 +214,45 @@ def rollout_html(flow: np.ndarray, tokens: list[str], leave_out_first: bool) -> 
 class GridLayout:
     cell: int  # pixels per thumbnail, gap included
     top: int  # pixels above the first row
+    layers_across: bool = False  # columns are layers (a deep model reads as one wide strip), else heads
 
     def locate(self, x: int, y: int, layers: int, heads: int) -> tuple[int, int] | None:
         """The (layer, head) of the thumbnail at pixel (x, y), or None between thumbnails."""
-        layer, head = (y - self.top) // self.cell, (x - 30) // self.cell
+        row, column = (y - self.top) // self.cell, (x - 30) // self.cell
+        layer, head = (column, row) if self.layers_across else (row, column)
         return (layer, head) if 0 <= layer < layers and 0 <= head < heads and x >= 30 and y >= self.top else None
 
 
 GRID = GridLayout(cell=THUMB_PX + 4, top=20)
 
 
+def grid_layout(layers: int, heads: int) -> GridLayout:
+    """Layers across when there are more of them than heads: SmolLM2's 30 × 9 is a 1,590 × 488 strip
+    (thumbnails ~43 px on a laptop) instead of a 1,580 px tall column of them."""
+    return dataclasses.replace(GRID, layers_across=layers > heads)
+
+
 def model_view_image(result: AttentionResult) -> tuple[Image.Image, GridLayout]:
-    """All layers × heads as thumbnails: rows are layers, columns heads."""
+    """All layers × heads as thumbnails, the longer of the two across."""
     layers, heads, _ = result.shape
-    layout = GRID
-    image = Image.new("RGB", (30 + heads * layout.cell, layout.top + layers * layout.cell), "white")
+    layout = grid_layout(layers, heads)
+    columns, rows = (layers, heads) if layout.layers_across else (heads, layers)
+    column_label, row_label = ("L", "h") if layout.layers_across else ("h", "L")
+    image = Image.new("RGB", (30 + columns * layout.cell, layout.top + rows * layout.cell), "white")
     draw = ImageDraw.Draw(image)
     font = _font(10)
-    for head in range(heads):
-        draw.text((30 + head * layout.cell + THUMB_PX // 2 - 4, 4), f"h{head}", font=font, fill="black")
-    for layer in range(layers):
-        draw.text((2, layout.top + layer * layout.cell + THUMB_PX // 2 - 5), f"L{layer}", font=font, fill="black")
-        for head in range(heads):
+    for column in range(columns):
+        draw.text(
+            (30 + column * layout.cell + THUMB_PX // 2 - 6, 4), f"{column_label}{column}", font=font, fill="black"
+        )
+    for row in range(rows):
+        draw.text((2, layout.top + row * layout.cell + THUMB_PX // 2 - 5), f"{row_label}{row}", font=font, fill="black")
+        for column in range(columns):
+            layer, head = (column, row) if layout.layers_across else (row, column)
             # shrink the (T, T) weights first, then colour the 48² thumbnail: 270 maps of 512² stay cheap
             weights = Image.fromarray(result.attentions[layer, head].astype(np.float32))  # mode "F"
             small = np.asarray(weights.resize((THUMB_PX, THUMB_PX), Image.BILINEAR))
-            image.paste(Image.fromarray(_blues(small)), (30 + head * layout.cell, layout.top + layer * layout.cell))
+            image.paste(Image.fromarray(_blues(small)), (30 + column * layout.cell, layout.top + row * layout.cell))
     return image, layout
 
 

@@ -133,6 +133,9 @@ def test_views_render(am):
     grid, layout = views.model_view_image(result)
     assert layout.locate(30 + layout.cell * 3 + 5, layout.top + layout.cell + 5, 2, 4) == (1, 3)
     assert layout.locate(5, 5, 2, 4) is None
+    wide = views.grid_layout(30, 9)  # a deep model: layers across, so the view is a strip, not a tall column
+    assert wide.layers_across and wide.locate(30 + wide.cell * 2 + 5, wide.top + wide.cell * 3 + 5, 30, 9) == (2, 3)
+    assert not layout.layers_across and grid.size == (30 + 4 * layout.cell, layout.top + 2 * layout.cell)
     assert views.head_view_html(result, 1, 2).count("<b style") == 4
     assert views.shaded_text_html(result.attentions[0, 0, 2], result.tokens, 2).count("att-tok") == n
     html = views.retrieval_html(attention.retrieval(am, result, 0, 1, 2), result.tokens, 2)

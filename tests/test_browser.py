@@ -121,8 +121,8 @@ def test_attention_views_render_and_the_model_view_is_clickable(page):
     box = grid.bounding_box()
     natural = grid.evaluate("img => [img.naturalWidth, img.naturalHeight]")
     scale = box["width"] / natural[0]
-    # Click the thumbnail of layer 2, head 3 (30 px of labels on the left, 20 on top, 52 px cells).
-    page.mouse.click(box["x"] + (30 + 3 * 52 + 20) * scale, box["y"] + (20 + 2 * 52 + 20) * scale)
+    # Click the thumbnail of layer 2, head 3 (layers across: 30 px of labels on the left, 20 on top, 52 px cells).
+    page.mouse.click(box["x"] + (30 + 2 * 52 + 20) * scale, box["y"] + (20 + 3 * 52 + 20) * scale)
     expect(page.locator("#attention-layer input[type=number]")).to_have_value("2", timeout=20_000)
     expect(page.locator("#attention-head input[type=number]")).to_have_value("3")
     page.get_by_role("tab", name="Key/value retrieval").click()

@@ -54,7 +54,7 @@ def test_every_attention_view_renders_for_128_tokens(tmp_path):
     key, *_, summary, heat, head_view, mean, shaded, kv, nxt, grid, flow = out
     result = attention.RESULTS.get(key)  # the session keeps only the key
     assert result.shape == (30, 9, 128) and "128 tokens" in summary
-    assert heat.count("<title>") > 128 and grid.size == (30 + 9 * 52, 20 + 30 * 52) and "attention sink" in flow
+    assert heat.count("<title>") > 128 and grid.size == (30 + 30 * 52, 20 + 9 * 52) and "attention sink" in flow
     assert head_view.count("<b style") == 9 and shaded.count("att-tok") == 128
     assert "✓ matches" in kv and nxt.count("<tr>") == 11 and "After token 127" in nxt
     # the 9 query heads share 3 key/value heads

@@ -125,7 +125,7 @@ def test_time_to_first_token_counts_from_send(launched_app):
     reply = final("tiny-chat", [user("hello how are you ?")], sent_at=time.time() - 1.5)
     waited = float(reply[1].split("(")[1].split(" s waiting")[0])
     total = float(reply[1].split("**")[1].split(" s")[0])
-    assert "from Send to first token" in reply[1] and waited >= 1.5 and total > waited
+    assert "from Send to first token" in reply[1] and waited >= 1.5 and total >= waited
     assert "from Send" not in final("tiny-chat", [user("hello")], sent_at="not a time")[1]
 
 

@@ -46,14 +46,14 @@ def test_uploads_over_the_cap_are_refused(http):
     assert response.status_code == 413
 
 
-def test_every_event_is_queued_and_model_work_shares_one_group(launched_app):
+def test_every_event_is_queued_and_interactive_model_work_shares_one_group(launched_app):
     from shared import runtime
 
     fns = list(launched_app.fns.values())
     assert fns and all(fn.queue for fn in fns), [fn.name for fn in fns if not fn.queue]
     heavy = [fn for fn in fns if fn.name in ("respond", "chat", "run", "render", "attention")]
     assert len(heavy) >= 5
-    assert {fn.concurrency_id for fn in heavy} == {"gpu"}
+    assert {fn.concurrency_id for fn in heavy} == {"interactive"}  # chat and attention, ahead of image jobs
     assert {fn.concurrency_limit for fn in heavy} == {runtime.get().concurrency}
     assert launched_app._queue.max_size == runtime.get().settings.max_queue
 

@@ -8,9 +8,10 @@ Starts the app in-process on the bundled models. Each round, for each design, st
 request through gradio_client, timing from the moment each was sent:
 
 - ``shared``: the old design: chat and attention in the image job's concurrency group, one worker;
-- ``lanes``: their own group and model worker, no preemption (two jobs share the cores);
-- ``lanes+preempt`` (the app's default on a CPU): their own lane, and the image job steps aside
-  between denoising steps while interactive work runs.
+- ``lanes``: their own group and a model worker of their own (two torch threads share the cores;
+  the app's way on a GPU);
+- ``lanes+preempt`` (the app's default on a CPU): their own group, and the one model worker runs
+  them first: between the image job's denoising steps.
 
 Reports medians: chat time to first token from Send, attention latency, and how much longer the
 image job took than alone (the price of letting chat in). Ratios against the same run's idle figures.
@@ -92,6 +93,7 @@ def main() -> None:
     client = Client(demo.local_url, verbose=False)
     images = dict(steps=args.image_steps, images=args.images)
 
+    use(demo, "shared")  # the baselines on one torch thread, as the old design ran everything
     alone_chat = [first_output(client, **CHAT)[0] for _ in range(3)][1:]  # the first one loads the model
     alone_attention = [first_output(client, **ATTENTION)[1] for _ in range(3)][1:]
     alone_image = [image_job(client, **images) for _ in range(2)][1:]

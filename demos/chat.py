@@ -640,7 +640,8 @@ def build_ui() -> ChatUI:
         inputs = [model, chatbot, system_prompt, *settings, mode, sent_at]
         # progress (queue position, a refusal) shows on the stats line; the reply streams into the conversation
         reply = event.success(respond, inputs, outputs, show_progress_on=[ui["stats"]], **heavy, **private)
-        reply.then(reply_done, None, [ui["send"], ui["stop"]], **quiet)
+        for after in (reply.then, reply.failure):  # a job the queue refused (full, job limit) runs no .then
+            after(reply_done, None, [ui["send"], ui["stop"]], **quiet)
 
     # Enter / Send: add the message (kept in the box if refused), then stream the reply.
     for trigger in (message.submit, ui["send"].click):

@@ -7,11 +7,17 @@ every wait between parallel regions sleeps instead of spinning, and the same 4-i
 took 1.2 s instead of 0.55 s on 2 cores. Keeping all torch work on the same few threads keeps
 the teams few. ``bench/compute.py`` measures each tab's handler both ways.
 
-Two lanes, each with its own workers: ``long`` (images, latents, the training lab) and
-``interactive`` (chat and attention), so a chat message never waits for a 60-step image. With
-``preempt`` (on CPUs, where two jobs at once only share the same cores) long work steps aside
-while interactive work runs: a long job waits before it starts and, through
-``yield_to_interactive()``, between its steps. ``bench/interactive_latency.py`` measures it.
+Two lanes: ``long`` (images, latents, the training lab) and ``interactive`` (chat and
+attention), so a chat message never waits for a 60-step image.
+
+- With ``preempt`` (on CPUs) there is still one torch thread: interactive jobs wait in a queue of
+  their own, and the worker runs them as soon as it is free, before the next long job starts, or
+  in the middle of one, wherever it calls ``yield_to_interactive()`` (between denoising steps).
+  A second thread would be a second OpenMP team on the same cores: measured, that made the image
+  job behind a chat 1.7× slower for all its steps, not just while the chat ran.
+- Without it (GPUs) each lane has its own workers and they run side by side.
+
+``bench/interactive_latency.py`` measures both against the old single queue.
 
 Model work handed to ``run`` / ``submit`` is a plain function of plain values (a model key, a
 recipe, messages) that returns CPU data, so a later backend can run it in another process
@@ -41,6 +47,7 @@ _lock = threading.Lock()
 _on_worker = threading.local()
 _interactive = threading.Condition()  # guards _running_interactive
 _running_interactive = 0
+_waiting: queue.Queue = queue.Queue()  # interactive jobs for the one worker (preempt): (fn, args, kwargs, future)
 
 
 def configure(workers: int, *, inline: bool = False, lanes: bool = True, preempt: bool = True) -> None:
@@ -80,13 +87,24 @@ def interactive_running() -> int:
 
 
 def yield_to_interactive(limit_s: float = MAX_YIELD_S) -> float:
-    """Between two steps of long work: while interactive work runs (and preemption is on), wait for
-    it to end, at most ``limit_s``. Seconds waited; a no-op anywhere but on a long worker."""
+    """Between two steps of long work: let interactive work go first. With preemption the worker runs
+    the waiting interactive jobs right here (the same torch thread); without it this is a no-op, the
+    interactive lane has workers of its own. Seconds spent; a no-op anywhere but on a long worker.
+    (``limit_s``: an interactive job, once started, runs to its end; a chat reply ends by 120 s.)"""
     if not _preempt or not _lanes or getattr(_on_worker, "lane", None) != LONG:
         return 0.0
     start = time.perf_counter()
-    with _interactive:
-        _interactive.wait_for(lambda: _running_interactive == 0, timeout=limit_s)
+    while time.perf_counter() - start < limit_s:
+        try:
+            fn, args, kwargs, future = _waiting.get_nowait()
+        except queue.Empty:
+            break
+        if not future.set_running_or_notify_cancel():
+            continue  # its caller gave up on it
+        try:
+            future.set_result(_interactive_job(fn, args, kwargs))
+        except BaseException as exc:  # delivered through the Future, like the pool does
+            future.set_exception(exc)
     return time.perf_counter() - start
 
 
@@ -125,6 +143,12 @@ def submit(fn: Callable[..., T], /, *args: Any, lane: str = LONG, **kwargs: Any)
             fill()
         else:
             threading.Thread(target=fill, name="model-work-inline", daemon=True).start()
+        return future
+    if lane == INTERACTIVE and _preempt and _lanes:  # the one worker runs it as soon as it can
+        future = Future()
+        _waiting.put((fn, args, kwargs, future))
+        with _lock:
+            _pool(LONG).submit(yield_to_interactive)  # at once if the worker is idle; sooner from a long job
         return future
     job = _interactive_job if lane == INTERACTIVE else _long_job
     with _lock:

@@ -198,8 +198,8 @@ def test_pickers_list_bundled_models_first_and_mark_offline_hub_models(launched_
 
 
 def test_a_long_job_steps_aside_while_interactive_work_runs(launched_app):
-    """On the CPU a long job (images) waits between steps while chat or attention work runs; the
-    chat's generation runs on the interactive worker, not behind the long one."""
+    """On the CPU interactive work (chat, attention) runs before a long job (images) that was waiting,
+    and inside a running one between its steps, on the same torch thread."""
     order, release = [], threading.Event()
 
     def interactive():
@@ -216,8 +216,39 @@ def test_a_long_job_steps_aside_while_interactive_work_runs(launched_app):
         time.sleep(0.01)
     second = compute.submit(long_job)
     time.sleep(0.5)
-    assert [o[0] for o in order] == ["interactive"] and order[0][1].startswith("model-work-interactive")
+    assert [o[0] for o in order] == ["interactive"] and order[0][1].startswith("model-work")  # the one torch thread
     released = time.perf_counter()
     release.set()
     first.result(5), second.result(5)
     assert [o[0] for o in order] == ["interactive", "interactive done", "long step"] and order[2][1] >= released
+
+
+def test_send_comes_back_after_every_reply_even_one_the_queue_refused(launched_app):
+    """Each reply event is followed by reply_done on success and on failure (Gradio 6 runs no .then
+    after a failed event: a job refused for a full queue would leave Send greyed out)."""
+    fns = list(launched_app.fns.values())
+    replies = {fn._id for fn in fns if fn.name == "respond"}
+    followers = [fn for fn in fns if fn.name == "reply_done" and fn.trigger_after in replies]
+    assert len(replies) == 5 and len(followers) == 10
+    assert sum(fn.trigger_only_on_failure for fn in followers) == 5
+
+
+def test_a_running_long_job_runs_waiting_interactive_work_between_its_steps(launched_app):
+    steps, ran_inside = [], []
+
+    def long_job():
+        for step in range(30):
+            steps.append(step)
+            compute.yield_to_interactive()
+            time.sleep(0.02)
+
+    def interactive():
+        ran_inside.append((len(steps), threading.current_thread().name))
+        return "answer"
+
+    job = compute.submit(long_job)
+    while len(steps) < 3:
+        time.sleep(0.005)
+    assert compute.submit(interactive, lane=compute.INTERACTIVE).result(5) == "answer"
+    assert 3 <= ran_inside[0][0] < 30 and ran_inside[0][1].startswith("model-work")  # mid-job, same thread
+    job.result(5)

@@ -172,6 +172,28 @@ def live_app():
     log.close()
 
 
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+
+
+@pytest.fixture(scope="session")
+def chromium(live_app):
+    """Debian's Chromium driven by Playwright, one for every browser test (each page is its own context)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
 # --- the app launched in-process on tiny catalog models (for API and security tests) --------
 
 GOOD = dict(message="hello how are you ?", history=[], temperature=0.0, max_new_tokens=8, model="tiny-chat")

@@ -5,30 +5,19 @@ import time
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 pytestmark = pytest.mark.browser
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
 
 
 @pytest.fixture(scope="module")
-def page(live_app):
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1300, "height": 1500})
-        page.goto(live_app)
-        yield page
-        browser.close()
+def page(chromium, live_app):
+    page = chromium.new_page(viewport={"width": 1300, "height": 1500})
+    page.goto(live_app)
+    yield page
+    page.close()
 
 
 def dismiss_toasts(page) -> None:

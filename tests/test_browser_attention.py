@@ -4,9 +4,9 @@ SmolLM2): what the screen shows follows what the user typed, hovered and picked 
 import re
 
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
-from tests.test_browser import ARTIFACTS, CHROMIUM_ARGS, dismiss_toasts
+from tests.test_browser import ARTIFACTS, dismiss_toasts
 
 pytestmark = pytest.mark.browser
 
@@ -15,20 +15,18 @@ BADGES = "[data-testid=status-tracker] .error:visible"  # a red "Error" badge ov
 
 
 @pytest.fixture(scope="module")
-def page(live_app):
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1440, "height": 1400})
-        errors: list[str] = []
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-        page.goto(live_app)
-        page.get_by_role("tab", name="Attention").click()
-        page.locator("#attention-text textarea").fill(TEXT)
-        page.locator("#attention-run").click()
-        expect(page.locator("#attention-summary")).to_contain_text("· 11 tokens ·", timeout=120_000)
-        yield page
-        assert errors == [], errors  # the tab's script ran without a JavaScript error
-        browser.close()
+def page(chromium, live_app):
+    page = chromium.new_page(viewport={"width": 1440, "height": 1400})
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(live_app)
+    page.get_by_role("tab", name="Attention").click()
+    page.locator("#attention-text textarea").fill(TEXT)
+    page.locator("#attention-run").click()
+    expect(page.locator("#attention-summary")).to_contain_text("· 11 tokens ·", timeout=120_000)
+    yield page
+    assert errors == [], errors  # the tab's script ran without a JavaScript error
+    page.close()
 
 
 def heading(page):

@@ -4,9 +4,9 @@ answered alone, Undo clears the panels, Send and Stop show what is running, the 
 the model sees, and on a phone the settings are one screen of scrolling away."""
 
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
-from tests.test_browser import ARTIFACTS, CHROMIUM_ARGS, dismiss_toasts
+from tests.test_browser import ARTIFACTS, dismiss_toasts
 
 pytestmark = pytest.mark.browser
 
@@ -16,11 +16,8 @@ LONG = "Write a very long story about a dragon who learns to bake bread."
 
 
 @pytest.fixture(scope="module")
-def browser(live_app):
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
+def browser(chromium):
+    return chromium
 
 
 @pytest.fixture

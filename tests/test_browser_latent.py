@@ -11,9 +11,9 @@ import zipfile
 import numpy as np
 import pytest
 from PIL import Image, ImageChops
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
-from tests.test_browser import ARTIFACTS, CHROMIUM_ARGS, dismiss_toasts
+from tests.test_browser import ARTIFACTS, dismiss_toasts
 
 pytestmark = pytest.mark.browser
 
@@ -21,11 +21,8 @@ LATENT_TAB = "Latent sampling (GAN / VAE)"
 
 
 @pytest.fixture(scope="module")
-def browser(live_app):
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
+def browser(chromium):
+    return chromium
 
 
 @pytest.fixture(scope="module")

@@ -10,9 +10,9 @@ import json
 import re
 
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
-from tests.test_browser import ARTIFACTS, CHROMIUM_ARGS
+from tests.test_browser import ARTIFACTS
 
 pytestmark = pytest.mark.browser
 
@@ -20,15 +20,13 @@ RUN_S = 120_000  # ms: a few steps of the bundled model on a busy 2-core CPU
 
 
 @pytest.fixture(scope="module")
-def page(live_app):
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1440, "height": 1000})
-        page.goto(live_app)
-        page.get_by_role("tab", name="Text to image").click()
-        expect(page.locator("#t2i-generate")).to_be_visible()
-        yield page
-        browser.close()
+def page(chromium, live_app):
+    page = chromium.new_page(viewport={"width": 1440, "height": 1000})
+    page.goto(live_app)
+    page.get_by_role("tab", name="Text to image").click()
+    expect(page.locator("#t2i-generate")).to_be_visible()
+    yield page
+    page.close()
 
 
 def box(page, elem_id: str):

@@ -532,7 +532,7 @@ def _settings_column(r: dict) -> tuple[list, gr.Button, gr.Button, gr.Button]:
         height = gr.Slider(8, r["max_side"], value=r["height"], step=8, label="Height", elem_id="t2i-height")
     with gr.Row():
         go = gr.Button("Generate", variant="primary", elem_id="t2i-generate")
-        stop = gr.Button("Stop", elem_id="t2i-stop")
+        stop = gr.Button("Stop", elem_id="t2i-stop", interactive=False)  # active while a run goes
     return [prompt, negative, seed, steps, guidance, width, height, images], dice, go, stop
 
 
@@ -617,7 +617,8 @@ def build_ui() -> TextToImageUI:
     gr.on([n.release for n in numbers], views.fit_setting, model, numbers, show_progress="hidden", **light)
     gr.on([seed.blur, seed.submit], views.fit_seed, seed, seed, preprocess=False, show_progress="hidden", **light)
     results = [gallery, recipe_box, run_state, steps_ui.step, steps_ui.schedule, steps_ui.pull, steps_ui.anatomy]
-    run = gr.on([go.click, prompt.submit], views.lock_controls, None, controls, show_progress="hidden", **light).then(
+    switches = [*controls, stop]  # locked while a run goes; Stop the other way round
+    run = gr.on([go.click, prompt.submit], views.lock_controls, None, switches, show_progress="hidden", **light).then(
         generate_ui,
         settings,
         [preview, status, *results, downloads, steps_ui.branched],
@@ -626,8 +627,8 @@ def build_ui() -> TextToImageUI:
     )
     run.success(debugger.show_step, [run_state, steps_ui.step], steps_ui.step_outputs, **heavy)
     # however the run ended: Gradio's page follows a failed event with its .failure listeners only
-    run.then(views.unlock_controls, None, controls, show_progress="hidden", **light)
-    run.failure(views.unlock_controls, None, controls, show_progress="hidden", **light)
+    run.then(views.unlock_controls, None, switches, show_progress="hidden", **light)
+    run.failure(views.unlock_controls, None, switches, show_progress="hidden", **light)
     stop.click(stop_generation, None, None, **light)
     restore_file.upload(restore, restore_file, [*settings, status], show_progress_on=[status], **light).then(
         lambda: None, None, restore_file, **light

@@ -192,13 +192,14 @@ LOCKED = ("model", "scheduler", "prompt", "negative prompt", "seed", "dice", "st
 
 def lock_controls():
     """Generate pressed: the model picker and every control of the recipe are locked (greyed) until
-    the run ends, so what they show is the recipe being run."""
-    return [gr.update(interactive=False)] * len(LOCKED)
+    the run ends, so what they show is the recipe being run; Stop (greyed while nothing runs) wakes."""
+    return [*[gr.update(interactive=False)] * len(LOCKED), gr.update(interactive=True)]
 
 
 def unlock_controls():
-    """The run ended, however it ended (done, stopped, refused, failed): the controls are free again."""
-    return [gr.update(interactive=True)] * len(LOCKED)
+    """The run ended, however it ended (done, stopped, refused, failed): the controls are free again,
+    and Stop goes quiet."""
+    return [*[gr.update(interactive=True)] * len(LOCKED), gr.update(interactive=False)]
 
 
 def fit_setting(model: str, evt: gr.EventData):

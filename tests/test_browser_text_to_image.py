@@ -168,6 +168,7 @@ def test_a_stopped_run_says_where_it_stopped_and_its_controls_stay_locked_until_
     type_number(page, "t2i-images", 1)
     type_number(page, "t2i-steps", 150)
     expect(box(page, "t2i-steps")).to_have_value("150")
+    expect(page.locator("#t2i-stop")).to_be_disabled()  # nothing runs yet
     page.locator("#t2i-generate").click()
     status = page.locator("#t2i-status")
     expect(status).to_contain_text(re.compile(r"Step \d+/150"), timeout=RUN_S)
@@ -188,6 +189,7 @@ def test_a_stopped_run_says_where_it_stopped_and_its_controls_stay_locked_until_
     assert f"half-denoised latents at step {done}" in said and "Done" not in said
     for control in CONTROLS:
         expect(page.locator(control)).to_be_enabled(timeout=15_000)
+    expect(page.locator("#t2i-stop")).to_be_disabled()
     expect(page.locator(UPLOAD)).to_have_count(1)
     made = recipe(page)
     assert made["model"] in page.locator("#t2i-model input").input_value()  # "shapes-t2i (bundled)"

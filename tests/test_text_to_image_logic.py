@@ -577,9 +577,11 @@ def test_the_schedule_plot_gives_every_scheduler_its_own_row_of_steps(entry):
 
 def test_generate_locks_the_model_and_recipe_controls_and_unlocks_them_however_it_ends():
     locked, unlocked = views.lock_controls(), views.unlock_controls()
-    assert len(locked) == len(unlocked) == len(views.LOCKED) and "model" in views.LOCKED and "restore" in views.LOCKED
-    assert all(u == gr.update(interactive=False) for u in locked)
-    assert all(u == gr.update(interactive=True) for u in unlocked)
+    assert (
+        len(locked) == len(unlocked) == len(views.LOCKED) + 1 and "model" in views.LOCKED and "restore" in views.LOCKED
+    )
+    assert all(u == gr.update(interactive=False) for u in locked[:-1]) and locked[-1] == gr.update(interactive=True)
+    assert all(u == gr.update(interactive=True) for u in unlocked[:-1]) and unlocked[-1] == gr.update(interactive=False)
 
 
 def test_fit_setting_reads_the_typed_number_from_the_event_and_sets_only_its_box():
@@ -627,7 +629,8 @@ def test_the_tab_is_wired_so_its_boxes_follow_one_rule_and_its_controls_lock_whi
     assert by_id["t2i-seed"].minimum is None and by_id["t2i-seed"].maximum is None  # Gradio refuses nothing itself
     [lock] = fns["lock_controls"]
     assert triggers(lock) == {("t2i-generate", "click"), ("t2i-prompt", "submit")}
-    assert by_id["t2i-model"] in lock.outputs and len(lock.outputs) == len(views.LOCKED)
+    assert by_id["t2i-model"] in lock.outputs and len(lock.outputs) == len(views.LOCKED) + 1
+    assert lock.outputs[-1] is by_id["t2i-stop"] and by_id["t2i-stop"].interactive is False  # Stop: quiet when idle
     [run] = fns["generate_ui"]
     assert run.trigger_after == lock._id
     unlocks = fns["unlock_controls"]

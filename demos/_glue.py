@@ -202,6 +202,7 @@ def launch(demo: gr.Blocks, settings: Settings, **kwargs):
     return demo.launch(
         server_name=settings.host,
         server_port=settings.port,
+        root_path=settings.root_path or None,
         share=settings.share,
         auth=settings.auth,
         max_file_size=settings.max_file_size,

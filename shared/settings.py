@@ -44,6 +44,7 @@ class Settings:
     operator_controls: bool | None = None  # the System panel's "Unload all models"; None = on only on_this_machine
     max_jobs_per_visitor: int | None = None  # model jobs one visitor may hold; 0 = no limit; None = 3 when hosted
     trust_forwarded_for: bool = False  # the visitor is X-Forwarded-For's last address (only behind your own proxy)
+    root_path: str = ""  # the app's path behind a reverse proxy, e.g. /playground (Gradio's root_path)
 
     @property
     def on_this_machine(self) -> bool:
@@ -156,7 +157,12 @@ def build_parser() -> argparse.ArgumentParser:
         f"(default {JOBS_PER_VISITOR_HOSTED} when hosted, none on loopback)",
     )
     flag("--trust-forwarded-for", "take the visitor's address from X-Forwarded-For (only behind your own proxy)")
+    parser.add_argument("--root-path", help="the app's URL path behind a reverse proxy, e.g. /playground")
     return parser
+
+
+# What every Gradio container and Space sets; read when neither a flag nor PLAYGROUND_* says otherwise.
+GRADIO_ENV = {"host": "GRADIO_SERVER_NAME", "port": "GRADIO_SERVER_PORT", "root_path": "GRADIO_ROOT_PATH"}
 
 
 def parse_settings(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> Settings:
@@ -172,6 +178,10 @@ def parse_settings(argv: Sequence[str] | None = None, env: Mapping[str, str] | N
         value = env.get(ENV_PREFIX + action.dest.upper())
         if value is not None and value != "":
             env_args += [action.option_strings[0], value]
+    for dest, name in GRADIO_ENV.items():  # the ecosystem's variables come first: ours and the flags win
+        value = env.get(name)
+        if value and env.get(ENV_PREFIX + dest.upper()) in (None, ""):
+            env_args = ["--" + dest.replace("_", "-"), value, *env_args]
     namespace = parser.parse_args(env_args + list(argv))
     given = {k: v for k, v in vars(namespace).items() if v is not None}
     settings = Settings(**given)

@@ -16,7 +16,17 @@ from collections.abc import Iterator
 
 import gradio as gr
 
-from demos._glue import INTERACTIVE, StopFlags, Turns, default_model, model_choices, run_alone, user_error
+from demos._glue import (
+    INTERACTIVE,
+    Box,
+    StopFlags,
+    Turns,
+    default_model,
+    fitted_updates,
+    model_choices,
+    run_alone,
+    user_error,
+)
 from demos.chat_engine import (  # noqa: F401  (the tab's engine; tests reach it through the tab too)
     MIN_TEMPERATURE,
     ProbabilityRecorder,
@@ -473,6 +483,19 @@ def clear(request: gr.Request = None) -> tuple:  # type: ignore[assignment]
     return [], *cleared_panels()
 
 
+# The sliders' own ranges (the server's LIMITS are wider for the API): a typed number past one is set
+# to its end by the slider; fit_slider says so. Whole-number sliders take whole numbers.
+BOXES = {
+    f"chat-{name}": Box(name, low, high, 1 if LIMITS[name][2] else None)
+    for name, (low, high, _default, _step, _info) in SLIDERS.items()
+}
+
+
+def fit_slider(evt: gr.EventData) -> list:
+    """A slider let go or its box left: a typed number it could not take is set to the nearest one, with a warning."""
+    return fitted_updates(BOXES, evt)
+
+
 def mode_note(mode: str) -> str:
     try:
         mode = check_mode(mode)
@@ -591,7 +614,7 @@ def _settings_column() -> list:
     )
     with gr.Accordion("Sampling", open=True, elem_id="chat-sampling"):
         sliders = [
-            gr.Slider(low, high, default, step=step, label=name, info=info)
+            gr.Slider(low, high, default, step=step, label=name, info=info, elem_id=f"chat-{name}")
             for name, (low, high, default, step, info) in SLIDERS.items()
         ]
         seed = gr.Number(
@@ -654,6 +677,8 @@ def build_ui() -> ChatUI:
         trigger(undo, chatbot, [chatbot, message, *panels], **quiet)
     ui["clear"].click(clear, None, [chatbot, *panels], **quiet)
     mode.change(mode_note, mode, passages, **quiet)
+    sliders = settings[:-1]  # the seed is a plain number box: the server refuses a bad one, with a note
+    gr.on([s.release for s in sliders], fit_slider, None, sliders, concurrency_limit=None, **quiet)
     ui["export"].click(export, [chatbot, model, system_prompt, mode, meta], ui["files"], **private)
 
     # The documented API: message, history, settings → streamed reply text.

@@ -14,16 +14,16 @@ the lock on the controls while a run goes, and of the number boxes.
 from __future__ import annotations
 
 import dataclasses
-import math
 import re
 from typing import TYPE_CHECKING
 
 import gradio as gr
 
+from demos._glue import Box, fit_number, fitted_updates  # noqa: F401  (the one rule for typed numbers; tests reach it here)
 from demos.text_to_image_recipe import MAX_GUIDANCE, MAX_IMAGES, MAX_SIDE, MAX_STEPS, png_bytes, recommended
 from shared import scratch
 from shared.images import enlarge
-from shared.validation import MAX_SEED, check_number
+from shared.validation import MAX_SEED
 
 if TYPE_CHECKING:
     from demos.text_to_image import Run
@@ -56,18 +56,6 @@ def run_status(run: Run) -> str:
 # --- numbers typed into a box -----------------------------------------------------------------------
 
 
-@dataclasses.dataclass(frozen=True)
-class Box:
-    """A number box of the tab: its label, its range, the spacing of the values it takes (None: any
-    number) and what its maximum is (for the message)."""
-
-    label: str
-    low: float
-    high: float
-    step: float | None = 1
-    maximum_is: str = "the maximum"
-
-
 def setting_boxes(model: str) -> dict[str, Box]:
     """The settings sliders, by elem_id, in the order the tab lists them as outputs."""
     side = min(recommended(model)["max_side"], MAX_SIDE)
@@ -82,51 +70,6 @@ def setting_boxes(model: str) -> dict[str, Box]:
 
 
 SEED_BOX = Box("Seed", 0, MAX_SEED)
-
-
-def _shown(value: float) -> str:
-    if isinstance(value, int) and abs(value) >= 10**15:
-        return f"a {len(str(abs(value)))}-digit number"
-    return f"{value:,}" if isinstance(value, int) else f"{value:,.6g}"
-
-
-def fit_number(box: Box, raw: object) -> tuple[float | None, str | None]:
-    """(the value the box takes, a message saying what changed) for a number typed into it.
-
-    Past either end it is set to that end; between two values it takes (Width's multiples of 8,
-    whole steps) to the nearer one, halves going up; an empty box to the minimum (what Gradio's
-    slider does with one). ``(value, None)`` when nothing changes; ``(None, None)`` for what is no
-    number at all (text, NaN): nothing to fit."""
-    if raw is None or (isinstance(raw, str) and not raw.strip()):  # an emptied box: the slider takes its minimum
-        return box.low, f"{box.label}: the box was left empty; set to the minimum, {_shown(box.low)}."
-    if isinstance(raw, int) and not isinstance(raw, bool):
-        number = raw  # exact, however large (a float of it could overflow)
-    else:
-        try:
-            number = check_number(box.label, raw, -math.inf, math.inf)  # refuses NaN, ±inf, text, None, bools
-        except ValueError:
-            return None, None
-        if number.is_integer() and box.step is not None:
-            number = int(number)
-    if number > box.high:
-        return (
-            box.high,
-            f"{box.label}: {_shown(number)} is above {box.maximum_is}, {_shown(box.high)}; set to {_shown(box.high)}.",
-        )
-    if number < box.low:
-        return (
-            box.low,
-            f"{box.label}: {_shown(number)} is below the minimum, {_shown(box.low)}; set to {_shown(box.low)}.",
-        )
-    if box.step is None:
-        return number, None
-    steps = math.floor((number - box.low) / box.step + 0.5)
-    fitted = min(box.low + steps * box.step, box.high)
-    fitted = int(fitted) if float(fitted).is_integer() else fitted
-    if fitted == number:
-        return fitted, None
-    kind = "a whole number" if box.step == 1 else f"a multiple of {_shown(box.step)}"
-    return fitted, f"{box.label}: {_shown(number)} is not {kind}; set to {_shown(fitted)}."
 
 
 # --- the PNGs ------------------------------------------------------------------------------------
@@ -203,18 +146,9 @@ def unlock_controls():
 
 
 def fit_setting(model: str, evt: gr.EventData):
-    """A settings slider let go or left (the box typed in): the value it now holds fitted to what the
-    setting takes (the slider itself clamps a typed number to its range, silently), with a warning
-    that says what changed. ``evt`` carries the number as it was typed."""
-    boxes = setting_boxes(model)
-    updates = [gr.skip()] * len(boxes)
-    name = getattr(evt.target, "elem_id", None)
-    if name in boxes:
-        value, message = fit_number(boxes[name], evt._data)
-        if message:
-            gr.Warning(message)
-            updates[list(boxes).index(name)] = value
-    return updates
+    """A settings slider let go or left (the box typed in): the value fitted to what the setting takes
+    (for this model: its largest side), with a warning that says what changed."""
+    return fitted_updates(setting_boxes(model), evt)
 
 
 def fit_seed(seed: object):

@@ -152,3 +152,12 @@ def test_on_a_phone_the_settings_are_one_screen_of_scrolling_away(browser, live_
     assert picker.evaluate("el => el.scrollWidth <= el.clientWidth + 1")  # the picked model's name is not cut
     page.screenshot(path=str(ARTIFACTS / "chat-phone-390.png"), full_page=True)
     context.close()
+
+
+def test_a_typed_number_out_of_range_is_set_to_the_nearest_with_a_warning(page):
+    field = page.get_by_role("spinbutton", name="temperature").first
+    field.fill("5")
+    field.blur()  # Gradio's slider box sends a typed number when it is left
+    expect(page.get_by_text("temperature: 5 is above the maximum, 2; set to 2.").first).to_be_visible(timeout=10_000)
+    expect(page.get_by_role("spinbutton", name="temperature").first).to_have_value("2")
+    no_error_badges(page)

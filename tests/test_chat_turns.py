@@ -252,3 +252,13 @@ def test_a_running_long_job_runs_waiting_interactive_work_between_its_steps(laun
     assert compute.submit(interactive, lane=compute.INTERACTIVE).result(5) == "answer"
     assert 3 <= ran_inside[0][0] < 30 and ran_inside[0][1].startswith("model-work")  # mid-job, same thread
     job.result(5)
+
+
+def test_a_typed_number_a_slider_cannot_take_is_set_to_the_nearest_with_a_warning():
+    temperature = gr.Slider(0, 2, elem_id="chat-temperature", render=False)
+    with pytest.warns(UserWarning, match="temperature: 5 is above the maximum, 2; set to 2."):
+        assert chat.fit_slider(gr.EventData(temperature, 5)) == [2, gr.skip(), gr.skip(), gr.skip(), gr.skip()]
+    top_k = gr.Slider(0, 200, elem_id="chat-top_k", render=False)
+    with pytest.warns(UserWarning, match="top_k: 2.5 is not a whole number; set to 3."):
+        assert chat.fit_slider(gr.EventData(top_k, 2.5))[2] == 3
+    assert chat.fit_slider(gr.EventData(temperature, 0.33)) == [gr.skip()] * 5  # any number in range stands

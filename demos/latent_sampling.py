@@ -592,7 +592,7 @@ def _controls() -> LatentUI:
     with gr.Row():
         model = gr.Dropdown(latent_picker.choices(), value=default, label="Model", scale=2, elem_id="latent-model")
         seed = gr.Number(SEED, precision=0, label="seed", info="Same seed = same latents = same images.")
-        count = gr.Slider(1, 64, COUNT, step=1, label="count")
+        count = gr.Slider(1, 64, COUNT, step=1, label="count", elem_id="latent-count")
         truncation = gr.Slider(
             0,
             2,
@@ -624,6 +624,17 @@ def _api() -> None:
     gr.api(traverse, api_name="traverse", **public)
 
 
+BOXES = {  # the shared row's sliders, as the one rule for typed numbers reads them
+    "latent-count": _glue.Box("count", 1, 64),
+    "latent-truncation": _glue.Box("truncation", 0, 2, None),
+    "latent-temperature": _glue.Box("temperature", 0, 2, None),
+}
+
+
+def fit_slider(evt: gr.EventData) -> list:
+    return _glue.fitted_updates(BOXES, evt)
+
+
 def build_ui() -> LatentUI:
     """The shared controls, one sub-tab per view (each built and wired by its own builder), the
     training lab, the explanation, and the public API. Picking a model shows its kind's scale and
@@ -647,6 +658,8 @@ def build_ui() -> LatentUI:
     stale = [output for key in ("samples", "compare", "interpolation", "traversal", "live", "anatomy", "map")
              for output in ui.tabs[key]]  # fmt: skip
     _on_model_switch(ui, stale)
+    scales = [ui.count, ui.truncation, ui.temperature]  # a number typed past one: the nearest, with a warning
+    gr.on([s.release for s in scales], fit_slider, None, scales, show_progress="hidden", api_visibility="private")
     latent_picker.wire(ui.model, ui.tabs["lab"].timer)
     _api()
     return ui

@@ -251,3 +251,14 @@ def test_the_tab_on_a_phone(browser, live_app):
         shot(phone, "390-lab")
     finally:
         phone.close()
+
+
+def test_a_typed_count_past_its_slider_is_set_to_the_nearest_with_a_warning(page):
+    field = page.locator("#latent-count input[type=number]")
+    field.fill("1000")
+    field.blur()  # Gradio's slider box sends a typed number when it is left
+    expect(page.get_by_text("count: 1,000 is above the maximum, 64; set to 64.").first).to_be_visible(timeout=10_000)
+    expect(field).to_have_value("64")
+    dismiss_toasts(page)
+    field.fill("16")
+    field.blur()

@@ -433,3 +433,14 @@ def test_the_sketchpad_picks_its_brush_for_the_visitor():
     assert "#latent-sketch" not in le.PICK_BRUSH_JS and "'latent-sketch'" in le.PICK_BRUSH_JS
     sketch = next(b for b in demo.blocks.values() if isinstance(b, gr.ImageEditor))
     assert sketch.elem_id == "latent-sketch" and "pick the brush" not in sketch.label
+
+
+def test_a_typed_count_past_its_slider_is_set_to_the_nearest_with_a_warning():
+    import gradio as gr
+
+    from demos import latent_sampling
+
+    count = gr.Slider(1, 64, elem_id="latent-count", render=False)
+    with pytest.warns(UserWarning, match="count: 1,000 is above the maximum, 64; set to 64."):
+        assert latent_sampling.fit_slider(gr.EventData(count, 1000)) == [64, gr.skip(), gr.skip()]
+    assert latent_sampling.fit_slider(gr.EventData(count, 16)) == [gr.skip()] * 3

@@ -49,7 +49,7 @@ HEAVY_UI = Counter(  # model work: in a model group ("gpu", or "interactive" for
 )  # fmt: skip
 VIEWS = Counter(  # cheap view updates and the page's own session controls: no model work
     {"add_user_message": 2, "last_user_turn": 2, "edit": 1, "undo": 2, "stop_generation": 3, "export": 1,
-     "reply_done": 10, "clear": 1, "mode_note": 1, "fit_slider": 1,
+     "reply_done": 10, "clear": 1, "mode_note": 1, "fit_slider": 2,
      "model_defaults": 1, "restore": 1, "pick_from_grid": 1, "conversation_as_seen": 1,
      "rollout_view": 1, "model_picked": 1, "model_switched": 1, "offer_lab_models": 1, "sample_download": 1,
      "lock_controls": 1, "unlock_controls": 2, "fit_setting": 1, "fit_seed": 1,

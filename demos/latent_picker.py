@@ -35,15 +35,12 @@ def lab_kind(model: str) -> str:
 def declared(model: str) -> catalog.ModelSpec:
     """What a choice is (its kind and data set) without loading it: the catalog's word, or a lab model's."""
     if is_lab(model):
-        return catalog.ModelSpec(
-            key=model,
-            task="latent",
-            source="lab",
-            revision=None,
-            size_mb=0,
+        return catalog.ModelSpec.unlisted(
+            model,
+            "latent",
+            "lab",
+            "trained in this browser tab's Training lab",
             license="yours",
-            device="cpu",
-            description="trained in this browser tab's Training lab",
             kind=lab_kind(model),
             dataset=training_lab.DATASET,
         )

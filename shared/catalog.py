@@ -31,6 +31,13 @@ class ModelSpec:
     def bundled(self) -> bool:
         return self.source.startswith("bundled:")
 
+    @classmethod
+    def unlisted(cls, key: str, task: str, source: str, description: str, **fields) -> ModelSpec:
+        """A model the catalog doesn't list (an operator's hub id or folder, a lab model): no pinned
+        revision, no known size, run wherever the device policy puts it."""
+        defaults = dict(revision=None, size_mb=0, license="unknown", device="cpu")
+        return cls(key=key, task=task, source=source, description=description, **{**defaults, **fields})
+
     def label(self) -> str:
         """Short enough for a phone's picker: the key, and where the weights come from."""
         return f"{self.key} (bundled)" if self.bundled else f"{self.key} (hub, ~{self.size_mb:,} MB)"
@@ -359,18 +366,14 @@ def resolve(choice: str, task: str | tuple[str, ...], *, allow_any_model: bool =
     if not allow_any_model:
         known = ", ".join(s.key for t in tasks for s in models_for(t))
         raise ValueError(f"Unknown model {choice[:100]!r}. Pick one of: {known}.")
-    return ModelSpec(
-        key=choice,
-        task=tasks[0],
-        source=choice,
-        revision=None,
-        size_mb=0,
-        license="unknown",
-        device="cpu",
-        description="outside the catalog",
-        # the one latent kind a hub id or folder can be: our own GANs and VAEs are catalog entries
-        kind="autoencoder-kl" if tasks[0] == "latent" else None,
-        dataset="photos" if tasks[0] == "latent" else None,
+    latent = tasks[0] == "latent"  # the one latent kind a hub id or folder can be: ours are catalog entries
+    return ModelSpec.unlisted(
+        choice,
+        tasks[0],
+        choice,
+        "outside the catalog",
+        kind="autoencoder-kl" if latent else None,
+        dataset="photos" if latent else None,
     )
 
 

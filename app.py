@@ -87,11 +87,13 @@ def link_chat_to_attention(tabs: gr.Tabs, chat_ui: chat.ChatUI, attention_ui: at
 
 
 def preload(settings: Settings) -> None:
-    """Warm the default chat model on a model worker, so the first message doesn't wait."""
+    """Warm the default chat model on a model worker (or start its llama.cpp server), so the first
+    message doesn't wait."""
 
     def work() -> None:
         try:
-            runtime.causal_lm(catalog.default_model("chat", settings.models))
+            spec = catalog.resolve(runtime.default_model("chat"), "chat")
+            runtime.causal_lm(spec.key) if spec.engine == "transformers" else runtime.endpoint(spec)
         except Exception as exc:  # the tab reports load errors itself when used
             print(f"Preloading the chat model failed: {exc}", file=sys.stderr)
 

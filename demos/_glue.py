@@ -27,7 +27,8 @@ import torch
 from fastapi.responses import JSONResponse
 from gradio.route_utils import FnIndexInferError
 
-from shared import catalog, loaders, runtime
+from shared import catalog, runtime
+from shared.engines import EngineError
 from shared.loaders import ModelLoadError
 from shared.settings import Settings, is_loopback, parse_settings
 from shared.validation import check_number
@@ -80,7 +81,7 @@ def user_error(exc: BaseException, action: str = "That request") -> gr.Error:
     """
     if isinstance(exc, gr.Error):
         return exc
-    if isinstance(exc, (ValueError, ModelLoadError)) and not isinstance(exc, UnicodeError):
+    if isinstance(exc, (ValueError, ModelLoadError, EngineError)) and not isinstance(exc, UnicodeError):
         return gr.Error(str(exc))
     if isinstance(exc, (torch.OutOfMemoryError, MemoryError)):
         runtime.get().cache.clear()
@@ -164,20 +165,23 @@ class Turns:
 
 def model_choices(*tasks: str, bundled: bool | None = None) -> list[tuple[str, str]]:
     """(label, key) pairs for a model picker: the catalog's models of these tasks, bundled first,
-    then hub models that can load, then those that can't, labelled with the reason (offline…)."""
+    then hub models that can load, then those that can't, labelled with the reason (offline…).
+    Only the chat tab (tasks[0] == "chat") lists models that run on a server (llama.cpp, OpenAI-compatible)."""
     rows = []
     for task in tasks:
         for spec in catalog.models_for(task):
             if bundled is not None and spec.bundled != bundled:
                 continue
-            reason = loaders.unavailable(spec)
+            if tasks[0] != "chat" and spec.engine != "transformers":  # other tabs read weights: a server has none
+                continue
+            reason = runtime.unavailable(spec)
             label = spec.label() if reason is None else f"⛔ {spec.key} — unavailable: {reason}"
             rows.append(((not spec.bundled) + 2 * (reason is not None), label, spec.key))
     return [(label, key) for _, label, key in sorted(rows, key=lambda row: row[0])]
 
 
 def default_model(task: str) -> str:
-    return catalog.default_model(task, runtime.get().settings.models)
+    return runtime.default_model(task)
 
 
 CSS = """

@@ -28,7 +28,7 @@ from PIL import Image
 
 from demos import attention_views as views
 from demos._glue import INTERACTIVE, default_model, model_choices, run_alone, user_error
-from shared import catalog, compute, loaders, runtime
+from shared import catalog, compute, runtime
 from shared.loaders import AttentionModel
 from shared.results import ResultStore
 from shared.validation import check_float, check_int, check_number, check_text
@@ -482,7 +482,7 @@ def model_picked(key: str | None, model: object) -> str:
     try:
         picked = check_text("model", model, 200)
         spec = catalog.CATALOG.get(picked)
-        reason = None if spec is None else loaders.unavailable(spec)
+        reason = None if spec is None else runtime.unavailable(spec)
     except Exception as exc:
         raise user_error(exc, "Attention") from None
     try:

@@ -36,6 +36,7 @@ from demos.chat_engine import (  # noqa: F401  (the tab's engine; tests reach it
     TokenStreamer,
     fit_to_context,
     render_prompt,
+    stream_from_server,
     stream_reply,
 )
 from demos.chat_modes import MODES, apply_mode, check_mode, passages_markdown
@@ -273,14 +274,19 @@ def _generate(
         if not messages or messages[-1]["role"] != "user":
             raise ValueError("The conversation must end with a user message.")
         messages, found = apply_mode(check_mode(mode), messages)
+        spec = catalog.resolve(model, "chat", allow_any_model=runtime.get().settings.allow_any_model)
     except Exception as exc:
         raise user_error(exc, "Generation") from None
     if retrieved is not None:
         retrieved.extend(found)
-    lm = _load(model)
+    lm = _load(model) if spec.engine == "transformers" else None
     stop = _stops.start(request)
+    interval = runtime.get().settings.stream_interval
     try:
-        yield from stream_reply(lm, messages, generation, stop, runtime.get().settings.stream_interval)
+        if lm is not None:
+            yield from stream_reply(lm, messages, generation, stop, interval)
+        else:
+            yield from stream_from_server(runtime.endpoint(spec), messages, generation, stop, interval)
     except Exception as exc:
         raise user_error(exc, "Generation") from None
     finally:
@@ -316,7 +322,8 @@ def chat(
     settings = dict(zip(LIMITS, (temperature, top_p, top_k, max_new_tokens, repetition_penalty, seed), strict=True))
     history = [*history, {"role": "user", "content": text}]
     for reply in _generate(model, system_prompt, history, settings, request, mode):
-        yield reply.text
+        if reply.text or reply.stats is not None:
+            yield reply.text
 
 
 # --- the page's events: a turn begins (Send, Regenerate, Edit), streams, ends -----------------
@@ -416,7 +423,7 @@ def respond(
         if _turns.stop_requested(request):
             raise gr.Error("Stopped before the reply started.")
         for reply in _generate(model, system_prompt, carried, settings, request, mode, retrieved):
-            conversation = [*history, {"role": "assistant", "content": reply.text}]
+            conversation = [*history, {"role": "assistant", "content": reply.text}] if reply.text else history
             if reply.stats is None:
                 shown = {} if prompt_shown else {"prompt": reply.prompt, "passages": passages_markdown(retrieved, mode)}
                 prompt_shown = True  # what the model sees, as soon as it is known
@@ -427,7 +434,7 @@ def respond(
                 conversation,
                 stats=stats_markdown(stats, queued),
                 gauge=context_gauge_html(stats.prompt_tokens + stats.completion_tokens, stats.context_window),
-                token_html=token_view_html(reply.tokens or []),
+                token_html=token_view_html(reply.tokens or [], stats.probs_note),
                 tokens=token_table(reply.tokens or []),
                 prompt=reply.prompt,
                 passages=passages_markdown(retrieved, mode),
@@ -437,6 +444,7 @@ def respond(
                     "settings": settings,
                     "seed_used": stats.seed,
                     "finish": stats.finish,
+                    "engine": stats.engine,
                 },
             )
     except gr.Error as exc:
@@ -537,7 +545,7 @@ def export(
             system_prompt,
             check_mode(mode),
             last.get("settings"),
-            {k: v for k, v in last.items() if k in ("seed_used", "finish", "mode", "model")},
+            {k: v for k, v in last.items() if k in ("seed_used", "finish", "mode", "model", "engine")},
         )
         folder = scratch.folder("chat-export")
         (folder / "conversation.json").write_text(to_json(messages, model, about), encoding="utf-8")
@@ -560,7 +568,9 @@ class ChatUI:
 def _conversation_column(choices, default: str, allow_custom: bool) -> dict:
     """Model picker, conversation, message box and the row of actions."""
     parts = {}
-    parts["model"] = gr.Dropdown(choices, value=default, label="Model", allow_custom_value=allow_custom)
+    parts["model"] = gr.Dropdown(
+        choices, value=default, label="Model", allow_custom_value=allow_custom, elem_id="chat-model"
+    )
     parts["chatbot"] = gr.Chatbot(
         label="Conversation",
         editable="user",

@@ -1,4 +1,8 @@
-"""A chat reply from an in-process transformers model, streamed token by token.
+"""A chat reply streamed token by token, from an in-process transformers model or a server.
+
+``stream_from`` picks the engine a catalog entry names (shared.engines): a server is fed the
+conversation fitted to its window with its own tokenizer where it has one (llama.cpp), and streams
+through the ``openai`` client; the rest of this file is the in-process transformers engine.
 
 The conversation is fitted into the model's window and rendered through its chat template;
 ``model.generate`` runs on a model worker (shared.compute) and hands each token to the caller's
@@ -8,7 +12,7 @@ alternatives the model passed over; a stopping criterion ends the reply within o
 
 from __future__ import annotations
 
-import dataclasses
+import json
 import math
 import queue
 import threading
@@ -20,20 +24,19 @@ import torch
 from transformers import LogitsProcessor, StoppingCriteria
 from transformers.generation.streamers import BaseStreamer
 
-from shared import compute
+from shared import compute, engines
+from shared.engines import MAX_REPLY_S, MIN_TEMPERATURE, TOP_ALTERNATIVES, Reply, ReplyStats, TokenInfo
 from shared.loaders import CausalLM
 from shared.validation import MAX_SEED
 
 if TYPE_CHECKING:
     from demos.chat import GenerationSettings
 
-TOP_ALTERNATIVES = 5  # alternatives kept per token for the token view
 STREAM_TIMEOUT_S = 300.0  # a generate that stalls this long is reported, never hangs the UI
-MAX_REPLY_S = 120.0  # a reply ends here ("time limit"), so one request cannot hold a model slot for minutes
-# Below this, temperature counts as 0 (greedy): scores / temperature overflow float32 to ±inf below
-# ~1e-39 and generate fails ("probability tensor contains inf"); at 1e-3 a score 0.01 lower is
-# already e^10 times less likely, so sampling would pick the top token anyway but for exact ties.
-MIN_TEMPERATURE = 1e-3
+# MAX_REPLY_S: a reply ends there ("time limit"), so one request cannot hold a model slot for minutes.
+# MIN_TEMPERATURE: below it temperature counts as 0 (greedy): scores / temperature overflow float32 to
+# ±inf below ~1e-39 and generate fails ("probability tensor contains inf"); at 1e-3 a score 0.01 lower
+# is already e^10 times less likely, so sampling would pick the top token anyway but for exact ties.
 TEMPLATE_TOKENS = 4  # about how many tokens a chat template adds around one message (role markers)
 
 
@@ -106,36 +109,39 @@ def _encode(tokenizer, messages: list[dict[str, str]]) -> list[int]:
     return list(encoded["input_ids"])
 
 
-# --- generation -----------------------------------------------------------------------------
+# --- a server (llama.cpp, or any OpenAI-compatible one) ------------------------------------------
 
 
-@dataclasses.dataclass
-class TokenInfo:
-    token_id: int
-    token: str  # the token as text
-    prob: float  # the probability the model gave it (before temperature / top-k / top-p)
-    top: list[tuple[str, float]]  # the likeliest tokens at that step, with probabilities
+def stream_from_server(
+    endpoint: engines.Endpoint,
+    messages: list[dict[str, str]],
+    settings: GenerationSettings,
+    stop: threading.Event,
+    interval: float = 0.0,
+) -> Iterator[Reply]:
+    """Stream a server's reply. llama.cpp renders and counts the conversation itself, so it is fitted
+    to the window exactly and "what the model sees" is shown; other servers get it as it is."""
+    flavor = engines.FLAVORS.get(endpoint.flavor, engines.FLAVORS["openai"])
+    fitted = dict(context_window=endpoint.context_window)
+    if flavor.renders_template:
+        tokenizer = engines.ServerTokenizer(endpoint)
+        try:
+            window = endpoint.context_window or tokenizer.context_window()
+            messages, prompt_ids, dropped = fit_to_context(tokenizer, messages, window, settings.max_new_tokens)
+            prompt = render_prompt(tokenizer, messages)
+        finally:
+            tokenizer.close()
+        fitted = dict(prompt=prompt, prompt_tokens=len(prompt_ids), context_window=window, dropped=dropped)
+    else:
+        fitted["prompt"] = (
+            f"# {flavor.label} renders the chat template itself and doesn't show the result.\n"
+            f"# These are the messages it was sent:\n{json.dumps(messages, indent=2, ensure_ascii=False)}"
+        )
+    yield Reply("", prompt=fitted["prompt"])  # what the model sees, before the first token
+    yield from engines.stream_chat(endpoint, messages, settings, stop, interval, **fitted)
 
 
-@dataclasses.dataclass
-class ReplyStats:
-    prompt_tokens: int
-    completion_tokens: int
-    ttft_s: float  # request start → first token
-    tokens_per_s: float  # decode speed after the first token
-    context_window: int
-    dropped_messages: int
-    seed: int
-    finish: str  # "end of turn" | "length" | "stopped" | "time limit"
-    greedy: bool = False  # temperature 0 (or below MIN_TEMPERATURE): always the likeliest token
-
-
-@dataclasses.dataclass
-class Reply:
-    text: str
-    stats: ReplyStats | None = None  # set on the last update only
-    tokens: list[TokenInfo] | None = None  # set on the last update only
-    prompt: str = ""  # the rendered prompt the model saw
+# --- generation in process (transformers) ----------------------------------------------------------
 
 
 class ProbabilityRecorder(LogitsProcessor):

@@ -64,11 +64,16 @@ def stats_markdown(stats: ReplyStats, queued_s: float | None = None) -> str:
         first,
         f"**{stats.tokens_per_s:.1f}** tokens/s",
         f"{stats.prompt_tokens:,} prompt + {stats.completion_tokens:,} completion tokens",
-        f"context {used:,} / {stats.context_window:,}",
+        f"context {used:,} / {stats.context_window:,}"
+        if stats.context_window
+        else f"context {used:,} (window unknown)",
         "greedy" if stats.greedy else f"sampled, seed {stats.seed}",
         f"ended: {stats.finish}",
+        f"engine: {stats.engine}",
     ]
     text = " · ".join(parts)
+    if stats.notices:
+        text += "\n\nℹ️ " + "; ".join(stats.notices) + "."
     if stats.dropped_messages:
         text += (
             f"\n\n⚠️ The conversation outgrew the model's {stats.context_window:,}-token window: the oldest "
@@ -104,8 +109,9 @@ def _show(token: str) -> str:
     return token.replace("\n", "\\n")
 
 
-def token_view_html(tokens: list[TokenInfo]) -> str:
-    """Each token shaded by its probability (darker = less likely); hover for the alternatives."""
+def token_view_html(tokens: list[TokenInfo], probs_note: str = "") -> str:
+    """Each token shaded by its probability (darker = less likely); hover for the alternatives.
+    ``probs_note`` says when the engine took the probabilities (e.g. before the repetition penalty)."""
     spans = []
     for info in tokens:
         alternatives = "\n".join(f"{_show(t)!r}: {p:.1%}" for t, p in info.top)
@@ -117,7 +123,9 @@ def token_view_html(tokens: list[TokenInfo]) -> str:
         )
     legend = (
         '<div style="font-size:0.8em;margin-bottom:4px">Shade = how surprised the model was '
-        "(white: it was sure; red: it was a long shot). Hover a token for its top alternatives.</div>"
+        "(white: it was sure; red: it was a long shot). Hover a token for its top alternatives."
+        + (f" Probabilities: {escape(probs_note)}." if probs_note else "")
+        + "</div>"
     )
     return legend + '<div class="token-view" style="line-height:1.9">' + "".join(spans) + "</div>"
 

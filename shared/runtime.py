@@ -7,16 +7,19 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+from pathlib import Path
 
 import torch
 
-from shared import catalog, compute
+from shared import catalog, compute, engines, llama_server, loaders
 from shared import device as device_policy
 from shared.cache import CacheKey, ModelCache
+from shared.catalog import ModelSpec
 from shared.loaders import (
     AttentionModel,
     CausalLM,
     LatentModel,
+    ModelLoadError,
     TextToImage,
     load_attention_model,
     load_causal_lm,
@@ -33,6 +36,7 @@ class Runtime:
     dtype: torch.dtype
     cache: ModelCache
     concurrency: int  # heavy (model) events running at once
+    chat_engine: str = "transformers"  # what runs the bundled chat model by default ("auto" resolved)
 
 
 _runtime: Runtime | None = None
@@ -45,12 +49,82 @@ def configure(settings: Settings) -> Runtime:
     dtype = device_policy.pick_dtype(device)
     budget = int(settings.cache_gb * 2**30) if settings.cache_gb else device_policy.default_budget_bytes(device)
     concurrency = settings.gpu_concurrency or device_policy.default_concurrency(device)
+    chat_engine = settings.chat_engine
+    if chat_engine == "auto":
+        chat_engine = "llama.cpp" if llama_server.find_binary(settings.llama_server) else "transformers"
+    catalog.set_operator_models(operator_models(settings))
     with _lock:
         if _runtime is not None:
             _runtime.cache.clear()
-        _runtime = Runtime(settings, device, dtype, ModelCache(budget), concurrency)
+        _runtime = Runtime(settings, device, dtype, ModelCache(budget), concurrency, chat_engine)
     compute.configure(concurrency, preempt=device == "cpu")  # on a CPU two jobs at once only share its cores
     return _runtime
+
+
+def operator_models(settings: Settings) -> list[ModelSpec]:
+    """The chat models the operator's settings add: GGUFs for llama.cpp, an OpenAI-compatible server's models."""
+    specs = [
+        ModelSpec.unlisted(
+            f"{path.stem}-llama.cpp", "chat", str(path), f"{path.name}, served by llama.cpp", engine="llama.cpp"
+        )
+        for path in settings.gguf
+    ]
+    host = settings.openai_url.split("//", 1)[-1].split("/", 1)[0]
+    specs += [
+        ModelSpec.unlisted(f"{name}@server", "chat", f"openai:{name}", f"{name} on {host}", engine="openai")
+        for name in settings.openai_models
+    ]
+    return specs
+
+
+def default_model(task: str) -> str:
+    """The preset's model for a tab; the bundled chat model runs on llama.cpp when that engine is chosen."""
+    rt = get()
+    key = catalog.default_model(task, rt.settings.models)
+    llama = f"{key}-llama.cpp"
+    return llama if task == "chat" and rt.chat_engine == "llama.cpp" and llama in catalog.CATALOG else key
+
+
+def unavailable(spec: ModelSpec) -> str | None:
+    """Why a model can't be used now (None if it can), for the pickers."""
+    if spec.engine == "llama.cpp":
+        rt = get()
+        if llama_server.find_binary(rt.settings.llama_server) is None:
+            return "llama.cpp isn't built (make llama-server)"
+        if not spec.bundled:
+            return None if Path(spec.source).is_file() else "no such GGUF file"
+    if spec.engine == "openai":
+        return None  # its health is on the System panel; a request to it says what is wrong
+    return loaders.unavailable(spec)
+
+
+def endpoint(spec: ModelSpec) -> engines.Endpoint:
+    """The server a llama.cpp or OpenAI-compatible catalog entry streams from (llama-server started if needed)."""
+    rt = get()
+    if spec.engine == "openai":
+        settings = rt.settings
+        return engines.Endpoint(
+            url=settings.openai_url,
+            model=spec.source.removeprefix("openai:"),
+            flavor=settings.openai_flavor,
+            api_key=settings.openai_api_key,
+            context_window=settings.openai_context,
+        )
+    if spec.engine != "llama.cpp":
+        raise ValueError(f"{spec.key} runs in this app (transformers), not on a server.")
+    binary = llama_server.find_binary(rt.settings.llama_server)
+    if binary is None:
+        raise ModelLoadError(
+            f"{spec.key} needs llama.cpp's server, which isn't built here: run `make llama-server` once (about 20 min)."
+        )
+    from shared.loaders import smollm2_gguf_path
+
+    gguf = smollm2_gguf_path() if spec.bundled else Path(spec.source)
+    server = llama_server.server_for(binary, gguf, spec.key, context=rt.settings.llama_context)
+    try:
+        return server.ensure()
+    except RuntimeError as exc:
+        raise ModelLoadError(f"llama.cpp's server could not start for {spec.key}: {exc}") from None
 
 
 def get() -> Runtime:
@@ -64,6 +138,7 @@ def causal_lm(choice: str, *, task: str = "chat", attn_implementation: str | Non
     """The cached causal LM for a user's model choice (a catalog key; any id/path if allowed)."""
     rt = get()
     spec = catalog.resolve(choice, task, allow_any_model=rt.settings.allow_any_model)
+    spec = _transformers_weights(spec)
     key = CacheKey(spec.key, rt.device, str(rt.dtype).removeprefix("torch."), attn_implementation or "")
     return rt.cache.get(
         key,
@@ -77,10 +152,20 @@ def causal_lm(choice: str, *, task: str = "chat", attn_implementation: str | Non
     )
 
 
+def _transformers_weights(spec: ModelSpec) -> ModelSpec:
+    """The entry whose weights transformers loads: a bundled model's llama.cpp entry shares them;
+    a model on a server has none here."""
+    if spec.engine == "openai" or (spec.engine == "llama.cpp" and not spec.bundled):
+        raise ValueError(f"{spec.key} runs on a server ({spec.engine}); its weights aren't loaded in this app.")
+    return catalog.CATALOG[spec.weights] if spec.weights != spec.key else spec
+
+
 def attention_model(choice: str) -> AttentionModel:
     """The cached eager-attention build of a model (its own entry: the chat's uses SDPA)."""
     rt = get()
-    spec = catalog.resolve(choice, ("attention", "chat"), allow_any_model=rt.settings.allow_any_model)
+    spec = _transformers_weights(
+        catalog.resolve(choice, ("attention", "chat"), allow_any_model=rt.settings.allow_any_model)
+    )
     key = CacheKey(spec.key, rt.device, str(rt.dtype).removeprefix("torch."), "eager-attention")
     return rt.cache.get(
         key, lambda: load_attention_model(spec, device=rt.device, dtype=rt.dtype, cache_dir=rt.settings.cache_dir)
@@ -115,6 +200,7 @@ def status_markdown() -> str:
         f" · **heavy jobs at once** {rt.concurrency}",
         "",
     ]
+    lines += engine_rows(rt)
     entries = rt.cache.snapshot()
     loading = rt.cache.loading()
     if not entries and not loading:
@@ -129,3 +215,22 @@ def status_markdown() -> str:
         for key in loading:
             lines.append(f"| {key.model} | {key.device} | {key.dtype} | loading… | |")
     return "\n".join(lines)
+
+
+def engine_rows(rt: Runtime) -> list[str]:
+    """The System panel's engines: each server's URL (never its key), health and model."""
+    rows = [f"**Chat engine** {rt.chat_engine} for the bundled model", ""]
+    servers = [
+        (s.endpoint, f"llama.cpp (managed, pid {s.proc.pid}, restarts {s.restarts})")
+        for s in llama_server.servers()
+        if s.running()
+    ]
+    if rt.settings.openai_url:
+        for spec in catalog.OPERATOR.values():
+            if spec.engine == "openai":
+                servers.append((endpoint(spec), engines.FLAVORS[rt.settings.openai_flavor].label))
+    if not servers:
+        return rows
+    rows += ["| engine | URL | model | health |", "|---|---|---|---|"]
+    rows += [f"| {kind} | {e.url} | {e.model} | {engines.health(e)} |" for e, kind in servers]
+    return [*rows, ""]

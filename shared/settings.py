@@ -17,6 +17,9 @@ from pathlib import Path
 ENV_PREFIX = "PLAYGROUND_"
 PRESETS = ("bundled", "cpu", "gpu")
 DEVICES = ("auto", "cpu", "cuda", "mps")
+CHAT_ENGINES = ("auto", "transformers", "llama.cpp")  # auto = llama.cpp when its server is built
+SERVER_FLAVORS = ("openai", "vllm", "sglang", "tgi", "ollama", "llama.cpp")
+OPENAI_KEY_ENV = ENV_PREFIX + "OPENAI_API_KEY"  # the server's key: from the environment only, never a flag
 JOBS_PER_VISITOR_HOSTED = 3  # model jobs (queued + running) one visitor may hold when the app is hosted
 
 
@@ -45,6 +48,15 @@ class Settings:
     max_jobs_per_visitor: int | None = None  # model jobs one visitor may hold; 0 = no limit; None = 3 when hosted
     trust_forwarded_for: bool = False  # the visitor is X-Forwarded-For's last address (only behind your own proxy)
     root_path: str = ""  # the app's path behind a reverse proxy, e.g. /playground (Gradio's root_path)
+    chat_engine: str = "auto"  # what runs the bundled chat model by default
+    llama_server: Path | None = None  # the llama-server binary; None = the one `make llama-server` built, or PATH
+    gguf: tuple[Path, ...] = ()  # more GGUF files for llama.cpp to serve, each a chat model
+    llama_context: int = 8192  # llama-server's context window (tokens)
+    openai_url: str = ""  # an OpenAI-compatible server's API base, e.g. http://gpu-host:8000/v1
+    openai_models: tuple[str, ...] = ()  # the models users may pick on it
+    openai_flavor: str = "openai"  # which server it is, for the settings the standard API lacks
+    openai_context: int = 0  # its window in tokens, for the context gauge (0 = unknown)
+    openai_api_key: str = dataclasses.field(default="", repr=False)  # from PLAYGROUND_OPENAI_API_KEY only
 
     @property
     def on_this_machine(self) -> bool:
@@ -117,6 +129,21 @@ def _positive_float(value: str) -> float:
     return number
 
 
+def _url(value: str) -> str:
+    value = value.strip()
+    if not value.startswith(("http://", "https://")) or len(value) > 500:
+        raise argparse.ArgumentTypeError("expected an http:// or https:// URL")
+    return value.rstrip("/")
+
+
+def _paths(value: str) -> tuple[Path, ...]:
+    return tuple(Path(part.strip()).expanduser() for part in value.split(",") if part.strip())
+
+
+def _names(value: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in value.split(",") if part.strip())
+
+
 def _switch(parser: argparse.ArgumentParser):
     """``flag(name, help)``: an on/off option; alone it means on, ``--name false`` (or the env var) off."""
 
@@ -158,6 +185,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     flag("--trust-forwarded-for", "take the visitor's address from X-Forwarded-For (only behind your own proxy)")
     parser.add_argument("--root-path", help="the app's URL path behind a reverse proxy, e.g. /playground")
+    parser.add_argument("--chat-engine", choices=CHAT_ENGINES, help="what runs the bundled chat model (default auto)")
+    parser.add_argument("--llama-server", type=Path, help="llama-server binary (default: `make llama-server`'s)")
+    parser.add_argument("--gguf", type=_paths, help="comma-separated GGUF files llama.cpp serves as chat models")
+    parser.add_argument("--llama-context", type=_positive_int, help="llama-server's window, tokens (default 8192)")
+    parser.add_argument("--openai-url", type=_url, help="an OpenAI-compatible server, e.g. http://host:8000/v1")
+    parser.add_argument("--openai-models", type=_names, help="comma-separated models users may pick on it")
+    parser.add_argument("--openai-flavor", choices=SERVER_FLAVORS, help="which server it is (default openai)")
+    parser.add_argument("--openai-context", type=_non_negative_int, help="its window in tokens (0 = unknown)")
     return parser
 
 
@@ -184,7 +219,9 @@ def parse_settings(argv: Sequence[str] | None = None, env: Mapping[str, str] | N
             env_args = ["--" + dest.replace("_", "-"), value, *env_args]
     namespace = parser.parse_args(env_args + list(argv))
     given = {k: v for k, v in vars(namespace).items() if v is not None}
-    settings = Settings(**given)
+    settings = Settings(**given, openai_api_key=env.get(OPENAI_KEY_ENV, ""))
+    if settings.openai_url and not settings.openai_models:
+        parser.error("--openai-url needs --openai-models: the models users may pick on that server")
     if settings.share and settings.auth is None:
         parser.error("--share makes the app public: set --auth USER:PASSWORD (or PLAYGROUND_AUTH) too")
     return settings

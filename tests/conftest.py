@@ -138,7 +138,7 @@ def live_app():
     (root / "artifacts").mkdir(exist_ok=True)
     log = open(root / "artifacts" / "live_app.log", "w")
     proc = subprocess.Popen(
-        [sys.executable, "app.py", "--port", str(port)],
+        [sys.executable, "app.py", "--port", str(port), "--chat-engine", "transformers"],
         cwd=root,
         env={
             **os.environ,
@@ -217,7 +217,7 @@ def test_settings(**fields):
     """Settings for an app under test: no preload, every streamed token sent (tiny models are fast)."""
     from shared.settings import Settings
 
-    return Settings(**{"preload": False, "stream_interval": 0.0, **fields})
+    return Settings(**{"preload": False, "stream_interval": 0.0, "chat_engine": "transformers", **fields})
 
 
 @pytest.fixture(scope="module")

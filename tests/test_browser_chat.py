@@ -161,3 +161,27 @@ def test_a_typed_number_out_of_range_is_set_to_the_nearest_with_a_warning(page):
     expect(page.get_by_text("temperature: 5 is above the maximum, 2; set to 2.").first).to_be_visible(timeout=10_000)
     expect(page.get_by_role("spinbutton", name="temperature").first).to_have_value("2")
     no_error_badges(page)
+
+
+def test_a_chat_on_the_llama_cpp_engine_fills_the_token_view(page):
+    """The bundled model on llama.cpp's server, picked in the page: the reply streams, the stats name
+    the engine, and the token view is filled from the server's log-probabilities."""
+    import re
+
+    from shared import llama_server
+
+    if llama_server.find_binary() is None:
+        pytest.fail("llama-server is not built: run `make llama-server` (make test does)")
+    page.locator("#chat-model input").click()
+    page.get_by_role("option", name=re.compile(re.escape("smollm2-135m-instruct-llama.cpp"))).click()
+    send(page, "What is the capital of Japan?")
+    wait_for_reply(page)
+    expect(page.locator("#chatbot")).to_contain_text("Tokyo")
+    expect(page.locator("#chat-stats")).to_contain_text("engine: llama.cpp")
+    expect(page.locator("#token-view")).to_contain_text("before repetition penalty")
+    assert page.locator("#token-view .tok").count() > 3
+    page.locator("#token-view .tok").first.hover()
+    page.get_by_text("What the model sees").click()
+    expect(page.locator("#prompt-view")).to_contain_text("<|im_start|>assistant")
+    no_error_badges(page)
+    page.screenshot(path=str(ARTIFACTS / "chat-llama-cpp.png"), full_page=True)

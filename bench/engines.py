@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import socket
 import statistics
 import sys
 import time
@@ -102,7 +103,10 @@ def main() -> None:
     gguf = loaders.smollm2_gguf_path()
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
 
-    runtime.configure(Settings(port=0, chat_engine="llama.cpp", preload=False))
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    runtime.configure(Settings(port=port, chat_engine="llama.cpp", preload=False))
     demo = app_module.build_app()
     app_module.launch(demo, runtime.get().settings, prevent_thread_lock=True, quiet=True)
     bare_server = llama_server.LlamaServer(binary, gguf, "bare", context=runtime.get().settings.llama_context)

@@ -7,6 +7,7 @@ No engine is mocked: every reply comes from llama.cpp running the bundled model.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import re
@@ -106,7 +107,9 @@ def test_a_reply_streams_with_the_token_view_stats_and_the_prompt_the_model_read
     stats = final.stats
     assert stats.engine == "llama.cpp" and stats.context_window == 4096 and stats.finish in ("end of turn", "length")
     # usage counts the end-of-turn token, which llama.cpp streams no text (nor probability) for
-    assert stats.prompt_tokens > 10 and stats.completion_tokens - (stats.finish == "end of turn") == len(final.tokens) > 1
+    assert (
+        stats.prompt_tokens > 10 and stats.completion_tokens - (stats.finish == "end of turn") == len(final.tokens) > 1
+    )
     assert "".join(t.token for t in final.tokens).strip() == final.text.strip()
     for token in final.tokens:  # greedy: the chosen token is the likeliest, and the top-5 are probabilities
         assert len(token.top) == engines.TOP_ALTERNATIVES
@@ -376,3 +379,47 @@ def test_the_makefile_builds_the_pinned_source_the_app_looks_for():
     makefile = (ROOT / "Makefile").read_text()
     assert f"LLAMA_CPP_PYTHON := {llama_server.LLAMA_CPP_PYTHON}\n" in makefile
     assert "-DGGML_NATIVE=OFF" in makefile and "test: $(STAMP) chromium llama-server" in makefile
+
+
+@pytest.mark.parametrize(
+    ("flavor", "sent", "ignored"),
+    [
+        ("llama.cpp", {"top_k": 50, "repeat_penalty": 1.3}, ["last 64 tokens"]),
+        ("vllm", {"top_k": 50, "repetition_penalty": 1.3}, []),
+        ("sglang", {"top_k": 50, "repetition_penalty": 1.3}, []),
+        ("tgi", {}, ["ignores top-k", "ignores the repetition penalty"]),
+        ("ollama", {}, ["ignores top-k", "ignores the repetition penalty", "no token probabilities"]),
+        ("openai", {}, ["ignores top-k", "ignores the repetition penalty"]),
+    ],
+)
+def test_each_server_gets_our_settings_in_its_own_words_and_says_what_it_ignores(flavor, sent, ignored):
+    settings = chat.GenerationSettings(temperature=0.8, top_k=50, repetition_penalty=1.3, seed=4)
+    options, notices = engines.request_options(engines.FLAVORS[flavor], settings, 4)
+    assert options.get("extra_body", {}) == sent and options["seed"] == 4 and options["max_tokens"] == 512
+    assert len(notices) == len(ignored) and all(any(i in n for n in notices) for i in ignored)
+    assert options.get("top_logprobs") == (None if flavor == "ollama" else engines.TOP_ALTERNATIVES)
+    no_limit = engines.request_options(engines.FLAVORS[flavor], dataclasses.replace(settings, top_k=0), 4)[0]
+    assert no_limit.get("extra_body", {}).get("top_k") == ({"vllm": -1, "sglang": -1}.get(flavor, 0) if sent else None)
+
+
+def test_a_server_that_does_not_render_its_template_shows_the_messages_it_was_sent(server):
+    endpoint = dataclasses.replace(server.endpoint, flavor="vllm")  # llama.cpp takes vLLM's names too
+    replies = list(stream_from_server(endpoint, messages(), FAST, threading.Event()))
+    assert (
+        "renders the chat template itself" in replies[0].prompt
+        and '"What is the capital of Japan?"' in replies[0].prompt
+    )
+    assert replies[-1].stats.engine == "vLLM" and replies[-1].text
+
+
+def test_stop_on_the_page_ends_a_llama_cpp_reply(engine_app):
+    request = gr.Request(session_hash="stop-page")
+    outputs = chat.respond(LLAMA, [{"role": "user", "content": "Write a very long essay about rivers."}], "",
+                           1.0, 1.0, 0, 2000, 1.0, 5, request=request)  # fmt: skip
+    for update in outputs:
+        if update[0][-1]["role"] == "assistant" and len(update[0][-1]["content"]) > 20:
+            chat.stop_generation(request)
+            break
+    began = time.monotonic()
+    _conversation, stats, *_ = last(outputs)
+    assert "ended: stopped" in stats and time.monotonic() - began < 3

@@ -109,7 +109,6 @@ class LlamaServer:
             "--jinja",  # the GGUF's own chat template, rendered as transformers renders it
             "--no-webui",
             "--slots",  # /slots shows whether a generation is still running (the tests check Stop reaches it)
-            "--api-key", self.api_key,
         ]  # fmt: skip
         if self.threads:
             command += ["--threads", str(self.threads)]
@@ -122,6 +121,7 @@ class LlamaServer:
             text=True,
             errors="replace",
             preexec_fn=_die_with_parent,
+            env={**os.environ, "LLAMA_API_KEY": self.api_key},  # not argv: any local user can read that in /proc
         )
         threading.Thread(target=self._read_log, args=(self.proc,), name="llama-server-log", daemon=True).start()
         deadline = time.monotonic() + START_TIMEOUT_S

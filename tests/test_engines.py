@@ -187,6 +187,13 @@ def test_stop_closes_the_stream_and_the_server_stops_generating(server, how):
         time.sleep(0.05)
 
 
+def test_the_managed_server_wants_its_key_and_the_key_is_not_on_its_command_line(server):
+    endpoint = server.endpoint
+    assert httpx.get(endpoint.root + "/slots", timeout=5).status_code == 401
+    assert httpx.get(endpoint.root + "/slots", headers=endpoint.headers(), timeout=5).status_code == 200
+    assert server.api_key not in Path(f"/proc/{server.proc.pid}/cmdline").read_text()
+
+
 def test_the_managed_server_restarts_after_it_dies_and_stops_with_its_owner(server):
     endpoint = server.ensure()
     old_pid = server.proc.pid

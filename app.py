@@ -15,7 +15,7 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 import gradio as gr  # noqa: E402
 
-from demos import attention, chat, latent_sampling, text_to_image, training_lab  # noqa: E402
+from demos import attention, chat, latent_sampling, share_tabs, sharing, text_to_image, training_lab  # noqa: E402
 from demos._glue import INTERACTIVE, TEMP_FILES, launch, on_this_machine, queue_securely  # noqa: E402  (tests call app.launch)
 from shared import catalog, compute, runtime  # noqa: E402
 from shared.settings import Settings, parse_settings  # noqa: E402
@@ -26,16 +26,30 @@ def build_app(settings: Settings | None = None) -> gr.Blocks:
     settings = settings or runtime.get().settings
     with gr.Blocks(title="GenAI Playground", analytics_enabled=False, delete_cache=TEMP_FILES) as demo:
         gr.Markdown("# GenAI Playground\nGenerative AI you can touch: each tab is a tool and a live explanation.")
+        notice = gr.Markdown(visible=False, elem_id="shared-notice")  # a share link that leads nowhere says so
+        panels, rows = {}, {}
         with gr.Tabs() as tabs:
             with gr.Tab("Chat", id="chat"):
+                panels["chat"] = sharing.panel("chat")
                 chat_ui = chat.build_ui()
+                rows["chat"] = sharing.share_row("chat")
             with gr.Tab("Text to image", id="text-to-image"):
-                text_to_image.build_ui()
+                panels["text-to-image"] = sharing.panel("text-to-image")
+                t2i_ui = text_to_image.build_ui()
+                rows["text-to-image"] = sharing.share_row("text-to-image")
             with gr.Tab("Latent sampling (GAN / VAE)", id="latent"):
-                latent_sampling.build_ui()
+                panels["latent"] = sharing.panel("latent")
+                latent_ui = latent_sampling.build_ui()
+                rows["latent"] = sharing.share_row("latent")
             with gr.Tab("Attention", id="attention"):
+                panels["attention"] = sharing.panel("attention")
                 attention_ui = attention.build_ui()
+                rows["attention"] = sharing.share_row("attention")
         link_chat_to_attention(tabs, chat_ui, attention_ui)
+        tokens = sharing.tokens_state()  # the delete tokens of the links this browser made
+        share_tabs.wire(panels, rows, tokens, chat_ui, t2i_ui, latent_ui, attention_ui)
+        sharing.wire_links(demo, tabs, notice, panels, tokens)
+        sharing.api()
         demo.unload(training_lab.stop_session_runs)  # a closed tab stops its training run
         demo.unload(text_to_image.stop_generation)  # …and its generation
         system_panel(demo, settings)

@@ -76,13 +76,7 @@ LIMITS = {  # name: (low, high, integer?), in the order the handlers take them
     "seed": (-1, MAX_SEED, True),
 }
 SLIDERS = {  # name: (UI low, UI high, default, step, one-line explanation); the server enforces LIMITS
-    "temperature": (
-        0,
-        2,
-        TEMPERATURE,
-        0.05,
-        f"Randomness: 0 (or below {MIN_TEMPERATURE:g}) = always the likeliest token (greedy).",
-    ),
+    "temperature": (0, 2, TEMPERATURE, 0.05, f"Randomness: 0 (or below {MIN_TEMPERATURE:g}) = the likeliest token."),
     "top_p": (0.01, 1, TOP_P, 0.01, "Sample only from the likeliest tokens that add up to this probability."),
     "top_k": (0, 200, TOP_K, 1, "…and from at most this many tokens (0 = no limit)."),
     "max_new_tokens": (1, 2048, MAX_NEW_TOKENS, 1, "Longest reply, in tokens."),
@@ -445,6 +439,8 @@ def respond(
                     "seed_used": stats.seed,
                     "finish": stats.finish,
                     "engine": stats.engine,
+                    "tokens": [dataclasses.asdict(info) for info in reply.tokens or []],  # for a share link
+                    "probs_note": stats.probs_note,
                 },
             )
     except gr.Error as exc:
@@ -563,6 +559,10 @@ class ChatUI:
     chatbot: gr.Chatbot
     system_prompt: gr.Textbox
     to_attention: gr.Button
+    settings: list  # the sampling controls, in LIMITS' order
+    mode: gr.Radio
+    stats: gr.Markdown
+    meta: gr.State  # the last reply's settings, seed and tokens
 
 
 def _conversation_column(choices, default: str, allow_custom: bool) -> dict:
@@ -693,7 +693,7 @@ def build_ui() -> ChatUI:
 
     # The documented API: message, history, settings → streamed reply text.
     gr.api(chat, api_name="chat", **heavy)
-    return ChatUI(model=model, chatbot=chatbot, system_prompt=system_prompt, to_attention=ui["to_attention"])
+    return ChatUI(model, chatbot, system_prompt, ui["to_attention"], settings, mode, ui["stats"], meta)
 
 
 if __name__ == "__main__":

@@ -579,6 +579,7 @@ class LatentUI:
     truncation: gr.Slider
     temperature: gr.Slider
     tabs: dict[str, object] = dataclasses.field(default_factory=dict)  # sub-tab → what its builder returned
+    controls: dict[str, object] = dataclasses.field(default_factory=dict)  # sub-tabs' own settings, for share links
 
 
 def heavy() -> dict:

@@ -51,8 +51,8 @@ def compare_tab(ui: LatentUI) -> list:
         compare = gr.Button("Sample both", elem_id="latent-compare")
         note = gr.Markdown(elem_id="latent-compare-note")
         with gr.Row():
-            gan_grid = gr.Image(label="GAN", type="pil", interactive=False)
-            vae_grid = gr.Image(label="VAE", type="pil", interactive=False)
+            gan_grid = gr.Image(label="GAN", type="pil", format="png", interactive=False)
+            vae_grid = gr.Image(label="VAE", type="pil", format="png", interactive=False)
     inputs = [ui.model, ui.seed, ui.count, ui.truncation, ui.temperature]
     compare.click(side_by_side, inputs, [gan_grid, vae_grid, note], **heavy())
     return [gan_grid, vae_grid, note]
@@ -71,14 +71,17 @@ def interpolation_tab(ui: LatentUI, image_walk: Callable) -> list:
                 image_a = gr.File(label="image A", file_types=["image"], type="binary", elem_id="latent-image-a")
                 image_b = gr.File(label="image B", file_types=["image"], type="binary", elem_id="latent-image-b")
             walk_images = gr.Button("Interpolate images", elem_id="latent-interpolate-images")
-        lerp_image = gr.Image(label="lerp (straight line)", type="pil", interactive=False, elem_id="latent-lerp")
-        slerp_image = gr.Image(label="slerp (great circle)", type="pil", interactive=False)
+        lerp_image = gr.Image(
+            label="lerp (straight line)", type="pil", format="png", interactive=False, elem_id="latent-lerp"
+        )
+        slerp_image = gr.Image(label="slerp (great circle)", type="pil", format="png", interactive=False)
         # no fixed height: Gradio 6's plots clip the legend below a plot of fixed height
         norm_plot = gr.LinePlot(
             x="t", y="norm", color="path", label="Latent norm along each path", elem_id="latent-norms"
         )
         gifs = gr.File(label="GIFs", file_count="multiple")
     outputs = [lerp_image, slerp_image, norm_plot, gifs]
+    ui.controls.update(seed_a=seed_a, seed_b=seed_b, walk_steps=steps)
     walk_seeds.click(interpolation, [ui.model, seed_a, seed_b, steps], outputs, **heavy())
     walk_images.click(image_walk, [ui.model, image_a, image_b, steps], outputs, **heavy())
     return outputs
@@ -99,6 +102,7 @@ def traversal_tab(ui: LatentUI) -> list:
         picture = gr.Image(
             label="Rows: dimensions; columns: −range … +range",
             type="pil",
+            format="png",
             interactive=False,
             elem_id="latent-traversal",
         )
@@ -107,6 +111,7 @@ def traversal_tab(ui: LatentUI) -> list:
             interactive=False,
             elem_id="latent-usage",
         )
+    ui.controls.update(dims=dims, span=span, traversal_steps=steps)
     ui.model.change(usage, ui.model, [dims, table], **heavy())  # the picked model's dimensions and table
     tab.select(usage_once, [ui.model, table], [dims, table], **heavy())
     turn.click(traversal, [ui.model, ui.seed, dims, span, steps], picture, **heavy())
@@ -120,7 +125,7 @@ def live_tab(ui: LatentUI) -> list:
         with gr.Row():
             with gr.Column():
                 sliders = [gr.Slider(-4, 4, 0, step=0.05, label=f"z{i}") for i in range(LIVE_DIMS)]
-            image = gr.Image(label="Decoded", type="pil", interactive=False, elem_id="latent-live")
+            image = gr.Image(label="Decoded", type="pil", format="png", interactive=False, elem_id="latent-live")
     load.click(live_start, [ui.model, ui.seed], [*sliders, image], **heavy())
     for slider in sliders:
         slider.release(live_edit, [ui.model, ui.seed, *sliders], image, **heavy())

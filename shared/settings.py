@@ -57,6 +57,12 @@ class Settings:
     openai_flavor: str = "openai"  # which server it is, for the settings the standard API lacks
     openai_context: int = 0  # its window in tokens, for the context gauge (0 = unknown)
     openai_api_key: str = dataclasses.field(default="", repr=False)  # from PLAYGROUND_OPENAI_API_KEY only
+    share_links: bool = True  # the Share buttons and /share; off, no link can be made (made ones still open)
+    share_dir: Path | None = None  # where links are kept; None = a Space's /data volume, else the user's data folder
+    share_days: float = 0  # a link expires this many days after it was made; 0 = never
+    share_snapshot_mb: float = 20  # one link's snapshot, images included
+    share_store_mb: float = 500  # all links together, images included; past it sharing says the store is full
+    shares_per_hour: int = 60  # links one visitor may make in an hour; 0 = no limit
 
     @property
     def on_this_machine(self) -> bool:
@@ -193,6 +199,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--openai-models", type=_names, help="comma-separated models users may pick on it")
     parser.add_argument("--openai-flavor", choices=SERVER_FLAVORS, help="which server it is (default openai)")
     parser.add_argument("--openai-context", type=_non_negative_int, help="its window in tokens (0 = unknown)")
+    flag("--share-links", "Share buttons and the /share API (default on)")
+    parser.add_argument(
+        "--share-dir", type=Path, help="where share links are kept (default: /data on a Space, else ~/.local/share)"
+    )
+    parser.add_argument(
+        "--share-days", type=_non_negative_float, help="links expire after this many days (default 0: never)"
+    )
+    parser.add_argument("--share-snapshot-mb", type=_positive_float, help="one share link, in MB (default 20)")
+    parser.add_argument("--share-store-mb", type=_positive_float, help="all share links together, in MB (default 500)")
+    parser.add_argument(
+        "--shares-per-hour",
+        type=_non_negative_int,
+        help="links one visitor may make per hour (default 60; 0 = no limit)",
+    )
     return parser
 
 

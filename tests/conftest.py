@@ -5,12 +5,14 @@ from __future__ import annotations
 import ipaddress
 import os
 import socket
+import tempfile
 
 # Before any gradio / huggingface_hub import, so they read it.
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ["XDG_DATA_HOME"] = tempfile.mkdtemp(prefix="playground-data-")  # share links of in-process apps
 
 import pytest  # noqa: E402
 
@@ -138,7 +140,18 @@ def live_app():
     (root / "artifacts").mkdir(exist_ok=True)
     log = open(root / "artifacts" / "live_app.log", "w")
     proc = subprocess.Popen(
-        [sys.executable, "app.py", "--port", str(port), "--chat-engine", "transformers"],
+        [
+            sys.executable,
+            "app.py",
+            "--port",
+            str(port),
+            "--chat-engine",
+            "transformers",
+            "--share-dir",
+            tempfile.mkdtemp(prefix="shares-"),
+            "--shares-per-hour",
+            "1000",
+        ],  # fmt: skip
         cwd=root,
         env={
             **os.environ,

@@ -5,6 +5,7 @@ import time
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import expect
 
 pytestmark = pytest.mark.browser
@@ -23,7 +24,10 @@ def page(chromium, live_app):
 def dismiss_toasts(page) -> None:
     """Close error toasts left by earlier steps so screenshots show the app."""
     for close in page.locator(".toast-close").all():
-        close.click()
+        try:
+            close.click(timeout=3_000)
+        except PlaywrightError:  # Gradio timed the toast out (it left the DOM) before the click
+            pass
 
 
 def send(page, text: str) -> None:

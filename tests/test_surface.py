@@ -2,7 +2,7 @@
 event in ``/config`` (loopback only; every request bounded by a timeout, every loop by the event list).
 
 - ``/run/<name>`` (and ``/api/<name>``) refuse every event: they would run it beside the queue;
-- ``/call/<name>`` reaches the six documented endpoints and nothing else;
+- ``/call/<name>`` reaches the documented endpoints and nothing else;
 - ``/queue/join`` (by index, as the page itself calls) reaches the documented endpoints and the page's
   own events, each classified below; an event nobody classified fails the test;
 - the operator's "Unload all models" exists only where operator controls are on;
@@ -36,7 +36,8 @@ from shared import runtime
 from shared.settings import JOBS_PER_VISITOR_HOSTED
 from tests.conftest import GOOD, free_port, test_settings
 
-DOCUMENTED = {"chat", "attention", "text_to_image", "sample_latents", "interpolate", "traverse"}
+SHARE_API = {"share", "shared", "unshare"}  # share links: no model work, their own small concurrency group
+DOCUMENTED = {"chat", "attention", "text_to_image", "sample_latents", "interpolate", "traverse"} | SHARE_API
 DEFAULTS_FILLED = {"attention"}  # every parameter after the first has a plain default, filled in for a raw client
 
 # The page's own events, by handler name and how many of each. The page calls them by index through
@@ -45,7 +46,7 @@ DEFAULTS_FILLED = {"attention"}  # every parameter after the first has a plain d
 HEAVY_UI = Counter(  # model work: in a model group ("gpu", or "interactive" for chat and attention), counted per visitor
     respond=5, show_step=1, scrub_step=1, branch_ui=1, generate_ui=1, sample_grid=1, side_by_side=1, interpolation=1,
     image_interpolation=1, usage=1, usage_once=1, traversal=1, live_start=1, live_edit=10, vae_anatomy=1,
-    photos=1, show_map=1, decode_map_point=1, run=3, render=7,
+    photos=1, show_map=1, decode_map_point=1, run=4, render=7,
 )  # fmt: skip
 VIEWS = Counter(  # cheap view updates and the page's own session controls: no model work
     {"add_user_message": 2, "last_user_turn": 2, "edit": 1, "undo": 2, "stop_generation": 3, "export": 1,
@@ -54,7 +55,9 @@ VIEWS = Counter(  # cheap view updates and the page's own session controls: no m
      "rollout_view": 1, "model_picked": 1, "model_switched": 1, "offer_lab_models": 1, "sample_download": 1,
      "lock_controls": 1, "unlock_controls": 2, "fit_setting": 1, "fit_seed": 1,
      "stop_session_runs": 1, "status_markdown": 3,
-     "<lambda>": 4}  # scheduler note, dice, restore's file reset, open the Attention tab
+     "make": 4, "delete": 4, "load": 1, "delete_opened": 4,  # share links: make, delete, open one
+     "chat_open": 1, "t2i_open": 1, "latent_open": 1, "attention_open": 1,  # a link's "Open in the tab"
+     "<lambda>": 8}  # scheduler note, dice, restore's file reset, open the Attention tab, 4 share panels' Close
 )  # fmt: skip
 LAB = Counter(lab_start=1, lab_pause=1, lab_step=1, lab_stop=1, lab_view=1)  # the training lab's controls
 OPERATOR = Counter(unload_models=1)  # only where operator controls are on (by default: loopback, no share)
@@ -187,10 +190,10 @@ def test_every_event_is_classified(launched_app):
     found = page_events(launched_app)
     assert found == expected, f"unclassified: {dict(found - expected)}; gone: {dict(expected - found)}"
     heavy = Counter(fn.name for fn in launched_app.fns.values() if fn.concurrency_id in _glue.MODEL_GROUPS)
-    assert heavy == HEAVY_UI + Counter(DOCUMENTED)
+    assert heavy == HEAVY_UI + Counter(DOCUMENTED - SHARE_API)
     interactive = Counter(fn.name for fn in launched_app.fns.values() if fn.concurrency_id == _glue.INTERACTIVE)
     assert interactive == Counter(
-        respond=5, run=3, render=7, chat=1, attention=1
+        respond=5, run=4, render=7, chat=1, attention=1
     )  # chat and attention, ahead of images
 
 
@@ -265,7 +268,7 @@ def raw_data(parameters: list[dict], values: dict) -> list:
     return [values.get(p["parameter_name"], p.get("parameter_default")) for p in parameters]
 
 
-@pytest.mark.parametrize("name", sorted(DOCUMENTED))
+@pytest.mark.parametrize("name", sorted(DOCUMENTED - SHARE_API))  # share links: tests/test_share_links.py
 def test_documented_endpoints_work_over_call_and_gradio_client(app_url, client, parameters, name):
     body = {"data": raw_data(parameters[name], GOOD_CALLS[name])}
     assert call(app_url, name, body).startswith("complete"), name
@@ -305,7 +308,7 @@ def test_operator_control_answers_only_a_caller_on_this_machine(app_url, launche
 # --- too few values, numbers past a float -------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", sorted(DOCUMENTED))
+@pytest.mark.parametrize("name", sorted(DOCUMENTED - SHARE_API))  # share links: tests/test_share_links.py
 def test_too_few_values_get_a_message_on_every_route(app_url, client, launched_app, parameters, name):
     """Raw JSON with one value: /call and /queue/join say how many the endpoint takes (or, where every
     later parameter has a plain default, fill them in: /attention with only a text runs); /run is closed."""
@@ -345,6 +348,7 @@ NUMERIC = {  # every numeric parameter of the documented endpoints (lists of num
     "interpolate": ["a", "b", "num_frames", "steps"],
     "traverse": ["seed", "dims", "span", "num_frames", "steps"],
     "attention": ["layer", "head"],
+    **{name: [] for name in SHARE_API},  # text and a JSON payload (its numbers: tests/test_share_links.py)
 }  # fmt: skip
 NESTING = {"a": 1, "b": 1, "dims": 1, "latents": 2}  # a list (of lists) of numbers
 ALIASES = {"steps": ("num_inference_steps", "num_frames"), "count": ("num_images", "num_images_per_prompt")}
@@ -424,7 +428,7 @@ def test_page_number_inputs_past_a_float_are_refused_at_admission(app_url, confi
                     tried += 1
                     answer = response.json()["detail"] if response.status_code == 422 else []
                     refused = [k for k, entry in enumerate(answer) if not entry["is_valid"]]
-                    if refused != [i] or not re.search(rf"\b{name}\b", answer[i]["message"]):
+                    if refused != [i] or not re.search(rf"(?<!\w){re.escape(name)}(?!\w)", answer[i]["message"]):
                         unclear.append((fn.name, name, literal, response.status_code, response.text[:120]))
     assert tried > 100 and unclear == []
 

@@ -75,9 +75,10 @@ def store() -> ShareStore:
         return _stores[folder]
 
 
-def storage_notice(env=os.environ) -> str:
-    """What a sharer should know about where links live: on a Space without /data, that they won't last."""
-    if env.get("SPACE_ID") and not runtime.get().settings.share_dir and not str(store().folder).startswith("/data"):
+def storage_notice(folder: Path, env=os.environ) -> str:
+    """What a sharer should know about where links live: on a Space, anywhere but its /data volume is
+    wiped when the Space restarts."""
+    if env.get("SPACE_ID") and Path("/data") not in (folder, *folder.parents):
         return NO_VOLUME
     return ""
 
@@ -185,7 +186,7 @@ def unpublish(link: object, delete_token: object) -> str:
 
 
 def made_message(made: dict) -> str:
-    notice = storage_notice()
+    notice = storage_notice(store().folder)
     expiry = (
         f" It expires on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(made['expires_at']))}."
         if made["expires_at"]
@@ -274,7 +275,7 @@ class Panel:
 def share_row(kind: str) -> ShareRow:
     on = runtime.get().settings.share_links
     with gr.Row(visible=on, elem_id=f"{kind}-share-row", equal_height=True):
-        button = gr.Button("🔗 Share", size="sm", scale=0, min_width=110, elem_id=f"{kind}-share")
+        button = gr.Button("Share", size="sm", scale=0, min_width=110, elem_id=f"{kind}-share")
         link = gr.Textbox(
             label="Share link",
             interactive=False,
@@ -282,6 +283,7 @@ def share_row(kind: str) -> ShareRow:
             scale=4,
             elem_id=f"{kind}-share-link",
             placeholder="Share makes a read-only link to what this tab shows",
+            info=(storage_notice(store().folder) or None) if on else None,
         )
         delete = gr.Button("Delete link", size="sm", scale=0, min_width=110, visible=False, elem_id=f"{kind}-unshare")
     status = gr.Markdown(elem_id=f"{kind}-share-status")

@@ -101,7 +101,9 @@ LATENT_IMAGES = ("samples", "gan", "vae", "lerp", "slerp", "traversal")
 def latent_snapshot(model, *values):
     settings = dict(zip(LATENT_CONTROLS, values[: len(LATENT_CONTROLS)], strict=True))
     images = dict(zip(LATENT_IMAGES, values[len(LATENT_CONTROLS) :], strict=True))
-    return {"model": model, "settings": settings}, {k: v for k, v in images.items() if v is not None}
+    spec = catalog.CATALOG.get(model) if isinstance(model, str) else None
+    payload = {"model": model, "revision": spec.revision if spec else None, "settings": settings}
+    return payload, {k: v for k, v in images.items() if v is not None}
 
 
 def latent_open(snapshot):

@@ -62,7 +62,8 @@ def test_only_documented_endpoints_are_callable(launched_app, app_url):
     """Not just the visibility flag: what a client can call. Only the documented endpoints have a name
     (``/call/<name>`` finds events by name), ``/run/<name>`` is closed, and a page event's old name is a 404.
     tests/test_surface.py tries every route for every event."""
-    documented = {"chat", "attention", "sample_latents", "interpolate", "traverse", "text_to_image"}
+    documented = {"chat", "attention", "sample_latents", "interpolate", "traverse", "text_to_image", "share", "shared",
+                  "unshare"}  # fmt: skip
     assert {fn.api_name for fn in launched_app.fns.values() if fn.api_visibility != "private"} == documented
     assert {fn.api_name for fn in launched_app.fns.values() if fn.api_name} == documented
     assert launched_app.api_open is False

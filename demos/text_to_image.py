@@ -38,6 +38,7 @@ from diffusers.utils import logging as diffusers_logging
 from PIL import Image
 
 from demos import _glue
+from demos import text_to_image_clip as clip_panel
 from demos import text_to_image_steps as debugger
 from demos import text_to_image_views as views
 from demos._glue import user_error
@@ -605,6 +606,7 @@ def build_ui() -> TextToImageUI:
     gallery, downloads, recipe_box = _outputs_below()
     run_state = gr.State(None)
     steps_ui = debugger.build_debugger(run_state)
+    clip_panel.build_panel()  # the text encoder's training, visible (DALL-E 2's CLIP)
     gr.HTML(STYLE, container=False, padding=False, js_on_load=None)
 
     prompt, negative, seed, steps, guidance, width, height, images = fields

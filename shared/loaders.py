@@ -299,6 +299,28 @@ def load_latent_model(spec: ModelSpec, *, device: str, dtype: torch.dtype, cache
 
 
 @dataclasses.dataclass
+class Clip:
+    key: str
+    model: torch.nn.Module  # transformers' CLIPModel
+    tokenizer: object
+    processor: object  # its CLIPImageProcessor
+
+
+def load_clip(spec: ModelSpec, *, device: str, dtype: torch.dtype, cache_dir: Path) -> Clip:
+    """A CLIP model with its tokenizer and image processor (transformers' classes, safetensors only)."""
+    from transformers import CLIPImageProcessor, CLIPModel, CLIPTokenizer
+
+    path = local_files(spec, cache_dir)
+    require_safetensors(path, spec.key)
+    try:
+        model = CLIPModel.from_pretrained(path, dtype=dtype, use_safetensors=True)
+        tokenizer, processor = CLIPTokenizer.from_pretrained(path), CLIPImageProcessor.from_pretrained(path)
+    except Exception as exc:
+        raise ModelLoadError(f"Model {spec.key!r} failed to load ({type(exc).__name__}).") from exc
+    return Clip(key=spec.key, model=model.to(device).eval(), tokenizer=tokenizer, processor=processor)
+
+
+@dataclasses.dataclass
 class TextToImage:
     key: str
     pipe: object  # a diffusers DiffusionPipeline

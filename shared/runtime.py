@@ -18,11 +18,13 @@ from shared.catalog import ModelSpec
 from shared.loaders import (
     AttentionModel,
     CausalLM,
+    Clip,
     LatentModel,
     ModelLoadError,
     TextToImage,
     load_attention_model,
     load_causal_lm,
+    load_clip,
     load_latent_model,
     load_text_to_image,
 )
@@ -184,6 +186,11 @@ def _cached(choice: str, task: str, loader):
 def latent_model(choice: str) -> LatentModel:
     """A cached GAN / VAE / AutoencoderKL."""
     return _cached(choice, "latent", load_latent_model)
+
+
+def clip_model(choice: str) -> Clip:
+    """A cached CLIP model (text and image encoders)."""
+    return _cached(choice, "clip", load_clip)
 
 
 def text_to_image(choice: str) -> TextToImage:

@@ -46,7 +46,7 @@ DEFAULTS_FILLED = {"attention"}  # every parameter after the first has a plain d
 HEAVY_UI = Counter(  # model work: in a model group ("gpu", or "interactive" for chat and attention), counted per visitor
     respond=5, show_step=1, scrub_step=1, branch_ui=1, generate_ui=1, sample_grid=1, side_by_side=1, interpolation=1,
     image_interpolation=1, usage=1, usage_once=1, traversal=1, live_start=1, live_edit=10, vae_anatomy=1,
-    photos=1, show_map=1, decode_map_point=1, run=4, render=7,
+    photos=1, show_map=1, decode_map_point=1, run=4, render=7, show_batch=1, find_image=1,
 )  # fmt: skip
 VIEWS = Counter(  # cheap view updates and the page's own session controls: no model work
     {"add_user_message": 2, "last_user_turn": 2, "edit": 1, "undo": 2, "stop_generation": 3, "export": 1,
@@ -193,8 +193,8 @@ def test_every_event_is_classified(launched_app):
     assert heavy == HEAVY_UI + Counter(DOCUMENTED - SHARE_API)
     interactive = Counter(fn.name for fn in launched_app.fns.values() if fn.concurrency_id == _glue.INTERACTIVE)
     assert interactive == Counter(
-        respond=5, run=4, render=7, chat=1, attention=1
-    )  # chat and attention, ahead of images
+        respond=5, run=4, render=7, chat=1, attention=1, show_batch=1, find_image=1
+    )  # chat, attention and CLIP, ahead of images
 
 
 @pytest.mark.parametrize(

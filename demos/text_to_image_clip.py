@@ -25,10 +25,9 @@ import torch
 from PIL import Image
 
 from demos._glue import INTERACTIVE, user_error
-from shared import catalog, compute, runtime
+from shared import catalog, compute, runtime, scenes
 from shared.images import enlarge
 from shared.validation import MAX_SEED, check_seed, check_text
-from shared import scenes
 
 BATCH = 8  # captions × images in the matrix
 GALLERY = 32  # scenes a caption is matched against

@@ -258,14 +258,19 @@ def check(kind: object, payload: object, images: object = None) -> tuple[dict, d
 # --- taking a snapshot of a tab's results ------------------------------------------------------
 
 
+def revision_of(model: object) -> str | None:
+    """The catalog's pinned revision of a model (None for the bundled ones and for anything else)."""
+    spec = catalog.CATALOG.get(model) if isinstance(model, str) else None
+    return spec.revision if spec else None
+
+
 def of_chat(model, history, system_prompt, settings: dict, mode, stats, last: dict | None) -> dict:
     """The chat tab's snapshot: the conversation as shown, and the last reply's token view."""
-    spec = catalog.CATALOG.get(model) if isinstance(model, str) else None
     last = last if isinstance(last, dict) else {}
     messages = normalize_history([m for m in (history or []) if not is_failure_note(m)])
     return {
         "model": model,
-        "revision": spec.revision if spec else None,
+        "revision": revision_of(model),
         "system_prompt": system_prompt,
         "mode": mode,
         "settings": settings,
@@ -278,10 +283,9 @@ def of_chat(model, history, system_prompt, settings: dict, mode, stats, last: di
 
 def of_attention(result, model: str, text: str, layer: int, head: int, token: int, summary: str) -> dict:
     """The attention tab's snapshot: the selected head's heatmap, the layer's mean, the tokens."""
-    spec = catalog.CATALOG.get(model)
     return {
         "model": model,
-        "revision": spec.revision if spec else None,
+        "revision": revision_of(model),
         "text": text,
         "summary": summary,
         "layer": layer,

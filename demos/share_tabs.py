@@ -24,10 +24,16 @@ def _allowed(model: str, task) -> str:
         raise ValueError(f"This snapshot was made with {model[:100]!r}, which this server can't open: {exc}") from None
 
 
-def _payload(snapshot: dict | None, kind: str) -> dict:
-    if not isinstance(snapshot, dict) or snapshot.get("kind") != kind:
-        raise ValueError("Open a share link first.")
-    return snapshot["payload"]
+def _opened(snapshot: dict | None, kind: str, task) -> tuple[dict, str]:
+    """The opened link's payload and its model (as this server names it), or a gr.Error saying why not."""
+    try:
+        if not isinstance(snapshot, dict) or snapshot.get("kind") != kind:
+            raise ValueError("Open a share link first.")
+        payload = snapshot["payload"]
+        model = payload["recipe"]["model"] if kind == "text-to-image" else payload["model"]
+        return payload, _allowed(model, task)
+    except Exception as exc:
+        raise user_error(exc, "Opening in the tab") from None
 
 
 # --- chat ---------------------------------------------------------------------------------------
@@ -42,11 +48,7 @@ def chat_snapshot(model, history, system_prompt, *rest):
 
 def chat_open(snapshot):
     """The conversation and its settings into the live chat, ready to continue."""
-    try:
-        payload = _payload(snapshot, "chat")
-        model = _allowed(payload["model"], "chat")
-    except Exception as exc:
-        raise user_error(exc, "Opening in the tab") from None
+    payload, model = _opened(snapshot, "chat", "chat")
     settings = [payload["settings"].get(name, gr.skip()) for name in LIMITS]
     status = "The conversation and its settings are in the chat below: type to continue it."
     return [gr.Group(visible=False), model, payload["system_prompt"], *settings, payload["mode"], payload["messages"],
@@ -68,11 +70,8 @@ def t2i_snapshot(run_key):
 
 def t2i_open(snapshot):
     """The recipe into the live controls: Generate then makes the same images (same seed, same steps)."""
-    try:
-        recipe = _payload(snapshot, "text-to-image")["recipe"]
-        model = _allowed(recipe["model"], "text-to-image")
-    except Exception as exc:
-        raise user_error(exc, "Opening in the tab") from None
+    payload, model = _opened(snapshot, "text-to-image", "text-to-image")
+    recipe = payload["recipe"]
     max_side = t2i.recommended(model)["max_side"]
     status = f"The shared recipe is in the controls (seed {recipe['seed']}): press Generate to make the same images."
     return [
@@ -101,17 +100,12 @@ LATENT_IMAGES = ("samples", "gan", "vae", "lerp", "slerp", "traversal")
 def latent_snapshot(model, *values):
     settings = dict(zip(LATENT_CONTROLS, values[: len(LATENT_CONTROLS)], strict=True))
     images = dict(zip(LATENT_IMAGES, values[len(LATENT_CONTROLS) :], strict=True))
-    spec = catalog.CATALOG.get(model) if isinstance(model, str) else None
-    payload = {"model": model, "revision": spec.revision if spec else None, "settings": settings}
+    payload = {"model": model, "revision": share_snapshots.revision_of(model), "settings": settings}
     return payload, {k: v for k, v in images.items() if v is not None}
 
 
 def latent_open(snapshot):
-    try:
-        payload = _payload(snapshot, "latent")
-        model = _allowed(payload["model"], "latent")
-    except Exception as exc:
-        raise user_error(exc, "Opening in the tab") from None
+    payload, model = _opened(snapshot, "latent", "latent")
     values = [payload["settings"].get(name, gr.skip()) for name in LATENT_CONTROLS]
     status = "The shared settings are in the controls: Sample, Interpolate or Traverse make the same images again."
     return [gr.Group(visible=False), model, *values, status]
@@ -129,11 +123,7 @@ def attention_snapshot(model, text, shown, summary):
 
 
 def attention_open(snapshot):
-    try:
-        payload = _payload(snapshot, "attention")
-        model = _allowed(payload["model"], ("attention", "chat"))
-    except Exception as exc:
-        raise user_error(exc, "Opening in the tab") from None
+    payload, model = _opened(snapshot, "attention", ("attention", "chat"))
     return [gr.Group(visible=False), model, payload["text"], payload["layer"], payload["head"],
             "The shared text and layer/head are in the controls; their attention is being computed."]  # fmt: skip
 

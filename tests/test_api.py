@@ -37,6 +37,9 @@ def test_only_the_documented_endpoints_are_public(client):
         "/interpolate",
         "/traverse",
         "/text_to_image",
+        "/share",  # share links: tests/test_share_links.py
+        "/shared",
+        "/unshare",
     }
 
 

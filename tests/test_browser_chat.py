@@ -51,8 +51,10 @@ def no_error_badges(page) -> None:
 
 
 def wait_for_reply(page, timeout: int = 120_000) -> None:
+    """Send is itself again: the reply ended. (Either check alone can pass in the moment between the
+    click and the reply's start, so each waits the whole timeout.)"""
     expect(page.locator("#chat-send")).to_have_text("Send", timeout=timeout)
-    expect(page.locator("#chat-send")).to_be_enabled()
+    expect(page.locator("#chat-send")).to_be_enabled(timeout=timeout)
 
 
 def test_send_and_stop_show_what_is_running_and_a_message_sent_mid_reply_stays(page):
@@ -175,9 +177,9 @@ def test_a_chat_on_the_llama_cpp_engine_fills_the_token_view(page):
     page.locator("#chat-model input").click()
     page.get_by_role("option", name=re.compile(re.escape("smollm2-135m-instruct-llama.cpp"))).click()
     send(page, "What is the capital of Japan?")
-    wait_for_reply(page)
-    expect(page.locator("#chatbot")).to_contain_text("Tokyo")
-    expect(page.locator("#chat-stats")).to_contain_text("engine: llama.cpp")
+    wait_for_reply(page)  # the first message also starts the llama-server: seconds on a busy machine
+    expect(page.locator("#chatbot")).to_contain_text("Tokyo", timeout=120_000)
+    expect(page.locator("#chat-stats")).to_contain_text("engine: llama.cpp", timeout=60_000)
     expect(page.locator("#token-view")).to_contain_text("before repetition penalty")
     assert page.locator("#token-view .tok").count() > 3
     page.locator("#token-view .tok").first.hover()

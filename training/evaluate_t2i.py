@@ -46,12 +46,19 @@ def evaluate(pipe, *, singles: int = 120, pairs: int = 40, prompt_seed: int = 1,
     """Attribute accuracy on held-out prompts. The reported figures use prompt_seed 1; settings
     were chosen on another draw (prompt_seed 5), so the report is not tuned to its own prompts."""
     settings = {**DEFAULTS, **settings}
+    report = grade(lambda prompts: images_for(pipe, prompts, **settings), singles, pairs, prompt_seed)
+    return {"settings": settings, **report}
+
+
+def grade(make_images, singles: int = 120, pairs: int = 40, prompt_seed: int = 1) -> dict:
+    """The report for any text-to-image model, ``make_images(prompts) -> uint8 images``: single-object
+    held-out prompts per attribute and per kind, two-object prompts per attribute and relation."""
     single = scenes.held_out_prompts(singles, seed=prompt_seed)
     graded = [
         scenes.grade_single(im, truth)
-        for im, (_, truth) in zip(images_for(pipe, [p for p, _ in single], **settings), single, strict=True)
+        for im, (_, truth) in zip(make_images([p for p, _ in single]), single, strict=True)
     ]
-    report = {"settings": settings, "single": {}, "pairs": {}}
+    report = {"single": {}, "pairs": {}}
     for attr in ("shape", "colour", "size", "place"):
         report["single"][attr] = round(float(np.mean([g[attr] for g in graded])), 3)
     report["single"]["mean"] = round(float(np.mean([v for g in graded for v in g.values()])), 3)
@@ -59,8 +66,7 @@ def evaluate(pipe, *, singles: int = 120, pairs: int = 40, prompt_seed: int = 1,
         report["single"][kind] = round(float(np.mean([v for g in part for v in g.values()])), 3)
     two = scenes.pair_prompts(pairs, seed=prompt_seed + 1)
     graded_pairs = [
-        scenes.grade_pair(im, truth)
-        for im, (_, truth) in zip(images_for(pipe, [p for p, _ in two], **settings), two, strict=True)
+        scenes.grade_pair(im, truth) for im, (_, truth) in zip(make_images([p for p, _ in two]), two, strict=True)
     ]
     for key in graded_pairs[0] if graded_pairs else []:
         report["pairs"][key] = round(float(np.mean([g[key] for g in graded_pairs])), 3)

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from training import scenes
+from training.evaluate_t2i import grade
 
 DEFAULTS = {
     "prior_num_inference_steps": 25,  # the prior pipeline's default
@@ -67,29 +67,10 @@ def images_for(
 
 
 def evaluate(pipe, *, singles: int = 120, pairs: int = 40, prompt_seed: int = 1, **settings) -> dict:
-    """Attribute accuracy on held-out prompts (the report format of training/evaluate_t2i.py)."""
+    """Attribute accuracy on held-out prompts, graded as training/evaluate_t2i.py grades shapes-t2i."""
     settings = {**DEFAULTS, **settings}
-    single = scenes.held_out_prompts(singles, seed=prompt_seed)
-    graded = [
-        scenes.grade_single(im, truth)
-        for im, (_, truth) in zip(images_for(pipe, [p for p, _ in single], **settings), single, strict=True)
-    ]
-    report = {"settings": settings, "single": {}, "pairs": {}}
-    for attr in ("shape", "colour", "size", "place"):
-        report["single"][attr] = round(float(np.mean([g[attr] for g in graded])), 3)
-    report["single"]["mean"] = round(float(np.mean([v for g in graded for v in g.values()])), 3)
-    for kind, part in (("unseen pairs", graded[0::2]), ("paraphrases", graded[1::2])):  # held_out_prompts alternates
-        report["single"][kind] = round(float(np.mean([v for g in part for v in g.values()])), 3)
-    two = scenes.pair_prompts(pairs, seed=prompt_seed + 1)
-    graded_pairs = [
-        scenes.grade_pair(im, truth)
-        for im, (_, truth) in zip(images_for(pipe, [p for p, _ in two], **settings), two, strict=True)
-    ]
-    for key in graded_pairs[0] if graded_pairs else []:
-        report["pairs"][key] = round(float(np.mean([g[key] for g in graded_pairs])), 3)
-    if graded_pairs:
-        report["pairs"]["mean"] = round(float(np.mean([v for g in graded_pairs for v in g.values()])), 3)
-    return report
+    report = grade(lambda prompts: images_for(pipe, prompts, **settings), singles, pairs, prompt_seed)
+    return {"settings": settings, **report}
 
 
 def main() -> None:

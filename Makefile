@@ -21,10 +21,10 @@ LLAMA_FLAGS := -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=OFF -DGGML_NATIVE=
 	-DLLAMA_OPENSSL=OFF -DLLAMA_USE_PREBUILT_UI=OFF -DLLAMA_BUILD_TESTS=OFF \
 	-DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=ON
 
-$(STAMP): requirements.txt requirements-bundled.txt requirements-dev.txt
+$(STAMP): requirements.txt requirements-torch.txt requirements-bundled.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -r requirements.txt -r requirements-dev.txt
+	$(BIN)/python -m pip install -q -r requirements-torch.txt -r requirements.txt -r requirements-dev.txt
 	$(BIN)/python -m pip install -q --no-deps -r requirements-bundled.txt
 	touch $@
 

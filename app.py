@@ -15,6 +15,10 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 import gradio as gr  # noqa: E402
 
+from shared import zerogpu  # noqa: E402, F401  (before torch touches CUDA: ZeroGPU's spaces must come first)
+
+# isort: split
+
 from demos import attention, chat, latent_sampling, share_tabs, sharing, text_to_image, training_lab  # noqa: E402
 from demos._glue import INTERACTIVE, TEMP_FILES, launch, on_this_machine, queue_securely  # noqa: E402  (tests call app.launch)
 from shared import catalog, compute, runtime  # noqa: E402
@@ -120,7 +124,9 @@ def main(argv: list[str] | None = None) -> None:
         runtime.configure(settings)
     except ValueError as exc:
         sys.exit(f"app.py: {exc}")
-    if settings.preload:
+    if settings.zero_gpu:  # on the main thread, before launch: spaces moves these into each GPU worker
+        print(f"ZeroGPU: loaded {', '.join(runtime.preload_gpu_models()) or 'no GPU model'} at startup", flush=True)
+    elif settings.preload:
         preload(settings)
     launch(build_app(), settings)
 

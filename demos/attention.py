@@ -106,9 +106,9 @@ def tokenize(am: AttentionModel, text: object) -> list[int]:
         raise ValueError(f"That text is {len(text):,} characters; the limit is {MAX_TEXT_CHARS:,}.")
     check_text("text", text, MAX_TEXT_CHARS)
     ids = am.tokenizer(text, add_special_tokens=not am.causal)["input_ids"]
-    if len(ids) > MAX_TOKENS:
+    if len(ids) > (limit := runtime.capped(MAX_TOKENS, "attention_tokens")):
         raise ValueError(
-            f"That text is {len(ids):,} tokens; the limit is {MAX_TOKENS}. Attention memory grows with "
+            f"That text is {len(ids):,} tokens; the limit is {limit}. Attention memory grows with "
             "layers × heads × tokens², so shorten the text."
         )
     return list(ids)
@@ -348,6 +348,7 @@ def _nbytes(result: AttentionResult) -> int:
     return result.attentions.nbytes + hidden + 4 * tokens * tokens + 64 * tokens  # + the rollout, once drawn
 
 
+@compute.gpu_entry(model=lambda choice, text: choice, seconds=lambda choice, text: 15)
 def _attention_of(choice: str, text: str) -> AttentionResult:
     """Load and run the model on the text: the tab's model work, on a model worker."""
     return compute_attention(runtime.attention_model(choice), text)

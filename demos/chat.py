@@ -36,6 +36,7 @@ from demos.chat_engine import (  # noqa: F401  (the tab's engine; tests reach it
     TokenStreamer,
     fit_to_context,
     render_prompt,
+    reply_on_gpu,
     stream_from_server,
     stream_reply,
 )
@@ -134,7 +135,7 @@ def validate_settings(**raw: object) -> GenerationSettings:
     checked = {}
     for name, value in raw.items():
         low, high, integer = LIMITS[name]
-        checked[name] = check_number(name, value, low, high, integer=integer)
+        checked[name] = check_number(name, value, low, runtime.capped(high, name), integer=integer)
     return GenerationSettings(**checked)
 
 
@@ -273,11 +274,14 @@ def _generate(
         raise user_error(exc, "Generation") from None
     if retrieved is not None:
         retrieved.extend(found)
-    lm = _load(model) if spec.engine == "transformers" else None
+    gpu = compute.on_gpu(reply_on_gpu, (model,), {})  # ZeroGPU: the whole reply in its worker
+    lm = _load(model) if spec.engine == "transformers" and not gpu else None
     stop = _stops.start(request)
     interval = runtime.get().settings.stream_interval
     try:
-        if lm is not None:
+        if gpu:
+            yield from compute.stream(reply_on_gpu, model, messages, generation, interval)
+        elif lm is not None:
             yield from stream_reply(lm, messages, generation, stop, interval)
         else:
             yield from stream_from_server(runtime.endpoint(spec), messages, generation, stop, interval)
@@ -456,20 +460,12 @@ def respond(
 
 def cleared_panels() -> tuple:
     """The panels with no reply to describe: stats, gauge, token view, tokens, prompt, passages, export files."""
-    return (
-        STATS_PLACEHOLDER,
-        context_gauge_html(0, 0),
-        TOKEN_VIEW_PLACEHOLDER,
-        None,
-        "",
-        "",
-        gr.File(value=None, visible=False),
-    )
+    no_files = gr.File(value=None, visible=False)
+    return STATS_PLACEHOLDER, context_gauge_html(0, 0), TOKEN_VIEW_PLACEHOLDER, None, "", "", no_files
 
 
 def undo(history: list, request: gr.Request = None) -> tuple:  # type: ignore[assignment]
-    """Remove the last user message and its reply; put the message back in the box to edit. The
-    panels describing that reply are cleared with it."""
+    """Remove the last user message, its reply and the panels about it; the message goes back in the box."""
     if _turns.busy(request):
         raise gr.Error("A reply is being written: press Stop first, then Undo.", title="Still replying")
     history = list(history or [])
@@ -669,10 +665,13 @@ def build_ui() -> ChatUI:
     begun = [ui["send"], ui["stop"], ui["files"], sent_at]
     panels = [ui["stats"], ui["gauge"], token_html, tokens, prompt_view, passages, ui["files"]]
 
+    replies = []
+
     def reply_after(event):
         inputs = [model, chatbot, system_prompt, *settings, mode, sent_at]
         # progress (queue position, a refusal) shows on the stats line; the reply streams into the conversation
         reply = event.success(respond, inputs, outputs, show_progress_on=[ui["stats"]], **heavy, **private)
+        replies.append(reply)  # what Stop cancels on ZeroGPU, where its flag can't reach the forked worker
         for after in (reply.then, reply.failure):  # a job the queue refused (full, job limit) runs no .then
             after(reply_done, None, [ui["send"], ui["stop"]], **quiet)
 
@@ -682,7 +681,8 @@ def build_ui() -> ChatUI:
     for trigger in (ui["regenerate"].click, chatbot.retry):
         reply_after(trigger(last_user_turn, chatbot, [chatbot, *begun], **quiet))
     reply_after(chatbot.edit(edit, chatbot, [chatbot, *begun], **quiet))
-    ui["stop"].click(stop_generation, None, None, concurrency_limit=None, **private)
+    cancels = replies if rt.settings.zero_gpu else None
+    ui["stop"].click(stop_generation, None, None, concurrency_limit=None, cancels=cancels, **private)
     for trigger in (ui["undo"].click, chatbot.undo):
         trigger(undo, chatbot, [chatbot, message, *panels], **quiet)
     ui["clear"].click(clear, None, [chatbot, *panels], **quiet)

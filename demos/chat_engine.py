@@ -24,7 +24,7 @@ import torch
 from transformers import LogitsProcessor, StoppingCriteria
 from transformers.generation.streamers import BaseStreamer
 
-from shared import compute, engines
+from shared import compute, engines, runtime
 from shared.engines import MAX_REPLY_S, MIN_TEMPERATURE, TOP_ALTERNATIVES, Reply, ReplyStats, TokenInfo
 from shared.loaders import CausalLM
 from shared.validation import MAX_SEED
@@ -306,6 +306,17 @@ def stream_reply(
         greedy=not kwargs["do_sample"],
     )
     yield Reply(text, stats=stats, tokens=recorder.finish(generated), prompt=prompt)
+
+
+@compute.gpu_entry(
+    model=lambda model, *args: model,
+    seconds=lambda model, messages, settings, interval: 10 + settings.max_new_tokens / 20,  # ≥ 20 tokens/s
+)
+def reply_on_gpu(model: str, messages: list[dict[str, str]], settings: GenerationSettings, interval: float):
+    """A whole reply from plain values, for ZeroGPU's forked worker: the model was loaded at startup, the
+    generation thread starts in here, and Stop arrives as Gradio's cancellation (the worker closes this
+    generator at its next yield, which sets the generation's stop flag)."""
+    yield from stream_reply(runtime.causal_lm(model), messages, settings, None, interval)
 
 
 def _relay(streamer: TokenStreamer, tokenizer, prompt: str, stop: threading.Event, interval: float):

@@ -240,6 +240,7 @@ def open_upload(path_or_bytes: str | bytes) -> Image.Image:
 # compute.run. Each validates under the names its caller gives (what the client sent).
 
 
+@compute.gpu_entry(model=lambda model, *args, **kwargs: model, seconds=lambda *args, **kwargs: 10)
 def _sample(
     model: str | LatentModel,
     seed: object,

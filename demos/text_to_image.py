@@ -54,6 +54,7 @@ from demos.text_to_image_recipe import (
     Recipe,
     check_recipe,
     check_scheduler_steps,
+    cost,
     from_deprecated_names,
     png_bytes,
     recipe_from_png,
@@ -242,7 +243,7 @@ _stops = _glue.StopFlags()
 
 def max_cost() -> int:
     """This device's cap on images × steps × pixels per request."""
-    return MAX_COST if runtime.get().device != "cpu" else CPU_MAX_COST
+    return runtime.capped(MAX_COST if runtime.get().device != "cpu" else CPU_MAX_COST, "image_cost")
 
 
 def _recipe(entry: TextToImage, **raw) -> Recipe:
@@ -260,6 +261,9 @@ def stream(
 
     Gradio closes a cancelled or disconnected job's generator only at a yield, hence the ticks. A
     consumer that leaves early ends the run after the step in flight, without decoding its images."""
+    if compute.on_gpu(generate_on_gpu, (recipe,), {}):  # ZeroGPU: the whole run in its worker
+        yield from compute.stream(generate_on_gpu, recipe, previews)
+        return
     events: queue.Queue = queue.Queue()
     abandon = threading.Event()
     interval_s = runtime.get().settings.stream_interval
@@ -280,6 +284,16 @@ def stream(
             abandon.set()
             stop.set()
     yield recipe.num_inference_steps, None, future.result()
+
+
+@compute.gpu_entry(
+    model=lambda recipe, previews=True: recipe.model,
+    seconds=lambda recipe, previews=True: 15 + cost(recipe) / (512 * 512) * 0.15,  # ~0.15 s per 512² step
+)
+def generate_on_gpu(recipe: Recipe, previews: bool = True) -> Iterator[tuple[int, np.ndarray | None, Run | None]]:
+    """``stream`` from plain values, for ZeroGPU's forked worker: the generation thread and its flags
+    start in here, and Stop arrives as Gradio's cancellation (the worker closes this at its next yield)."""
+    yield from stream(recipe, threading.Event(), previews=previews)
 
 
 def generate_ui(
@@ -631,7 +645,7 @@ def build_ui() -> TextToImageUI:
     # however the run ended: Gradio's page follows a failed event with its .failure listeners only
     run.then(views.unlock_controls, None, switches, show_progress="hidden", **light)
     run.failure(views.unlock_controls, None, switches, show_progress="hidden", **light)
-    stop.click(stop_generation, None, None, **light)
+    stop.click(stop_generation, None, None, cancels=[run] if rt.settings.zero_gpu else None, **light)  # ZeroGPU
     restore_file.upload(restore, restore_file, [*settings, status], show_progress_on=[status], **light).then(
         lambda: None, None, restore_file, **light
     )  # emptied again, ready for the next PNG (also after an error)

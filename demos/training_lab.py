@@ -38,7 +38,7 @@ from torch import nn
 
 from demos import _glue
 from demos._glue import session_id, user_error
-from shared import compute
+from shared import compute, runtime
 from shared.datasets import digits
 from shared.images import grid_image
 from shared.latent_models import ConvVAE, Discriminator, Generator, gan_step
@@ -355,6 +355,8 @@ def _claim(request: gr.Request | None, kind: str, *, replace: bool) -> TrainingR
     """This session's run, its lease renewed, made if it has none (within the app's LAB_MAX_RUNS
     unfinished runs). With ``replace``, a run of another kind is stopped and a fresh one of
     ``kind`` takes its place; a finished run is always replaced. A replaced run's model is kept."""
+    if runtime.get().settings.public_demo:  # a run holds a worker for minutes: not for every visitor of a public demo
+        raise ValueError(LAB_OFF)
     _sweep()
     session, old = session_id(request), None
     with _runs_lock:
@@ -529,8 +531,15 @@ class LabUI:
     timer: gr.Timer  # every 2 s: what other sub-tabs hang their lab-dependent views on
 
 
+LAB_OFF = (
+    "The training lab is off on this public demo (it would hold a worker for minutes): run the app yourself to train."
+)
+
+
 def build_ui() -> LabUI:
     """The lab's controls, grid and loss curves, wired; the status refreshes every 2 s."""
+    if runtime.get().settings.public_demo:
+        gr.Markdown(f"**{LAB_OFF}**", elem_id="lab-off")
     gr.Markdown(
         "Train a small GAN or VAE on the digits right here, on the CPU. The grid decodes the same 16 "
         "latent points every time, so you watch *them* turn into digits. Once it has trained, the model "

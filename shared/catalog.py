@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 
+TASKS = ("chat", "attention", "text-to-image", "latent", "clip")
+
 
 @dataclasses.dataclass(frozen=True)
 class ModelSpec:
@@ -367,6 +369,15 @@ PRESETS: dict[str, dict[str, str]] = {
         "latent": "digits-gan",
         "text-to-image": "shapes-t2i",
     },
+    # A public demo on a GPU (a Space): a real chat LLM, a few-step image model, the bundled ones elsewhere.
+    # README.md's front matter preloads these (and HOSTED_ALSO) at the revisions pinned here.
+    "hosted": {
+        "chat": "qwen2.5-3b-instruct",
+        "attention": "qwen2.5-0.5b-instruct",
+        "latent": "digits-gan",
+        "text-to-image": "sd-turbo",
+        "clip": "shapes-clip",
+    },
     "gpu": {
         "chat": "qwen2.5-3b-instruct",
         "attention": "qwen2.5-0.5b-instruct",
@@ -374,6 +385,15 @@ PRESETS: dict[str, dict[str, str]] = {
         "text-to-image": "shapes-t2i",
     },
 }
+
+
+HOSTED_ALSO = ("sdxl-turbo",)  # GPU models a hosted demo offers besides its defaults (loaded at startup on ZeroGPU)
+
+
+def preset_models(preset: str) -> list[tuple[str, str]]:
+    """(tab's task, catalog key) for every model a preset starts on, then the ones it offers too (hosted)."""
+    also = [(CATALOG[key].task, key) for key in (HOSTED_ALSO if preset == "hosted" else ())]
+    return [*PRESETS.get(preset, PRESETS["bundled"]).items(), *also]
 
 
 # Models the operator's settings add (served GGUFs, OpenAI-compatible servers), set by runtime.configure.

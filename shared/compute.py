@@ -20,18 +20,22 @@ attention), so a chat message never waits for a 60-step image.
 ``bench/interactive_latency.py`` measures both against the old single queue.
 
 Model work handed to ``run`` / ``submit`` is a plain function of plain values (a model key, a
-recipe, messages) that returns CPU data, so a later backend can run it in another process
-(ZeroGPU forks a worker per call and pickles arguments and results) without the tabs changing.
+recipe, messages) that returns CPU data. On ZeroGPU (shared/zerogpu.py) the tabs' GPU entry points,
+marked with ``gpu_entry``, go through ``spaces.GPU`` instead: a forked worker, arguments and
+results pickled; their errors come back as values and are raised here, as they were raised there.
 """
 
 from __future__ import annotations
 
+import pickle
 import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
+
+from shared import zerogpu
 
 T = TypeVar("T")
 
@@ -157,6 +161,8 @@ def submit(fn: Callable[..., T], /, *args: Any, lane: str = LONG, **kwargs: Any)
 
 def run(fn: Callable[..., T], /, *args: Any, lane: str = LONG, **kwargs: Any) -> T:
     """``fn(*args, **kwargs)`` on a worker of ``lane``, waited for; its exception is raised here."""
+    if on_gpu(fn, args, kwargs):
+        return _unbox(_gpu["run"](fn, args, kwargs))
     if _inline or on_worker():
         return fn(*args, **kwargs)
     return submit(fn, *args, lane=lane, **kwargs).result()
@@ -170,6 +176,10 @@ def stream(fn: Callable[..., Iterator[T]], /, *args: Any, lane: str = LONG, **kw
 
     The worker runs ahead by at most a few items. When the caller stops early (a closed tab, a
     cancelled job, GeneratorExit), the worker closes the generator at its next item."""
+    if on_gpu(fn, args, kwargs):
+        for tag, item in _gpu["stream"](fn, args, kwargs):
+            yield _unbox((tag, item))
+        return
     if _inline or on_worker():
         yield from fn(*args, **kwargs)
         return
@@ -204,3 +214,98 @@ def stream(fn: Callable[..., Iterator[T]], /, *args: Any, lane: str = LONG, **kw
             except queue.Empty:
                 pass
     future.result()  # re-raise the generator's error, if any
+
+
+# -- ZeroGPU: GPU entry points in a forked worker, plain values in and out -----------------------
+
+MIN_GPU_S, MAX_GPU_S = 5, 180  # the duration asked of ZeroGPU for one call (seconds)
+
+
+def gpu_entry(*, model: Callable[..., Any], seconds: Callable[..., float]) -> Callable[[T], T]:
+    """Mark a module-level function of plain values as a GPU entry point: ``model(*args, **kwargs)``
+    names the catalog model it runs (whether it needs the GPU), ``seconds(*args, **kwargs)`` how long
+    it may take there (ZeroGPU schedules, and queues visitors, by that)."""
+
+    def mark(fn: T) -> T:
+        fn.gpu_model, fn.gpu_seconds = model, seconds  # type: ignore[attr-defined]
+        return fn
+
+    return mark
+
+
+def on_gpu(fn: Callable, args: tuple, kwargs: dict) -> bool:
+    """Whether this call goes through ZeroGPU's worker (an entry point, on a model that needs a GPU)."""
+    if not zerogpu.ON or getattr(fn, "gpu_model", None) is None or zerogpu.in_worker():
+        return False
+    from shared import catalog, runtime
+
+    choice = fn.gpu_model(*args, **kwargs)
+    try:
+        spec = catalog.resolve(choice, catalog.TASKS, allow_any_model=runtime.get().settings.allow_any_model)
+    except ValueError:
+        return False  # the entry point itself reports the unknown model
+    return zerogpu.wants_gpu(spec)
+
+
+def gpu_seconds(fn: Callable, args: tuple, kwargs: dict) -> int:
+    """The duration asked for one call: the entry point's estimate, within [MIN_GPU_S, MAX_GPU_S]."""
+    try:
+        estimate = float(fn.gpu_seconds(*args, **kwargs))
+    except Exception:  # a bad request is refused inside the call; ask for the least
+        estimate = MIN_GPU_S
+    return int(min(MAX_GPU_S, max(MIN_GPU_S, estimate)))
+
+
+def _in_gpu_call() -> None:
+    """Inside the forked worker the main process's pools have no threads: submit() starts its own."""
+    global _inline
+    if zerogpu.in_worker():
+        _inline = True
+
+
+def _portable(exc: BaseException) -> BaseException:
+    """The exception itself if it survives pickling (its type and message reach the handler), else a
+    RuntimeError with its text."""
+    try:
+        pickle.loads(pickle.dumps(exc))
+        return exc
+    except Exception:
+        return RuntimeError(f"{type(exc).__name__}: {exc}")
+
+
+def gpu_call(fn: Callable[..., T], args: tuple, kwargs: dict) -> tuple[str, Any]:
+    """What runs on the GPU for ``run``: ("ok", result) or ("error", exception)."""
+    _in_gpu_call()
+    try:
+        return "ok", fn(*args, **kwargs)
+    except Exception as exc:
+        return "error", _portable(exc)
+
+
+def gpu_stream(fn: Callable[..., Iterator[T]], args: tuple, kwargs: dict) -> Iterator[tuple[str, Any]]:
+    """What runs on the GPU for ``stream``: ("ok", item)… then ("error", exception) if it failed."""
+    _in_gpu_call()
+    try:
+        for item in fn(*args, **kwargs):
+            yield "ok", item
+    except Exception as exc:
+        yield "error", _portable(exc)
+
+
+def _unbox(result: tuple[str, Any]) -> Any:
+    tag, value = result
+    if tag == "error":
+        raise value
+    return value
+
+
+_gpu: dict[str, Callable] = {}
+
+
+def use_gpu(decorator: Callable) -> None:
+    """Wrap the two GPU calls with ``decorator`` (``spaces.GPU``; a test's fork harness)."""
+    _gpu["run"] = decorator(duration=gpu_seconds)(gpu_call)
+    _gpu["stream"] = decorator(duration=gpu_seconds)(gpu_stream)
+
+
+use_gpu(zerogpu.GPU)  # at import: ZeroGPU wants its functions decorated before the app launches

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from shared import catalog, compute, engines, llama_server, loaders
+from shared import catalog, compute, engines, llama_server, loaders, zerogpu
 from shared import device as device_policy
 from shared.cache import CacheKey, ModelCache
 from shared.catalog import ModelSpec
@@ -45,11 +45,18 @@ _runtime: Runtime | None = None
 _lock = threading.Lock()
 
 
+NO_EVICTION = 2**62  # ZeroGPU: the cache reads an emulated device, and evicting there frees nothing
+
+
 def configure(settings: Settings) -> Runtime:
-    global _runtime
+    global _runtime, _gpu_models_loaded
+    zerogpu.configure(settings.zero_gpu)
+    _gpu_models_loaded = False
     device = device_policy.pick_device(settings.device)
     dtype = device_policy.pick_dtype(device)
     budget = int(settings.cache_gb * 2**30) if settings.cache_gb else device_policy.default_budget_bytes(device)
+    if settings.zero_gpu:  # every GPU model loads at startup (preload_gpu_models) and stays
+        budget = NO_EVICTION
     concurrency = settings.gpu_concurrency or device_policy.default_concurrency(device)
     chat_engine = settings.chat_engine
     if chat_engine == "auto":
@@ -79,6 +86,62 @@ def operator_models(settings: Settings) -> list[ModelSpec]:
     return specs
 
 
+def device_for(spec: ModelSpec) -> str:
+    """Where a model runs: the runtime's device, except the tiny bundled models on ZeroGPU (the CPU:
+    they cost visitors no GPU quota)."""
+    rt = get()
+    return "cpu" if rt.settings.zero_gpu and spec.bundled and zerogpu.BUNDLED_ON_CPU else rt.device
+
+
+def dtype_for(spec: ModelSpec) -> torch.dtype:
+    """fp32 for the project's own small models and on the CPU; the device policy's dtype otherwise."""
+    rt = get()
+    return torch.float32 if spec.bundled or device_for(spec) == "cpu" else rt.dtype
+
+
+def _lm_placement(spec: ModelSpec) -> tuple[str, torch.dtype]:
+    """A language model's device and dtype (the runtime's, unless ZeroGPU keeps it on the CPU)."""
+    rt = get()
+    device = device_for(spec)
+    return device, rt.dtype if device == rt.device else torch.float32
+
+
+GPU_TASKS = {
+    "chat": "causal_lm",
+    "attention": "attention_model",
+    "text-to-image": "text_to_image",
+    "latent": "latent_model",
+}
+
+
+_gpu_models_loaded = False  # ZeroGPU: after startup no GPU model loads (a worker thread can't place it there)
+
+
+def _check_zero_gpu(spec: ModelSpec, key: CacheKey) -> None:
+    rt = get()
+    if _gpu_models_loaded and zerogpu.wants_gpu(spec) and key not in dict(rt.cache.snapshot()):
+        raise ModelLoadError(
+            f"{spec.key} isn't loaded on this ZeroGPU Space: only the models it loads at startup (the "
+            f"{rt.settings.models!r} preset's) and the bundled ones run here."
+        )
+
+
+def preload_gpu_models(models: list[tuple[str, str]] | None = None) -> list[str]:
+    """ZeroGPU: load the preset's GPU models (or ``models``: (tab's task, key)) now, on the main thread:
+    spaces packs what is on ``cuda`` at startup and moves it into each worker; a load on another thread,
+    or later, fails there. The attention tab gets its own (eager) build."""
+    rt = get()
+    loaded = []
+    for task, key in models or catalog.preset_models(rt.settings.models):
+        spec = catalog.resolve(key, catalog.TASKS)
+        if task in GPU_TASKS and zerogpu.wants_gpu(spec):
+            globals()[GPU_TASKS[task]](spec.key)
+            loaded.append(f"{spec.key} ({task})")
+    global _gpu_models_loaded
+    _gpu_models_loaded = True
+    return loaded
+
+
 def default_model(task: str) -> str:
     """The preset's model for a tab; the bundled chat model runs on llama.cpp when that engine is chosen."""
     rt = get()
@@ -97,6 +160,8 @@ def unavailable(spec: ModelSpec) -> str | None:
             return None if Path(spec.source).is_file() else "no such GGUF file"
     if spec.engine == "openai":
         return None  # its health is on the System panel; a request to it says what is wrong
+    if _gpu_models_loaded and zerogpu.wants_gpu(spec) and spec.key not in {k.model for k, _ in get().cache.snapshot()}:
+        return "ZeroGPU: only the models loaded at startup run here"
     return loaders.unavailable(spec)
 
 
@@ -129,6 +194,14 @@ def endpoint(spec: ModelSpec) -> engines.Endpoint:
         raise ModelLoadError(f"llama.cpp's server could not start for {spec.key}: {exc}") from None
 
 
+def capped(value: int, kind: str) -> int:
+    """A per-request cap as this app runs: lowered on a public demo (settings.PUBLIC_CAPS); ``value``
+    itself when no runtime is configured (pure functions called on their own)."""
+    with _lock:
+        rt = _runtime
+    return rt.settings.capped(value, kind) if rt is not None else value
+
+
 def get() -> Runtime:
     with _lock:
         if _runtime is None:
@@ -141,13 +214,15 @@ def causal_lm(choice: str, *, task: str = "chat", attn_implementation: str | Non
     rt = get()
     spec = catalog.resolve(choice, task, allow_any_model=rt.settings.allow_any_model)
     spec = _transformers_weights(spec)
-    key = CacheKey(spec.key, rt.device, str(rt.dtype).removeprefix("torch."), attn_implementation or "")
+    device, dtype = _lm_placement(spec)
+    key = CacheKey(spec.key, device, str(dtype).removeprefix("torch."), attn_implementation or "")
+    _check_zero_gpu(spec, key)
     return rt.cache.get(
         key,
         lambda: load_causal_lm(
             spec,
-            device=rt.device,
-            dtype=rt.dtype,
+            device=device,
+            dtype=dtype,
             cache_dir=rt.settings.cache_dir,
             attn_implementation=attn_implementation,
         ),
@@ -168,9 +243,11 @@ def attention_model(choice: str) -> AttentionModel:
     spec = _transformers_weights(
         catalog.resolve(choice, ("attention", "chat"), allow_any_model=rt.settings.allow_any_model)
     )
-    key = CacheKey(spec.key, rt.device, str(rt.dtype).removeprefix("torch."), "eager-attention")
+    device, dtype = _lm_placement(spec)
+    key = CacheKey(spec.key, device, str(dtype).removeprefix("torch."), "eager-attention")
+    _check_zero_gpu(spec, key)
     return rt.cache.get(
-        key, lambda: load_attention_model(spec, device=rt.device, dtype=rt.dtype, cache_dir=rt.settings.cache_dir)
+        key, lambda: load_attention_model(spec, device=device, dtype=dtype, cache_dir=rt.settings.cache_dir)
     )
 
 
@@ -178,9 +255,10 @@ def _cached(choice: str, task: str, loader):
     """The cached model for a choice; the project's own models are small, so fp32 everywhere."""
     rt = get()
     spec = catalog.resolve(choice, task, allow_any_model=rt.settings.allow_any_model)
-    dtype = torch.float32 if spec.bundled else rt.dtype
-    key = CacheKey(spec.key, rt.device, str(dtype).removeprefix("torch."))
-    return rt.cache.get(key, lambda: loader(spec, device=rt.device, dtype=dtype, cache_dir=rt.settings.cache_dir))
+    device, dtype = device_for(spec), dtype_for(spec)
+    key = CacheKey(spec.key, device, str(dtype).removeprefix("torch."))
+    _check_zero_gpu(spec, key)
+    return rt.cache.get(key, lambda: loader(spec, device=device, dtype=dtype, cache_dir=rt.settings.cache_dir))
 
 
 def latent_model(choice: str) -> LatentModel:

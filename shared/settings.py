@@ -14,13 +14,22 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from shared import zerogpu
+
 ENV_PREFIX = "PLAYGROUND_"
-PRESETS = ("bundled", "cpu", "gpu")
+PRESETS = ("bundled", "cpu", "gpu", "hosted")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 CHAT_ENGINES = ("auto", "transformers", "llama.cpp")  # auto = llama.cpp when its server is built
 SERVER_FLAVORS = ("openai", "vllm", "sglang", "tgi", "ollama", "llama.cpp")
 OPENAI_KEY_ENV = ENV_PREFIX + "OPENAI_API_KEY"  # the server's key: from the environment only, never a flag
 JOBS_PER_VISITOR_HOSTED = 3  # model jobs (queued + running) one visitor may hold when the app is hosted
+JOBS_PER_VISITOR_PUBLIC = 2  # …on a public demo
+# A public demo's per-request caps, so one visitor cannot hold a GPU for minutes (the app's own are larger)
+PUBLIC_CAPS = {
+    "max_new_tokens": 384,  # chat: the longest reply
+    "image_cost": 4 * 8 * 512 * 512,  # text to image: images × steps × pixels (4 images of 512² at 8 steps)
+    "attention_tokens": 256,  # attention: tokens of text
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,6 +72,8 @@ class Settings:
     share_snapshot_mb: float = 20  # one link's snapshot, images included
     share_store_mb: float = 500  # all links together, images included; past it sharing says the store is full
     shares_per_hour: int = 60  # links one visitor may make in an hour; 0 = no limit
+    zero_gpu: bool = False  # run GPU work the ZeroGPU way (parse_settings: on when SPACES_ZERO_GPU is set)
+    public_demo: bool = False  # a public demo's caps and limits (parse_settings: on when on a Space, SPACE_ID)
 
     @property
     def on_this_machine(self) -> bool:
@@ -78,7 +89,13 @@ class Settings:
         """The per-visitor limit in force (0 = none): on this machine there is one visitor, so none by default."""
         if self.max_jobs_per_visitor is not None:
             return self.max_jobs_per_visitor
+        if self.public_demo:
+            return JOBS_PER_VISITOR_PUBLIC
         return 0 if self.on_this_machine else JOBS_PER_VISITOR_HOSTED
+
+    def capped(self, value: int, kind: str) -> int:
+        """A per-request cap: ``value``, or the public demo's (PUBLIC_CAPS[kind], if any) when that is lower."""
+        return min(value, PUBLIC_CAPS[kind]) if self.public_demo and kind in PUBLIC_CAPS else value
 
 
 def is_loopback(host: str) -> bool:
@@ -199,6 +216,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--openai-models", type=_names, help="comma-separated models users may pick on it")
     parser.add_argument("--openai-flavor", choices=SERVER_FLAVORS, help="which server it is (default openai)")
     parser.add_argument("--openai-context", type=_non_negative_int, help="its window in tokens (0 = unknown)")
+    flag("--zero-gpu", "run GPU work as ZeroGPU does, in forked workers (default: when SPACES_ZERO_GPU is set)")
+    flag(
+        "--public-demo",
+        "a public demo's limits: smaller requests, 2 jobs per visitor, no training lab (default: on a Space)",
+    )
     flag("--share-links", "Share buttons and the /share API (default on)")
     parser.add_argument(
         "--share-dir", type=Path, help="where share links are kept (default: /data on a Space, else ~/.local/share)"
@@ -239,9 +261,18 @@ def parse_settings(argv: Sequence[str] | None = None, env: Mapping[str, str] | N
             env_args = ["--" + dest.replace("_", "-"), value, *env_args]
     namespace = parser.parse_args(env_args + list(argv))
     given = {k: v for k, v in vars(namespace).items() if v is not None}
+    given.setdefault("zero_gpu", zerogpu.requested(env))  # what the platform says, unless told otherwise
+    given.setdefault("public_demo", bool(env.get("SPACE_ID")))
+    if given["zero_gpu"]:
+        given.setdefault("models", "hosted")  # a ZeroGPU Space: the preset its README preloads
     settings = Settings(**given, openai_api_key=env.get(OPENAI_KEY_ENV, ""))
     if settings.openai_url and not settings.openai_models:
         parser.error("--openai-url needs --openai-models: the models users may pick on that server")
     if settings.share and settings.auth is None:
         parser.error("--share makes the app public: set --auth USER:PASSWORD (or PLAYGROUND_AUTH) too")
+    if settings.allow_any_model and (settings.zero_gpu or settings.public_demo):
+        parser.error(
+            "--allow-any-model is off on a public demo and on ZeroGPU (models load at startup there): "
+            "add the model to shared/catalog.py instead, or start with --public-demo false"
+        )
     return settings

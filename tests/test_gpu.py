@@ -54,3 +54,27 @@ def test_eviction_and_unload_free_gpu_memory(tiny_llama_dir, tmp_path):
     assert torch.cuda.memory_allocated() - base < 300 * 2**20
     cache.clear()
     assert torch.cuda.memory_allocated() - base < 2**20
+
+
+def test_hosted_preset_code_paths_on_a_dedicated_gpu(tiny_llama_dir, tiny_sd_dir, tmp_path, test_catalog):
+    """The hosted preset's paths on a dedicated GPU (Space or own machine), on tiny models: chat and
+    attention models placed on cuda in the policy's dtype, a diffusion pipeline on cuda generating,
+    and the bundled models in fp32; ZeroGPU off, the cache's budget from the real device."""
+    from demos import attention, chat, text_to_image
+    from shared import runtime
+    from tests.conftest import test_settings
+    from tests.tiny_models import spec as test_spec
+
+    test_catalog(
+        test_spec(tiny_llama_dir, "tiny-chat", device="gpu"), test_spec(tiny_sd_dir, "tiny-sd", "text-to-image")
+    )
+    rt = runtime.configure(test_settings(cache_dir=tmp_path, models="hosted", public_demo=True))
+    assert rt.device == "cuda" and not rt.settings.zero_gpu and rt.cache.budget_bytes < runtime.NO_EVICTION
+    lm = runtime.causal_lm("tiny-chat")
+    assert next(lm.model.parameters()).device.type == "cuda" and next(lm.model.parameters()).dtype == rt.dtype
+    assert list(chat.chat("Hi", max_new_tokens=4, temperature=0.0, model="tiny-chat"))
+    assert attention.attention("The cat sat.", model="tiny-chat", layer=0, head=0)["tokens"]
+    out = text_to_image.text_to_image("a red circle", model="tiny-sd", num_inference_steps=2, width=64, height=64)
+    assert out["images"]
+    gan = runtime.latent_model("digits-gan")
+    assert runtime.dtype_for(runtime.catalog.CATALOG["digits-gan"]) == torch.float32 and gan is not None

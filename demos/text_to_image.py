@@ -40,6 +40,7 @@ from PIL import Image
 from demos import _glue
 from demos import text_to_image_clip as clip_panel
 from demos import text_to_image_steps as debugger
+from demos import text_to_image_unclip as unclip_panel
 from demos import text_to_image_views as views
 from demos._glue import user_error
 from demos.text_to_image_recipe import (
@@ -621,6 +622,7 @@ def build_ui() -> TextToImageUI:
     run_state = gr.State(None)
     steps_ui = debugger.build_debugger(run_state)
     clip_panel.build_panel()  # the text encoder's training, visible (DALL-E 2's CLIP)
+    unclip_panel.build_panel()  # DALL-E 2's three stages, on the bundled unCLIP
     gr.HTML(STYLE, container=False, padding=False, js_on_load=None)
 
     prompt, negative, seed, steps, guidance, width, height, images = fields

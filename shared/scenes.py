@@ -125,26 +125,32 @@ def single_scene(rng: random.Random, *, held_out: bool = False, templates=TRAIN_
     return draw([Thing(shape, colour, size, x, y)]), caption, truth
 
 
-def pair_scene(rng: random.Random, *, held_out: bool = False):
-    """Two objects in a relation: "a small red circle above a large blue square"."""
+def pair_scene(rng: random.Random, *, held_out: bool = False, sizes: float = 1.0):
+    """Two objects in a relation: "a small red circle above a large blue square". With ``sizes`` < 1
+    each caption states the sizes only with that probability ("a blue square above a yellow circle",
+    as people type it); a caption that leaves them out has ``truth["sizes"] = False``."""
     relation = rng.choice(list(RELATIONS))
+    stated = sizes >= 1 or rng.random() < sizes  # no draw at 1.0: the default keeps every old stream
     things, words = [], []
     for frac in RELATIONS[relation]:
         colour, shape = _pick(rng, held_out and not things)  # held out: the first object's pair is unseen
         size = rng.choice(list(SIZES))
         things.append(Thing(shape, colour, size, *_place(frac, SIZES[size], rng)))
-        words.append(f"a {_word(rng, size, True)} {colour} {shape}")
+        size_word = _word(rng, size, True)
+        words.append(f"a {size_word} {colour} {shape}" if stated else f"a {colour} {shape}")
     caption = f"{words[0]} {relation} {words[1]}"
-    truth = {"objects": [dataclasses.asdict(t) for t in things], "relation": relation}
+    truth = {"objects": [dataclasses.asdict(t) for t in things], "relation": relation, "sizes": stated}
     return draw(things), caption, truth
 
 
-def training_set(count: int, seed: int = 0, pair_fraction: float = 0.35):
-    """Images (N, 32, 32, 3) uint8 and captions; no held-out pair or paraphrase appears."""
+def training_set(count: int, seed: int = 0, pair_fraction: float = 0.35, pair_sizes: float = 1.0):
+    """Images (N, 32, 32, 3) uint8 and captions; no held-out pair or paraphrase appears. ``pair_sizes``:
+    how often a two-object caption states the sizes (see pair_scene)."""
     rng = random.Random(seed)
     images, captions = np.zeros((count, SIZE, SIZE, 3), np.uint8), []
     for i in range(count):
-        image, caption, _ = pair_scene(rng) if rng.random() < pair_fraction else single_scene(rng)
+        pair = rng.random() < pair_fraction
+        image, caption, _ = pair_scene(rng, sizes=pair_sizes) if pair else single_scene(rng)
         images[i] = image
         captions.append(caption)
     return images, captions
@@ -164,9 +170,9 @@ def held_out_prompts(count: int = 60, seed: int = 1) -> list[tuple[str, dict]]:
     return prompts
 
 
-def pair_prompts(count: int = 20, seed: int = 2) -> list[tuple[str, dict]]:
+def pair_prompts(count: int = 20, seed: int = 2, sizes: float = 1.0) -> list[tuple[str, dict]]:
     rng = random.Random(seed)
-    return [pair_scene(rng)[1:] for _ in range(count)]
+    return [pair_scene(rng, sizes=sizes)[1:] for _ in range(count)]
 
 
 # -- the checker -------------------------------------------------------------------------------
@@ -240,7 +246,7 @@ def grade_pair(image: np.ndarray, truth: dict) -> dict[str, bool]:
             best = objects[1] if best is objects[0] else objects[0]
         matched.append(best)
     for i, (target, got) in enumerate(zip(want, matched, strict=True)):
-        for attr in ("shape", "colour", "size"):
+        for attr in ("shape", "colour", "size") if truth.get("sizes", True) else ("shape", "colour"):
             result[f"{attr} {i + 1}"] = got is not None and got[attr] == target[attr]
     a, b = matched
     if a is not None and b is not None and a is not b:

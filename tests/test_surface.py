@@ -46,7 +46,7 @@ DEFAULTS_FILLED = {"attention"}  # every parameter after the first has a plain d
 HEAVY_UI = Counter(  # model work: in a model group ("gpu", or "interactive" for chat and attention), counted per visitor
     respond=5, show_step=1, scrub_step=1, branch_ui=1, generate_ui=1, sample_grid=1, side_by_side=1, interpolation=1,
     image_interpolation=1, usage=1, usage_once=1, traversal=1, live_start=1, live_edit=10, vae_anatomy=1,
-    photos=1, show_map=1, decode_map_point=1, run=4, render=7, show_batch=1, find_image=1,
+    photos=1, show_map=1, decode_map_point=1, run=5, render=7, show_batch=1, find_image=1,  # run: 4 attention + the unCLIP panel
 )  # fmt: skip
 VIEWS = Counter(  # cheap view updates and the page's own session controls: no model work
     {"add_user_message": 2, "last_user_turn": 2, "edit": 1, "undo": 2, "stop_generation": 3, "export": 1,

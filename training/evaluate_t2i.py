@@ -72,6 +72,14 @@ def grade(make_images, singles: int = 120, pairs: int = 40, prompt_seed: int = 1
         report["pairs"][key] = round(float(np.mean([g[key] for g in graded_pairs])), 3)
     if graded_pairs:
         report["pairs"]["mean"] = round(float(np.mean([v for g in graded_pairs for v in g.values()])), 3)
+    # as people type them: sizes left out ("a blue square above a yellow circle")
+    typed = scenes.pair_prompts(pairs, seed=prompt_seed + 2, sizes=0.0)
+    graded_typed = [
+        scenes.grade_pair(im, truth) for im, (_, truth) in zip(make_images([p for p, _ in typed]), typed, strict=True)
+    ]
+    report["typed pairs"] = {
+        key: round(float(np.mean([g[key] for g in graded_typed])), 3) for key in (graded_typed[0] if typed else [])
+    }
     return report
 
 

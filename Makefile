@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: app test lint bench chromium llama-server
+.PHONY: app test lint bench chromium llama-server container-tools
 
 # llama.cpp's server, built once from a pinned source and cached for every clone on this machine.
 # PyPI ships llama.cpp only as source (inside llama-cpp-python's sdist). The build is portable:
@@ -54,7 +54,7 @@ llama-server: $(LLAMA_SERVER)
 app: $(STAMP)
 	$(BIN)/python app.py $(ARGS)
 
-test: $(STAMP) chromium llama-server
+test: $(STAMP) chromium llama-server container-tools
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
@@ -66,3 +66,11 @@ bench: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python bench/latent_sampling.py
 	HF_HUB_OFFLINE=1 $(BIN)/python bench/text_to_image.py
 	HF_HUB_OFFLINE=1 $(BIN)/python bench/compute.py
+
+# What tests/test_container.py needs: podman (+ buildah) to build and run the image, debootstrap for
+# .ci/container-base.sh's local base image (CI here reaches no container registry). Root or sudo, like `chromium`.
+container-tools:
+	@{ command -v podman && command -v buildah && command -v debootstrap && command -v runc; } >/dev/null || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q \
+	    podman buildah debootstrap runc; }

@@ -258,7 +258,7 @@ def export(out: Path) -> None:
     print(f"saved {out} (step {info['step']})", flush=True)
 
 
-RELATIONS_DATA = {"pair_fraction": 0.6, "pair_sizes": 0.5, "seed": 3}  # the relations fine-tune's scenes
+RELATIONS_DATA = {"pair_fraction": 0.8, "pair_sizes": 0.5, "seed": 3}  # the relations fine-tune's scenes
 
 
 def relations(args, state: dict, log, history: list, checkpoint: Path, start: float) -> None:
@@ -271,7 +271,7 @@ def relations(args, state: dict, log, history: list, checkpoint: Path, start: fl
     base = StableDiffusionPipeline.from_pretrained(OUT, use_safetensors=True, dtype=torch.float32)
     base.vae.requires_grad_(False).eval()
     raw, captions = scenes.training_set(DATASET_SIZE, **RELATIONS_DATA)
-    run = train_unet(args.steps, state, log, base.vae, as_tensor(raw), captions, init=base, lr=2e-4, seed=4)
+    run = train_unet(args.steps, state, log, base.vae, as_tensor(raw), captions, init=base, lr=3e-4, seed=4)
     try:
         while True:
             snapshot = next(run)

@@ -1,0 +1,73 @@
+# GenAI Playground in a container: the bundled models, offline, on port 7860.
+#
+#   docker build -t genai-playground .                                   # CPU torch
+#   docker build -t genai-playground:cuda \
+#     --build-arg TORCH_INDEX=https://download.pytorch.org/whl/cu128 .   # CUDA torch
+#   docker run --rm -p 127.0.0.1:7860:7860 -v playground-data:/data genai-playground
+#
+# Or `docker compose up` (compose.yaml). CI here builds it with podman from a base made locally
+# (.ci/container-base.sh) and a local torch wheel: see tests/test_container.py.
+ARG BASE=python:3.11-slim-bookworm
+FROM ${BASE}
+
+# Where torch comes from: PyTorch's CPU index by default, its cu128 index for CUDA; empty = the
+# package index pip is configured with (plus PIP_FIND_LINKS, e.g. a directory bind-mounted at build).
+ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu
+# pip's own settings, passed to pip when given (empty = pip's defaults): a local wheel directory
+# (bind-mounted at build time, e.g. `-v /opt/wheels:/wheels:ro`), a CA bundle for a TLS-inspecting proxy.
+# Build-time only: they are not in the image's environment.
+ARG PIP_FIND_LINKS=
+ARG PIP_CERT=
+
+ENV PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    VIRTUAL_ENV=/opt/venv \
+    PATH=/opt/venv/bin:$PATH
+
+# uid 1000, as Docker Spaces require; HOME is theirs. /data is the volume: share links and hub downloads.
+RUN useradd --create-home --uid 1000 --shell /bin/bash user \
+ && mkdir -p /data /opt/playground-cache \
+ && chown 1000:1000 /data /opt/playground-cache
+
+# The dependencies first: this layer is rebuilt only when a requirements file changes.
+COPY requirements.txt requirements-torch.txt requirements-bundled.txt /tmp/req/
+RUN for v in PIP_FIND_LINKS PIP_CERT; do eval "[ -n \"\$$v\" ]" || unset $v; done \
+ && python3 -m venv /opt/venv \
+ && pip install -q --upgrade pip \
+ && if [ -n "$TORCH_INDEX" ]; then \
+      pip install -q --index-url "$TORCH_INDEX" -r /tmp/req/requirements-torch.txt; \
+    else \
+      pip install -q -r /tmp/req/requirements-torch.txt; \
+    fi \
+ && pip install -q -r /tmp/req/requirements.txt \
+ && pip install -q --no-deps -r /tmp/req/requirements-bundled.txt \
+ && rm -rf /tmp/req
+
+ENV HOME=/home/user \
+    GRADIO_SERVER_NAME=0.0.0.0 \
+    GRADIO_SERVER_PORT=7860 \
+    GRADIO_ANALYTICS_ENABLED=False \
+    HF_HUB_DISABLE_TELEMETRY=1 \
+    HF_HUB_OFFLINE=1 \
+    HF_HOME=/data/huggingface \
+    PLAYGROUND_SHARE_DIR=/data/share \
+    PLAYGROUND_CACHE_DIR=/opt/playground-cache
+
+WORKDIR /app
+COPY --chown=1000:1000 . /app
+USER 1000
+
+# The bundled chat model's GGUF, converted now into the cache dir the app reads (PLAYGROUND_CACHE_DIR,
+# in the image, not on /data: an empty or bind-mounted volume would hide it), so the first chat
+# neither converts nor needs the network.
+RUN python -c "from shared.loaders import convert_smollm2; from shared.settings import parse_settings; \
+print('converted:', convert_smollm2(parse_settings([]).cache_dir))"
+
+EXPOSE 7860
+# Python as PID 1 ignores SIGTERM; SIGINT stops Gradio cleanly.
+STOPSIGNAL SIGINT
+HEALTHCHECK --interval=30s --timeout=5s --start-period=120s --retries=3 \
+  CMD python -c "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/' % os.environ.get('GRADIO_SERVER_PORT', '7860'), timeout=4)"
+CMD ["python", "app.py"]

@@ -50,7 +50,7 @@ HOW_IT_WORKS = """
 it learned to draw from CLIP *image* embeddings. The **prior** bridges the two: a diffusion model
 that starts from noise and, step by step, arrives at an image embedding that fits the text (here a
 `PriorTransformer`, as in Kandinsky 2.2). The nearest training images at each step show where it is
-heading. The **decoder** (a UNet on 16×16 latents and its MoVQ autoencoder) then draws an image
+heading. The **decoder** (a UNet on 8×8 latents and its MoVQ autoencoder) then draws an image
 from that embedding, adding what the embedding leaves open. All of it was trained on this machine's
 CPU by `training/train_unclip.py`, on the scenes the project renders.
 """
@@ -279,7 +279,7 @@ def build_panel() -> None:
         summary = gr.Markdown(elem_id="unclip-summary")
         strip = gr.Image(label="Embeddings: text (top), the prior's steps, the image embedding (bottom)",
                          format="png", elem_id="unclip-strip", elem_classes="pixelated", interactive=False)  # fmt: skip
-        gallery = dict(format="png", columns=6, rows=1, height=200, elem_classes="pixelated")
+        gallery = dict(format="png", columns=6, rows=1, height=200, object_fit="contain", elem_classes="pixelated")
         steps_view = gr.Gallery(
             label="The prior's steps: nearest training image", elem_id="unclip-steps-gallery", **gallery
         )

@@ -236,6 +236,26 @@ CATALOG: dict[str, ModelSpec] = {
             },
         ),
         ModelSpec(
+            key="shapes-unclip",
+            task="text-to-image",
+            source="bundled:shapes-unclip",
+            revision=None,
+            size_mb=24,
+            license="Apache-2.0",
+            device="cpu",
+            description="Tiny DALL-E 2-style model (Kandinsky 2.2's anatomy: the bundled CLIP, a prior from text "
+            "to image embedding, a UNet decoder and its MoVQ) trained by this project on the same 32×32 scenes.",
+            recipe={
+                "steps": 50,
+                "guidance_scale": 4.0,
+                "width": 32,
+                "height": 32,
+                "scheduler": "DDPM",
+                "max_side": 64,
+                "prior": ("bundled:shapes-unclip-prior", None),
+            },
+        ),
+        ModelSpec(
             key="shapes-clip",
             task="clip",
             source="bundled:shapes-clip",

@@ -61,9 +61,18 @@ CHAT = {
     "stats": "1 token",
 }
 T2I = {
-    "recipe": {"model": "shapes-t2i", "prompt": "a red circle", "negative_prompt": "", "seed": 3,
-               "num_inference_steps": 6, "guidance_scale": 4.0, "scheduler": "DPM++ 2M", "width": 32, "height": 32,
-               "num_images_per_prompt": 1},  # fmt: skip
+    "recipe": {
+        "model": "shapes-t2i",
+        "prompt": "a red circle",
+        "negative_prompt": "",
+        "seed": 3,
+        "num_inference_steps": 6,
+        "guidance_scale": 4.0,
+        "scheduler": "DPM++ 2M",
+        "width": 32,
+        "height": 32,
+        "num_images_per_prompt": 1,
+    },  # fmt: skip
     "images": {"0": data_url(PICTURE)},
 }
 LATENT = {"model": "digits-gan", "settings": {"seed": 1, "count": 16}, "images": {"samples": data_url(PICTURE)}}

@@ -1,7 +1,7 @@
 """Train the bundled DALL-E 2-style model, stage 2 (stage 1 is training/train_clip.py): a tiny
 Kandinsky 2.2 on the captioned 32×32 scenes of training/scenes.py. Fixed seeds, resumable.
 
-    python -m training.train_unclip --stage movq                # VQModel "MoVQ", 32×32×3 ↔ 16×16×4
+    python -m training.train_unclip --stage movq                # VQModel "MoVQ", 32×32×3 ↔ 8×8×4
     python -m training.train_unclip --stage prior               # PriorTransformer: text emb → image emb
     python -m training.train_unclip --stage decoder             # UNet: image emb → movq latents
     python -m training.train_unclip --stage sharpen             # MoVQ decoder fine-tuned (L1), encoder frozen
@@ -13,9 +13,7 @@ CLIPModel's ``text_model.*``/``text_projection.*`` and ``vision_model.*``/``visu
 weights, unchanged).
 
 1. MoVQ: a ``VQModel`` with spatially conditioned norms (``norm_type="spatial"``, as Kandinsky's)
-   and a 256-entry codebook of 4-d codes, trained on reconstruction (MSE + L1: L1 keeps the
-   corners of squares) + the VQ commitment loss. Latents are 16×16: at 8×8 (the first run)
-   reconstructions kept the shape only 56–58 % of the time, squares came back rounded. The
+   and a 256-entry codebook of 4-d codes, trained on reconstruction + the VQ commitment loss. The
    decoder pipeline decodes latents as they are (no scaling factor), so the encoder is also pushed
    to unit-variance latents: the diffusion noise then has the latents' scale.
 2. Prior: a ``PriorTransformer`` reading the caption's CLIP text embedding (``text_embeds``) and
@@ -79,7 +77,7 @@ STAGES = ("movq", "prior", "decoder")
 SHARPEN = "sharpen"  # optional 4th stage: the MoVQ's decoder fine-tuned for crisper edges
 
 DEFAULTS = {  # the bundled run; --steps and --batch-size override the current stage's
-    "movq": {"steps": 1200, "batch_size": 32, "lr": 1e-3, "scale_weight": 0.1, "l1_weight": 1.0},
+    "movq": {"steps": 1200, "batch_size": 32, "lr": 1e-3, "scale_weight": 0.1},
     "prior": {"steps": 800, "batch_size": 96, "lr": 1e-3, "drop": 0.1},
     "decoder": {"steps": 2400, "batch_size": 64, "lr": 8e-4, "drop": 0.1},
     "sharpen": {"steps": 400, "batch_size": 32, "lr": 5e-4},
@@ -91,9 +89,8 @@ DEFAULTS = {  # the bundled run; --steps and --batch-size override the current s
 # -- the models -----------------------------------------------------------------------------------
 
 
-def movq_model(widths: tuple[int, ...] = (32, 64), codes: int = 256) -> VQModel:
-    """32×32×3 ↔ 16×16×4 with the default widths (one downsampling per width after the first),
-    attention at the latents' resolution (as in Kandinsky's MoVQ)."""
+def movq_model(widths: tuple[int, ...] = (32, 64, 64), codes: int = 256) -> VQModel:
+    """32×32×3 ↔ 8×8×4: two downsamplings, attention at 8×8 (as in Kandinsky's MoVQ)."""
     n = len(widths)
     return VQModel(
         in_channels=3,
@@ -123,15 +120,14 @@ def prior_model(embedding_dim: int = 64, num_embeddings: int = 32, layers: int =
     )
 
 
-def decoder_model(image_embed_dim: int = 64, widths: tuple[int, ...] = (32, 64, 128)) -> UNet2DConditionModel:
-    """Kandinsky 2.2's UNet in miniature, on 16×16×4 latents (16 → 8 → 4, cross-attention at 4×4)."""
-    n = len(widths)
+def decoder_model(image_embed_dim: int = 64, widths: tuple[int, ...] = (64, 128)) -> UNet2DConditionModel:
+    """Kandinsky 2.2's UNet in miniature, on 8×8×4 latents."""
     return UNet2DConditionModel(
-        sample_size=16,
+        sample_size=8,
         in_channels=4,
         out_channels=8,  # noise and its variance, as Kandinsky's UNet predicts (the variance is unused)
-        down_block_types=("ResnetDownsampleBlock2D",) * (n - 1) + ("SimpleCrossAttnDownBlock2D",),
-        up_block_types=("SimpleCrossAttnUpBlock2D",) + ("ResnetUpsampleBlock2D",) * (n - 1),
+        down_block_types=("ResnetDownsampleBlock2D", "SimpleCrossAttnDownBlock2D"),
+        up_block_types=("SimpleCrossAttnUpBlock2D", "ResnetUpsampleBlock2D"),
         mid_block_type="UNetMidBlock2DSimpleCrossAttn",
         block_out_channels=widths,
         layers_per_block=1,
@@ -251,12 +247,11 @@ def train_movq(
     for step in range(state.get("step", 0), settings["steps"]):
         set_lr(opt, settings["lr"], step, settings["steps"], settings.get("warmup", 100))
         x = images[torch.randint(0, len(images), (settings["batch_size"],), generator=g)]
-        h = movq.encode(x).latents  # (B, 4, 16, 16), before quantization
+        h = movq.encode(x).latents  # (B, 4, 8, 8), before quantization
         decoded = movq.decode(h)  # quantized (straight-through), then decoded
         mse = F.mse_loss(decoded.sample, x)
-        l1 = F.l1_loss(decoded.sample, x)
         scale = (h.pow(2).mean() - 1).pow(2)  # unit-variance latents: the pipeline decodes them unscaled
-        loss = mse + settings.get("l1_weight", 0.0) * l1 + decoded.commit_loss.mean() + settings["scale_weight"] * scale
+        loss = mse + decoded.commit_loss.mean() + settings["scale_weight"] * scale
         opt.zero_grad(), loss.backward(), opt.step()
         values = {"loss": loss.item(), "mse": mse.item(), "latent_rms": h.pow(2).mean().sqrt().item()}
         if log(step, values):
@@ -336,7 +331,7 @@ def train_decoder(
     settings: dict, state: dict, log: Log, latents: torch.Tensor, image_embeds: torch.Tensor, negative: torch.Tensor,
     model: UNet2DConditionModel | None = None,
 ) -> Iterator[dict]:  # fmt: skip
-    """latents: (N, 4, 16, 16) MoVQ encodings; image_embeds: (N, 64) CLIP embeddings of the same scenes."""
+    """latents: (N, 4, 8, 8) MoVQ encodings; image_embeds: (N, 64) CLIP embeddings of the same scenes."""
     g = torch.Generator().manual_seed(settings["seed"] + 2)
     unet = model or decoder_model(image_embeds.shape[1])
     schedule = decoder_scheduler()
@@ -481,7 +476,7 @@ def export(
         f"denoises the 64-d CLIP image embedding given the caption's text embedding and hidden states, predicting "
         f"the clean embedding (UnCLIPScheduler, cosine schedule), normalised by the training embeddings' clip_mean/clip_std.\n"
         f"- Decoder (weights/shapes-unclip, `KandinskyV22Pipeline`): a `UNet2DConditionModel` ({sizes['unet']:,}) "
-        f"configured as Kandinsky 2.2's (image_proj + image addition embedding) on 16×16×4 latents of a `VQModel` "
+        f"configured as Kandinsky 2.2's (image_proj + image addition embedding) on 8×8×4 latents of a `VQModel` "
         f"MoVQ ({sizes['movq']:,}; spatial norms, 256 codes), DDPMScheduler, ε-prediction, the image embedding "
         f"dropped to the zero-image embedding 10 % of the time for classifier-free guidance.\n"
         f"- fp32 safetensors. Load the two folders with `KandinskyV22PriorPipeline.from_pretrained` and "

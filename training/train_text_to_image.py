@@ -37,7 +37,7 @@ from diffusers import (
     StableDiffusionPipeline,
     UNet2DConditionModel,
 )
-from transformers import CLIPTextConfig, CLIPTextModel
+from transformers import BertConfig, BertModel, CLIPTextConfig, CLIPTextModel
 
 from training import scenes
 
@@ -106,6 +106,23 @@ def text_model(vocab_size: int) -> CLIPTextModel:
     return CLIPTextModel(config)
 
 
+def bidirectional_text_model(vocab_size: int) -> BertModel:
+    """A text encoder of text_model's size whose every token sees the whole caption. CLIP's is causal: in
+    "a red circle above a blue square" the first object's tokens never see "above", and the first run
+    swapped the two objects in 13 of its 16 failed relations (of 40)."""
+    config = BertConfig(
+        vocab_size=vocab_size,
+        hidden_size=128,
+        intermediate_size=512,
+        num_hidden_layers=3,
+        num_attention_heads=4,
+        max_position_embeddings=MAX_TOKENS,
+        type_vocab_size=1,
+        pad_token_id=vocab_size - 1,
+    )
+    return BertModel(config, add_pooling_layer=False)
+
+
 def unet_model() -> UNet2DConditionModel:
     return UNet2DConditionModel(
         sample_size=8,
@@ -152,14 +169,17 @@ def train_vae(steps: int, state: dict, log, images: torch.Tensor):
 
 def train_unet(
     steps: int, state: dict, log, vae: AutoencoderKL, images: torch.Tensor, captions: list[str],
-    init: StableDiffusionPipeline | None = None, lr: float = 5e-4, seed: int = 1,
+    init: StableDiffusionPipeline | None = None, lr: float = 5e-4, seed: int = 1, text_factory=None,
 ):  # fmt: skip
-    """The UNet and the text encoder, from scratch or (``init``) fine-tuned from a trained pipeline."""
+    """The UNet and the text encoder, from scratch or (``init``) fine-tuned from a trained pipeline; with
+    ``text_factory`` the text encoder is a new one of that kind (only the UNet starts from ``init``)."""
     g = torch.Generator().manual_seed(seed)
     tokenizer = clip_tokenizer(caption_words())
-    text_encoder, unet = text_model(len(tokenizer)), unet_model()
+    text_encoder, unet = (text_factory or text_model)(len(tokenizer)), unet_model()
     if init is not None:
-        unet.load_state_dict(init.unet.state_dict()), text_encoder.load_state_dict(init.text_encoder.state_dict())
+        unet.load_state_dict(init.unet.state_dict())
+        if text_factory is None:
+            text_encoder.load_state_dict(init.text_encoder.state_dict())
         state = state or {"scaling": init.vae.config.scaling_factor}
     with torch.no_grad():  # every image encoded once: μ and σ of its posterior
         moments = torch.cat(
@@ -258,7 +278,8 @@ def export(out: Path) -> None:
     print(f"saved {out} (step {info['step']})", flush=True)
 
 
-RELATIONS_DATA = {"pair_fraction": 0.8, "pair_sizes": 0.5, "seed": 3}  # the relations fine-tune's scenes
+RELATIONS_DATA = {"pair_fraction": 0.6, "pair_sizes": 0.5, "seed": 3}  # the relations fine-tune's scenes
+BIDIRECTIONAL_DATA = {"pair_fraction": 0.5, "pair_sizes": 0.5, "seed": 0}  # …and the bidirectional encoder's
 
 
 def relations(args, state: dict, log, history: list, checkpoint: Path, start: float) -> None:
@@ -270,8 +291,13 @@ def relations(args, state: dict, log, history: list, checkpoint: Path, start: fl
 
     base = StableDiffusionPipeline.from_pretrained(OUT, use_safetensors=True, dtype=torch.float32)
     base.vae.requires_grad_(False).eval()
-    raw, captions = scenes.training_set(DATASET_SIZE, **RELATIONS_DATA)
-    run = train_unet(args.steps, state, log, base.vae, as_tensor(raw), captions, init=base, lr=3e-4, seed=4)
+    if args.stage == "bidirectional":  # a new text encoder that reads the whole caption; the UNet adapts to it
+        raw, captions = scenes.training_set(DATASET_SIZE, **BIDIRECTIONAL_DATA)
+        run = train_unet(args.steps, state, log, base.vae, as_tensor(raw), captions, init=base, lr=5e-4, seed=5,
+                         text_factory=bidirectional_text_model)  # fmt: skip
+    else:
+        raw, captions = scenes.training_set(DATASET_SIZE, **RELATIONS_DATA)
+        run = train_unet(args.steps, state, log, base.vae, as_tensor(raw), captions, init=base, lr=2e-4, seed=4)
     try:
         while True:
             snapshot = next(run)
@@ -283,14 +309,15 @@ def relations(args, state: dict, log, history: list, checkpoint: Path, start: fl
     report = evaluate(pipe)
     pipe.to(torch.float16).save_pretrained(args.out, safe_serialization=True)
     previous = json.loads((OUT / "training.json").read_text()) if (OUT / "training.json").exists() else {}
-    record = {**previous, "relations": {"steps": args.steps, "data": RELATIONS_DATA, "evaluation": report}}
+    data = BIDIRECTIONAL_DATA if args.stage == "bidirectional" else RELATIONS_DATA
+    record = {**previous, args.stage: {"steps": args.steps, "data": data, "evaluation": report}}
     (args.out / "training.json").write_text(json.dumps(record, indent=1))
     print(json.dumps(report, indent=1), flush=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--stage", choices=["vae", "unet", "relations", "export"], required=True)
+    parser.add_argument("--stage", choices=["vae", "unet", "relations", "bidirectional", "export"], required=True)
     parser.add_argument("--steps", type=int, default=0)
     parser.add_argument("--every", type=int, default=250, help="checkpoint every this many steps")
     parser.add_argument("--out", type=Path, default=OUT)
@@ -315,7 +342,7 @@ def main() -> None:
             print(f"{args.stage} step {step}/{args.steps} {values} {time.time() - start:.0f}s", flush=True)
         return (step + 1) % args.every == 0 or step + 1 == args.steps
 
-    if args.stage == "relations":
+    if args.stage in ("relations", "bidirectional"):
         return relations(args, state, log, history, checkpoint, start)
     raw, captions = scenes.training_set(DATASET_SIZE, seed=0)
     images = as_tensor(raw)

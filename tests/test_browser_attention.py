@@ -126,6 +126,16 @@ def test_rollout_explains_the_sink_and_leaves_it_out_on_request(page):
     page.screenshot(path=str(ARTIFACTS / "attention-rollout-1440.png"), full_page=True)
 
 
+def open_panel(chromium, url: str, tab: str, title: str, height: int = 1400):
+    """A new page on ``url`` with ``tab`` open and its accordion ``title`` unfolded."""
+    page = chromium.new_page(viewport={"width": 1300, "height": height})
+    page.goto(url)
+    expect(page.get_by_role("tab").first).to_be_visible(timeout=30_000)
+    open_tab(page, tab)
+    page.get_by_text(title).click()
+    return page
+
+
 def open_tab(page, name: str) -> None:
     """Open a tab by name, through its row's "More tabs" menu where a narrow screen put it there."""
     tab = page.get_by_role("tab", name=name, exact=True)

@@ -5,17 +5,15 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.test_browser import ARTIFACTS, dismiss_toasts
-from tests.test_browser_attention import open_tab
+from tests.test_browser_attention import open_panel
 
 pytestmark = pytest.mark.browser
 
 
 def test_the_clip_panel_shows_the_batch_matrix_and_finds_a_captions_image(chromium, live_app):
-    page = chromium.new_page(viewport={"width": 1300, "height": 1400})
-    page.goto(live_app)
-    expect(page.get_by_role("tab").first).to_be_visible(timeout=30_000)
-    open_tab(page, "Text to image")
-    page.get_by_text("Contrastive learning: how the text encoder learns (CLIP)").click()
+    page = open_panel(
+        chromium, live_app, "Text to image", "Contrastive learning: how the text encoder learns (CLIP)", height=1400
+    )
     page.locator("#clip-batch-button").click()
     expect(page.locator("#clip-matrix .clip-diagonal")).to_have_count(8, timeout=60_000)
     expect(page.locator("#clip-matrix .clip-caption")).to_have_count(8)

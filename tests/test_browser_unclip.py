@@ -6,17 +6,15 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.test_browser import ARTIFACTS, dismiss_toasts
-from tests.test_browser_attention import open_tab
+from tests.test_browser_attention import open_panel
 
 pytestmark = pytest.mark.browser
 
 
 def test_the_three_stages_and_the_swaps(chromium, live_app):
-    page = chromium.new_page(viewport={"width": 1300, "height": 1600})
-    page.goto(live_app)
-    expect(page.get_by_role("tab").first).to_be_visible(timeout=30_000)
-    open_tab(page, "Text to image")
-    page.get_by_text("DALL-E 2's three stages: text embedding → prior → decoder").click()
+    page = open_panel(
+        chromium, live_app, "Text to image", "DALL-E 2's three stages: text embedding → prior → decoder", height=1600
+    )
     page.locator("#unclip-run").click()
     summary = page.locator("#unclip-summary")
     expect(summary).to_contain_text("1 · text embedding", timeout=120_000)

@@ -91,14 +91,19 @@ def vae_model() -> AutoencoderKL:
     )
 
 
+TEXT_SIZE = dict(
+    hidden_size=128,
+    intermediate_size=512,
+    num_hidden_layers=3,
+    num_attention_heads=4,
+    max_position_embeddings=MAX_TOKENS,
+)  # fmt: skip  either text encoder's
+
+
 def text_model(vocab_size: int) -> CLIPTextModel:
     config = CLIPTextConfig(
         vocab_size=vocab_size,
-        hidden_size=128,
-        intermediate_size=512,
-        num_hidden_layers=3,
-        num_attention_heads=4,
-        max_position_embeddings=MAX_TOKENS,
+        **TEXT_SIZE,
         eos_token_id=vocab_size - 1,
         bos_token_id=vocab_size - 2,
         pad_token_id=vocab_size - 1,
@@ -112,11 +117,7 @@ def bidirectional_text_model(vocab_size: int) -> BertModel:
     swapped the two objects in 13 of its 16 failed relations (of 40)."""
     config = BertConfig(
         vocab_size=vocab_size,
-        hidden_size=128,
-        intermediate_size=512,
-        num_hidden_layers=3,
-        num_attention_heads=4,
-        max_position_embeddings=MAX_TOKENS,
+        **TEXT_SIZE,
         type_vocab_size=1,
         pad_token_id=vocab_size - 1,
     )

@@ -50,6 +50,7 @@ def zero_app(tiny_llama_dir, tiny_sd_dir, tmp_path_factory, test_catalog):
             yield demo, loaded
         finally:
             demo.close()
+            zerogpu_fork.shutdown()
             compute.use_gpu(zerogpu.GPU)
             zerogpu.configure(False)
 

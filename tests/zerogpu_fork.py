@@ -22,6 +22,17 @@ import gradio as gr
 
 _fork = multiprocessing.get_context("fork")
 calls: list[dict] = []  # every call: the task, the duration it asked for, how it ended (filled by the parent)
+_workers: list = []  # every worker started, for shutdown()
+
+
+def shutdown() -> None:
+    """End every worker: a forked child holds copies of the parent's file descriptors (Playwright's
+    pipe among them), so one left running keeps those open."""
+    for worker in _workers:
+        if worker.process.is_alive():
+            worker.process.kill()
+        worker.process.join(5)
+    _workers.clear()
 
 
 def GPU(task=None, *, duration=None, size=None):
@@ -38,6 +49,7 @@ class _Worker:
             target=_serve, args=(task, generator, self.args, self.results, self.stop), daemon=True
         )
         self.process.start()
+        _workers.append(self)
 
 
 def _serve(task, generator, args_queue, results, stop) -> None:

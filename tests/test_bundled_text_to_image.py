@@ -67,3 +67,37 @@ def test_default_settings_draw_the_prompt(entry):
     truth = {"shape": "circle", "colour": "red", "size": "large", "place": "at the top"}
     scores = [np.mean(list(scenes.grade_single(np.asarray(im), truth).values())) for im in run.images]
     assert np.mean(scores) >= 0.75, scores
+
+
+def test_the_clip_stage_builds_a_stable_diffusion_pipeline_on_the_bundled_clip(entry, tmp_path):
+    """train_text_to_image --stage clip: the bundled CLIP's text tower in a StableDiffusionPipeline whose
+    UNet projects its 64-d states (encoder_hid_proj) and pools them into the time embedding, starting
+    from the shipped UNet's weights; one real training step, then the saved pipeline loads and draws."""
+    from diffusers import StableDiffusionPipeline
+    from transformers import CLIPModel
+
+    from training import train_text_to_image as t2i
+
+    text = t2i.clip_text_encoder()
+    clip = CLIPModel.from_pretrained(t2i.CLIP)
+    ids = t2i.clip_tokenizer(t2i.caption_words())(["a red circle above a blue square"], return_tensors="pt")
+    assert torch.equal(text(**ids).last_hidden_state, clip.text_model(**ids).last_hidden_state)
+    base = entry.pipe
+    raw, captions = scenes.training_set(8, seed=3, pair_fraction=0.5)
+    run = t2i.train_unet(
+        1, {}, lambda step, values: True, base.vae, t2i.as_tensor(raw), captions, init=base, text_encoder=text,
+        unet=t2i.unet_model(text.config.hidden_size), text_lr=1e-4,
+    )  # fmt: skip
+    snapshot = next(run)
+    assert snapshot["step"] == 1 and "encoder_hid_proj.weight" in snapshot["unet"]
+    shared_key = "down_blocks.0.attentions.0.transformer_blocks.0.attn2.to_k.weight"  # 128-d, taken from init
+    assert torch.allclose(snapshot["unet"][shared_key], base.unet.state_dict()[shared_key], atol=1e-3)
+    with pytest.raises(StopIteration) as done:
+        next(run)
+    unet, text_encoder, tokenizer = done.value.value
+    t2i.pipeline(base.vae, unet, text_encoder, tokenizer).save_pretrained(tmp_path, safe_serialization=True)
+    pipe = StableDiffusionPipeline.from_pretrained(tmp_path, use_safetensors=True, dtype=torch.float32)
+    assert pipe.unet.config.addition_embed_type == "text" and pipe.text_encoder.config.hidden_size == 64
+    image = pipe("a red circle", num_inference_steps=2, width=32, height=32, output_type="np",
+                 generator=torch.Generator().manual_seed(0)).images[0]  # fmt: skip
+    assert image.shape == (32, 32, 3) and np.isfinite(image).all()

@@ -2,6 +2,7 @@
 
     python -m training.evaluate_t2i                       # weights/shapes-t2i at its catalog settings
     python -m training.evaluate_t2i --checkpoint          # the EMA weights of the run in progress
+    python -m training.evaluate_t2i --checkpoint clip     # …of a fine-tuning stage's run
 
 Prompts are held out from training: colour–shape pairs never seen, and paraphrased templates.
 Each attribute the prompt states (shape, colour, size, place) is checked on one image per prompt;
@@ -85,7 +86,13 @@ def grade(make_images, singles: int = 120, pairs: int = 40, prompt_seed: int = 1
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--checkpoint", action="store_true")
+    parser.add_argument(
+        "--checkpoint",
+        nargs="?",
+        const="unet",
+        metavar="STAGE",
+        help="the EMA weights of a run in progress (unet, relations, bidirectional, clip)",
+    )
     parser.add_argument("--steps", dest="num_inference_steps", type=int, default=DEFAULTS["num_inference_steps"])
     parser.add_argument("--guidance", dest="guidance_scale", type=float, default=DEFAULTS["guidance_scale"])
     parser.add_argument("--scheduler", default=DEFAULTS["scheduler"])
@@ -94,7 +101,7 @@ def main() -> None:
     if args.checkpoint:
         from training.train_text_to_image import from_checkpoint
 
-        pipe = from_checkpoint()
+        pipe = from_checkpoint(args.checkpoint)
         print(f"checkpoint at step {pipe.training_state['step']}")
     else:
         from diffusers import StableDiffusionPipeline

@@ -37,13 +37,14 @@ from diffusers import (
     StableDiffusionPipeline,
     UNet2DConditionModel,
 )
-from transformers import BertConfig, BertModel, CLIPTextConfig, CLIPTextModel
+from transformers import BertConfig, BertModel, CLIPModel, CLIPTextConfig, CLIPTextModel
 
 from training import scenes
 
 ROOT = Path(__file__).resolve().parent.parent
 CHECKPOINTS = ROOT / "training" / "checkpoints"
 OUT = ROOT / "weights" / "shapes-t2i"
+CLIP = ROOT / "weights" / "shapes-clip"
 DATASET_SIZE = 40_000
 MAX_TOKENS = 32
 
@@ -124,7 +125,16 @@ def bidirectional_text_model(vocab_size: int) -> BertModel:
     return BertModel(config, add_pooling_layer=False)
 
 
-def unet_model() -> UNet2DConditionModel:
+def unet_model(text_dim: int | None = None) -> UNet2DConditionModel:
+    """With ``text_dim`` (the bundled CLIP's 64), the UNet reads a text encoder of that width: a linear
+    ``encoder_hid_proj`` lifts its hidden states to the cross-attention width, and an attention-pooled
+    summary of them (``addition_embed_type="text"``, as DeepFloyd IF) joins the time embedding, so
+    every resnet sees the whole caption's layout, not only the pixels that attend to a word."""
+    extra = (
+        dict(encoder_hid_dim=text_dim, encoder_hid_dim_type="text_proj", addition_embed_type="text",
+             addition_embed_type_num_heads=4)
+        if text_dim else {}
+    )  # fmt: skip
     return UNet2DConditionModel(
         sample_size=8,
         in_channels=4,
@@ -136,7 +146,17 @@ def unet_model() -> UNet2DConditionModel:
         cross_attention_dim=128,
         attention_head_dim=8,
         norm_num_groups=32,
+        **extra,
     )
+
+
+def clip_text_encoder(clip_dir: Path = CLIP) -> CLIPTextModel:
+    """The bundled CLIP's text tower (weights/shapes-clip, trained contrastively on the same scenes and
+    tokenizer) as a CLIPTextModel, the class Stable Diffusion's pipeline holds."""
+    clip = CLIPModel.from_pretrained(clip_dir, dtype=torch.float32)
+    text = CLIPTextModel(clip.config.text_config)
+    text.load_state_dict(clip.text_model.state_dict(), strict=True)
+    return text
 
 
 def noise_scheduler() -> DDPMScheduler:  # Stable Diffusion's training schedule
@@ -171,15 +191,20 @@ def train_vae(steps: int, state: dict, log, images: torch.Tensor):
 def train_unet(
     steps: int, state: dict, log, vae: AutoencoderKL, images: torch.Tensor, captions: list[str],
     init: StableDiffusionPipeline | None = None, lr: float = 5e-4, seed: int = 1, text_factory=None,
+    text_encoder=None, unet=None, text_lr: float | None = None,
 ):  # fmt: skip
     """The UNet and the text encoder, from scratch or (``init``) fine-tuned from a trained pipeline; with
-    ``text_factory`` the text encoder is a new one of that kind (only the UNet starts from ``init``)."""
+    ``text_factory`` the text encoder is a new one of that kind (only the UNet starts from ``init``).
+    A given ``text_encoder`` (already trained) and ``unet`` replace the new ones; the UNet then takes
+    from ``init`` every weight whose shape it shares. ``text_lr``: the text encoder's own peak rate."""
     g = torch.Generator().manual_seed(seed)
     tokenizer = clip_tokenizer(caption_words())
-    text_encoder, unet = (text_factory or text_model)(len(tokenizer)), unet_model()
+    given_text = text_encoder is not None
+    text_encoder = text_encoder if given_text else (text_factory or text_model)(len(tokenizer))
+    unet = unet or unet_model()
     if init is not None:
-        unet.load_state_dict(init.unet.state_dict())
-        if text_factory is None:
+        unet.load_state_dict(init.unet.state_dict(), strict=not given_text)
+        if text_factory is None and not given_text:
             text_encoder.load_state_dict(init.text_encoder.state_dict())
         state = state or {"scaling": init.vae.config.scaling_factor}
     with torch.no_grad():  # every image encoded once: μ and σ of its posterior
@@ -194,7 +219,11 @@ def train_unet(
     empty = tokenizer([""], padding="max_length", max_length=MAX_TOKENS, return_tensors="pt").input_ids
     schedule = noise_scheduler()
     params = list(unet.parameters()) + list(text_encoder.parameters())
-    opt = torch.optim.AdamW(params, lr, weight_decay=1e-2)
+    opt = torch.optim.AdamW(
+        [{"params": list(unet.parameters()), "peak": lr},
+         {"params": list(text_encoder.parameters()), "peak": lr if text_lr is None else text_lr}],
+        lr, weight_decay=1e-2,
+    )  # fmt: skip
     ema = {
         "unet": copy.deepcopy(unet).requires_grad_(False),
         "text_encoder": copy.deepcopy(text_encoder).requires_grad_(False),
@@ -206,8 +235,9 @@ def train_unet(
     for step in range(state.get("step", 0), steps):
         for group in opt.param_groups:  # warm up, then cosine decay to 10 %
             group["lr"] = (
-                lr * min(1, (step + 1) / 200) * (0.55 + 0.45 * torch.cos(torch.tensor(step / steps * 3.1416)).item())
-            )
+                group["peak"] * min(1, (step + 1) / 200)
+                * (0.55 + 0.45 * torch.cos(torch.tensor(step / steps * 3.1416)).item())
+            )  # fmt: skip
         index = torch.randint(0, len(images), (96,), generator=g)
         z = (mean[index] + (0.5 * logvar[index]).exp() * torch.randn(mean[index].shape, generator=g)) * scaling
         tokens = torch.where((torch.rand(len(index), 1, generator=g) < 0.1), empty, ids[index])
@@ -255,14 +285,23 @@ def pipeline(vae, unet, text_encoder, tokenizer) -> StableDiffusionPipeline:
     )
 
 
-def from_checkpoint() -> StableDiffusionPipeline:
-    """The pipeline made of the EMA weights in the latest UNet checkpoint (training may go on)."""
-    state = torch.load(CHECKPOINTS / "shapes-t2i-unet.pt", weights_only=True)
-    vae = vae_model()
-    vae.load_state_dict(torch.load(CHECKPOINTS / "shapes-t2i-vae.pt", weights_only=True)["vae"])
-    vae.register_to_config(scaling_factor=state["scaling"])
+def from_checkpoint(stage: str = "unet") -> StableDiffusionPipeline:
+    """The pipeline made of the EMA weights in a stage's latest checkpoint (training may go on). The
+    fine-tuning stages start from the shipped VAE, which they leave as it is."""
+    state = torch.load(CHECKPOINTS / f"shapes-t2i-{stage}.pt", weights_only=True)
     tokenizer = clip_tokenizer(caption_words())
-    unet, text_encoder = unet_model(), text_model(len(tokenizer))
+    if stage == "unet":
+        vae = vae_model()
+        vae.load_state_dict(torch.load(CHECKPOINTS / "shapes-t2i-vae.pt", weights_only=True)["vae"])
+        vae.register_to_config(scaling_factor=state["scaling"])
+    else:
+        vae = AutoencoderKL.from_pretrained(OUT / "vae", use_safetensors=True, dtype=torch.float32)
+    if stage == "clip":
+        text_encoder = clip_text_encoder()
+        unet = unet_model(text_encoder.config.hidden_size)
+    else:
+        text_factory = bidirectional_text_model if stage == "bidirectional" else text_model
+        unet, text_encoder = unet_model(), text_factory(len(tokenizer))
     unet.load_state_dict(state["ema_unet"]), text_encoder.load_state_dict(state["ema_text_encoder"])
     pipe = pipeline(vae, unet, text_encoder, tokenizer)
     pipe.training_state = {"step": state["step"], "history": state["history"]}
@@ -281,6 +320,7 @@ def export(out: Path) -> None:
 
 RELATIONS_DATA = {"pair_fraction": 0.6, "pair_sizes": 0.5, "seed": 3}  # the relations fine-tune's scenes
 BIDIRECTIONAL_DATA = {"pair_fraction": 0.5, "pair_sizes": 0.5, "seed": 0}  # …and the bidirectional encoder's
+CLIP_DATA = {"pair_fraction": 0.5, "pair_sizes": 0.5, "seed": 6}  # …and the CLIP text encoder's
 
 
 def relations(args, state: dict, log, history: list, checkpoint: Path, start: float) -> None:
@@ -292,7 +332,12 @@ def relations(args, state: dict, log, history: list, checkpoint: Path, start: fl
 
     base = StableDiffusionPipeline.from_pretrained(OUT, use_safetensors=True, dtype=torch.float32)
     base.vae.requires_grad_(False).eval()
-    if args.stage == "bidirectional":  # a new text encoder that reads the whole caption; the UNet adapts to it
+    if args.stage == "clip":  # the bundled CLIP's text tower, which knows "above" from "below"; the UNet adapts to it
+        raw, captions = scenes.training_set(DATASET_SIZE, **CLIP_DATA)
+        text = clip_text_encoder()
+        run = train_unet(args.steps, state, log, base.vae, as_tensor(raw), captions, init=base, lr=5e-4, seed=6,
+                         text_encoder=text, unet=unet_model(text.config.hidden_size), text_lr=1e-4)  # fmt: skip
+    elif args.stage == "bidirectional":  # a new text encoder that reads the whole caption; the UNet adapts to it
         raw, captions = scenes.training_set(DATASET_SIZE, **BIDIRECTIONAL_DATA)
         run = train_unet(args.steps, state, log, base.vae, as_tensor(raw), captions, init=base, lr=5e-4, seed=5,
                          text_factory=bidirectional_text_model)  # fmt: skip
@@ -310,7 +355,7 @@ def relations(args, state: dict, log, history: list, checkpoint: Path, start: fl
     report = evaluate(pipe)
     pipe.to(torch.float16).save_pretrained(args.out, safe_serialization=True)
     previous = json.loads((OUT / "training.json").read_text()) if (OUT / "training.json").exists() else {}
-    data = BIDIRECTIONAL_DATA if args.stage == "bidirectional" else RELATIONS_DATA
+    data = {"bidirectional": BIDIRECTIONAL_DATA, "clip": CLIP_DATA}.get(args.stage, RELATIONS_DATA)
     record = {**previous, args.stage: {"steps": args.steps, "data": data, "evaluation": report}}
     (args.out / "training.json").write_text(json.dumps(record, indent=1))
     print(json.dumps(report, indent=1), flush=True)
@@ -318,7 +363,9 @@ def relations(args, state: dict, log, history: list, checkpoint: Path, start: fl
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--stage", choices=["vae", "unet", "relations", "bidirectional", "export"], required=True)
+    parser.add_argument(
+        "--stage", choices=["vae", "unet", "relations", "bidirectional", "clip", "export"], required=True
+    )
     parser.add_argument("--steps", type=int, default=0)
     parser.add_argument("--every", type=int, default=250, help="checkpoint every this many steps")
     parser.add_argument("--out", type=Path, default=OUT)
@@ -343,7 +390,7 @@ def main() -> None:
             print(f"{args.stage} step {step}/{args.steps} {values} {time.time() - start:.0f}s", flush=True)
         return (step + 1) % args.every == 0 or step + 1 == args.steps
 
-    if args.stage in ("relations", "bidirectional"):
+    if args.stage in ("relations", "bidirectional", "clip"):
         return relations(args, state, log, history, checkpoint, start)
     raw, captions = scenes.training_set(DATASET_SIZE, seed=0)
     images = as_tensor(raw)

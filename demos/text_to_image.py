@@ -72,6 +72,7 @@ from shared.validation import MAX_SEED
 diffusers_logging.set_verbosity_error()  # per-request pipelines would log dtype notes on every call
 
 TICK_S = 0.2  # a running job yields at least this often: only at a yield can Gradio close a cancelled one
+PREVIEW_SHARE = 0.05  # live previews may take at most this share of a run (a tiny model's decode is a few steps)
 
 
 # --- one generation ------------------------------------------------------------------------------
@@ -219,16 +220,23 @@ def work_generate_live(
     previews: bool = True,
 ) -> Run:
     """One generation that puts (step, preview) on ``events`` at most every ``interval_s`` (and at
-    the last step), then None. The preview (with ``previews``) is drawn here, from that step's x̂₀."""
+    the last step), then None. The preview (with ``previews``) is drawn here, from that step's x̂₀,
+    while drawing them has taken under PREVIEW_SHARE of the run; the last step has none (the
+    images follow at once)."""
     entry = runtime.text_to_image(recipe.model)
-    last = 0.0
+    start = last = time.perf_counter()
+    drawing = cost = 0.0  # seconds spent on previews so far; the last one's
 
     def on_step(i: int, total: int, record: StepRecord | None) -> None:
-        nonlocal last
+        nonlocal last, drawing, cost
         now = time.perf_counter()
         if now - last >= interval_s or i == total - 1:
             last = now
-            preview = debugger.preview_of(entry.pipe, record) if previews and record is not None else None
+            preview = None
+            if previews and record is not None and i < total - 1 and drawing + cost <= PREVIEW_SHARE * (now - start):
+                preview = debugger.preview_of(entry.pipe, record)
+                cost = time.perf_counter() - now
+                drawing += cost
             events.put((i, preview))
 
     try:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import base64
 import io
+import queue
 import threading
 import time
+import timeit
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -15,6 +17,7 @@ from gradio_client.exceptions import AppError
 from PIL import Image
 
 from demos import text_to_image as t2i
+from demos import text_to_image_steps as t2i_steps
 from shared import compute, runtime
 
 GOOD = dict(
@@ -171,10 +174,31 @@ def test_a_run_waiting_on_a_busy_worker_still_yields_so_it_can_be_cancelled(laun
     assert items[-1][0] == 4 and len(items[-1][2].images) == 1
 
 
+def test_live_previews_keep_to_their_share_of_the_run_and_skip_the_last_step(launched_app):
+    """Every step is reported (the tests stream at interval 0); the first gets its x̂₀ preview, the
+    last none (the images follow at once), and the previews drawn take at most PREVIEW_SHARE of
+    the run once one has been paid for."""
+    recipe = t2i.check_recipe(
+        model="tiny-sd", revision=None, prompt="a red circle", negative_prompt="", seed=0, num_inference_steps=12,
+        guidance_scale=3.0, scheduler="DDIM", width=32, height=32, num_images_per_prompt=1,
+    )  # fmt: skip
+    events: queue.Queue = queue.Queue()
+    start = time.perf_counter()
+    run = t2i.work_generate_live(recipe, events, threading.Event(), threading.Event(), 0.0, True)
+    seconds = time.perf_counter() - start
+    items = list(iter(events.get, None))
+    assert [step for step, _ in items] == list(range(12))
+    drawn = [step for step, preview in items if preview is not None]
+    assert drawn[0] == 0 and 11 not in drawn
+    entry = runtime.text_to_image("tiny-sd")
+    assert np.array_equal(items[0][1], t2i_steps.preview_of(entry.pipe, run.steps[0]))
+    one = min(timeit.repeat(lambda: t2i_steps.preview_of(entry.pipe, run.steps[5]), number=1, repeat=3))
+    assert len(drawn) <= 1 + t2i.PREVIEW_SHARE * seconds / one * 2  # (×2: the first preview's cost varies)
+
+
 def test_the_generate_button_leaves_only_a_key_in_the_session(launched_app, monkeypatch):
     """generate_ui's run goes to the debugger's store under a byte budget; the session's gr.State
     gets its key, and a dropped run tells the debugger to run it again."""
-    from demos import text_to_image_steps as t2i_steps
     from shared.results import ResultStore
 
     def generate_once() -> str:
@@ -199,7 +223,6 @@ def test_a_stopped_generate_button_run_says_where_it_stopped_and_shows_what_it_m
     """Stop mid-run: the status names the step it stopped at and the speed of the steps it took; the
     preview (labelled "the image it is heading for") is that step's x̂₀, the gallery the unfinished
     images, named and captioned so; the old branch comparison is emptied with the old run."""
-    from demos import text_to_image_steps as t2i_steps
 
     updates = t2i.generate_ui(
         "tiny-sd", "a red circle", "", 0, 150, 3.0, "DDIM", 32, 32, 2, request=None, progress=lambda *a, **k: None

@@ -77,7 +77,7 @@ STAGES = ("movq", "prior", "decoder")
 SHARPEN = "sharpen"  # optional 4th stage: the MoVQ's decoder fine-tuned for crisper edges
 
 DEFAULTS = {  # the bundled run; --steps and --batch-size override the current stage's
-    "movq": {"steps": 1200, "batch_size": 32, "lr": 1e-3, "scale_weight": 0.1},
+    "movq": {"steps": 1600, "batch_size": 32, "lr": 1e-3, "scale_weight": 0.1, "quantized": False},
     "prior": {"steps": 800, "batch_size": 96, "lr": 1e-3, "drop": 0.1},
     "decoder": {"steps": 2400, "batch_size": 64, "lr": 8e-4, "drop": 0.1},
     "sharpen": {"steps": 400, "batch_size": 32, "lr": 5e-4},
@@ -248,10 +248,16 @@ def train_movq(
         set_lr(opt, settings["lr"], step, settings["steps"], settings.get("warmup", 100))
         x = images[torch.randint(0, len(images), (settings["batch_size"],), generator=g)]
         h = movq.encode(x).latents  # (B, 4, 8, 8), before quantization
-        decoded = movq.decode(h)  # quantized (straight-through), then decoded
-        mse = F.mse_loss(decoded.sample, x)
         scale = (h.pow(2).mean() - 1).pow(2)  # unit-variance latents: the pipeline decodes them unscaled
-        loss = mse + decoded.commit_loss.mean() + settings["scale_weight"] * scale
+        if settings.get("quantized", True):  # the first bundled run: through the codebook (straight-through)
+            decoded = movq.decode(h)
+            mse = F.mse_loss(decoded.sample, x)
+            loss = mse + decoded.commit_loss.mean() + settings["scale_weight"] * scale
+        else:  # the path KandinskyV22Pipeline decodes (force_not_quantize=True); the codebook follows the latents
+            sample = movq.decode(h, force_not_quantize=True).sample
+            mse = F.mse_loss(sample, x)
+            codebook = movq.quantize(h.detach())[1]
+            loss = F.l1_loss(sample, x) + mse + codebook + settings["scale_weight"] * scale
         opt.zero_grad(), loss.backward(), opt.step()
         values = {"loss": loss.item(), "mse": mse.item(), "latent_rms": h.pow(2).mean().sqrt().item()}
         if log(step, values):

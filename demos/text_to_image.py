@@ -73,6 +73,7 @@ diffusers_logging.set_verbosity_error()  # per-request pipelines would log dtype
 
 TICK_S = 0.2  # a running job yields at least this often: only at a yield can Gradio close a cancelled one
 PREVIEW_SHARE = 0.05  # live previews may take at most this share of a run (a tiny model's decode is a few steps)
+PREVIEW_GUESS_S = 0.02  # what a preview costs until one has been drawn (a 32×32 MoVQ decode on one CPU core)
 
 
 # --- one generation ------------------------------------------------------------------------------
@@ -221,8 +222,8 @@ def work_generate_live(
 ) -> Run:
     """One generation that puts (step, preview) on ``events`` at most every ``interval_s`` (and at
     the last step), then None. The preview (with ``previews``) is drawn here, from that step's x̂₀,
-    while drawing them has taken under PREVIEW_SHARE of the run; the last step has none (the
-    images follow at once)."""
+    while drawing them (and the next) stays within PREVIEW_SHARE of the run so far: a run of under
+    half a second shows none. The last step has none either (the images follow at once)."""
     entry = runtime.text_to_image(recipe.model)
     start = last = time.perf_counter()
     drawing = cost = 0.0  # seconds spent on previews so far; the last one's
@@ -233,7 +234,8 @@ def work_generate_live(
         if now - last >= interval_s or i == total - 1:
             last = now
             preview = None
-            if previews and record is not None and i < total - 1 and drawing + cost <= PREVIEW_SHARE * (now - start):
+            affordable = drawing + (cost or PREVIEW_GUESS_S) <= PREVIEW_SHARE * (now - start)
+            if previews and record is not None and i < total - 1 and affordable:
                 preview = debugger.preview_of(entry.pipe, record)
                 cost = time.perf_counter() - now
                 drawing += cost

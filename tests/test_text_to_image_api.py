@@ -174,26 +174,35 @@ def test_a_run_waiting_on_a_busy_worker_still_yields_so_it_can_be_cancelled(laun
     assert items[-1][0] == 4 and len(items[-1][2].images) == 1
 
 
-def test_live_previews_keep_to_their_share_of_the_run_and_skip_the_last_step(launched_app):
-    """Every step is reported (the tests stream at interval 0); the first gets its x̂₀ preview, the
-    last none (the images follow at once), and the previews drawn take at most PREVIEW_SHARE of
-    the run once one has been paid for."""
+def test_live_previews_keep_to_their_share_of_the_run_and_skip_the_last_step(launched_app, monkeypatch):
+    """Every step is reported (the tests stream at interval 0), the last with no preview (the images
+    follow at once). Previews drawn take at most PREVIEW_SHARE of the run; with a share of 1 they
+    are drawn from the first step on, each that step's x̂₀."""
     recipe = t2i.check_recipe(
         model="tiny-sd", revision=None, prompt="a red circle", negative_prompt="", seed=0, num_inference_steps=12,
         guidance_scale=3.0, scheduler="DDIM", width=32, height=32, num_images_per_prompt=1,
     )  # fmt: skip
-    events: queue.Queue = queue.Queue()
-    start = time.perf_counter()
-    run = t2i.work_generate_live(recipe, events, threading.Event(), threading.Event(), 0.0, True)
-    seconds = time.perf_counter() - start
-    items = list(iter(events.get, None))
-    assert [step for step, _ in items] == list(range(12))
+    entry = runtime.text_to_image("tiny-sd")
+
+    def streamed() -> tuple[list, t2i.Run, float]:
+        events: queue.Queue = queue.Queue()
+        start = time.perf_counter()
+        run = t2i.work_generate_live(recipe, events, threading.Event(), threading.Event(), 0.0, True)
+        return list(iter(events.get, None)), run, time.perf_counter() - start
+
+    items, run, seconds = streamed()
+    assert [step for step, _ in items] == list(range(12)) and items[-1][1] is None
+    drawn = [step for step, preview in items if preview is not None]
+    one = min(timeit.repeat(lambda: t2i_steps.preview_of(entry.pipe, run.steps[5]), number=1, repeat=3))
+    assert len(drawn) <= t2i.PREVIEW_SHARE * seconds / one * 2  # (×2: a preview's cost varies)
+
+    monkeypatch.setattr(t2i, "PREVIEW_SHARE", 1.0)
+    items, run, _ = streamed()
     drawn = [step for step, preview in items if preview is not None]
     assert drawn[0] == 0 and 11 not in drawn
-    entry = runtime.text_to_image("tiny-sd")
-    assert np.array_equal(items[0][1], t2i_steps.preview_of(entry.pipe, run.steps[0]))
-    one = min(timeit.repeat(lambda: t2i_steps.preview_of(entry.pipe, run.steps[5]), number=1, repeat=3))
-    assert len(drawn) <= 1 + t2i.PREVIEW_SHARE * seconds / one * 2  # (×2: the first preview's cost varies)
+    for step, preview in items:
+        if preview is not None:
+            assert np.array_equal(preview, t2i_steps.preview_of(entry.pipe, run.steps[step]))
 
 
 def test_the_generate_button_leaves_only_a_key_in_the_session(launched_app, monkeypatch):

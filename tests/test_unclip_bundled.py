@@ -44,8 +44,12 @@ def test_each_stage_reduces_its_loss():
     torch.manual_seed(0)
     images = train_unclip.pixels(scenes.training_set(64, seed=0)[0])
     movq = train_unclip.movq_model(widths=(32, 32, 32), codes=32)
-    settings = {**FAST, "steps": 40, "batch_size": 8, "scale_weight": 0.1}
+    settings = {**FAST, "steps": 40, "batch_size": 8, "scale_weight": 0.1, "quantized": False}  # as bundled
     assert reduced(losses_of(lambda log: train_unclip.train_movq(settings, {}, log, images, model=movq)))
+    with torch.no_grad():  # trained on the pipeline's unquantized path, the codebook still follows the latents
+        latents = movq.encode(images).latents
+        codes = movq.quantize(latents)[0]
+    assert (codes - latents).pow(2).mean() < 0.5 * latents.pow(2).mean()
 
     sharpened = train_unclip.movq_model(widths=(32, 32, 32), codes=32)
     settings = {**FAST, "steps": 30, "batch_size": 8}
@@ -147,10 +151,12 @@ def test_exported_folders_load_with_kandinsky_pipelines_and_draw_from_a_prompt(t
 
 def test_the_bundled_unclip_model_draws_held_out_prompts_and_relations():
     """The committed weights (weights/shapes-unclip*), graded by the renderer's truth on a smaller draw
-    than the training report's. A floor under today's figures (single-object 87.5 %, relations 85 %
-    on the full report), below the 90 % single-object bar the model is meant to reach."""
+    than the training report's (here single-object 89.4 %, relations 85 %, sizes left out 95 %; the
+    report: 90.0 %, 90 %, 95 %). Floors a few prompts under those: 2 of 40 single-object prompts
+    wrong on one attribute each costs 1.25 points."""
     pipe = evaluate_unclip.load_bundled()
     report = evaluate_unclip.evaluate(pipe, singles=40, pairs=20)
     print(report)
-    assert report["single"]["mean"] >= 0.80, report
-    assert report["pairs"]["relation"] >= 0.70, report
+    assert report["single"]["mean"] >= 0.85, report
+    assert report["pairs"]["relation"] >= 0.80, report
+    assert report["typed pairs"]["relation"] >= 0.85, report

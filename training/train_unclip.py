@@ -13,9 +13,13 @@ CLIPModel's ``text_model.*``/``text_projection.*`` and ``vision_model.*``/``visu
 weights, unchanged).
 
 1. MoVQ: a ``VQModel`` with spatially conditioned norms (``norm_type="spatial"``, as Kandinsky's)
-   and a 256-entry codebook of 4-d codes, trained on reconstruction + the VQ commitment loss. The
-   decoder pipeline decodes latents as they are (no scaling factor), so the encoder is also pushed
-   to unit-variance latents: the diffusion noise then has the latents' scale.
+   and a 256-entry codebook of 4-d codes. ``KandinskyV22Pipeline`` decodes its latents unquantized
+   (``force_not_quantize=True``), so that is the path trained: L1 + MSE reconstruction through it,
+   the codebook pulled to the (detached) latents. (The first bundled run trained through the
+   quantizer, straight-through, and its unquantized reconstructions kept only 71 % of the shapes;
+   ``"quantized": True`` still runs it.) The pipeline decodes latents as they are (no scaling
+   factor), so the encoder is also pushed to unit-variance latents: the diffusion noise then has
+   the latents' scale.
 2. Prior: a ``PriorTransformer`` reading the caption's CLIP text embedding (``text_embeds``) and
    its hidden states, denoising the CLIP image embedding of the same scene. As Kandinsky's prior,
    it predicts the clean embedding (``prediction_type="sample"``) under UnCLIP's cosine schedule,
@@ -78,9 +82,9 @@ SHARPEN = "sharpen"  # optional 4th stage: the MoVQ's decoder fine-tuned for cri
 
 DEFAULTS = {  # the bundled run; --steps and --batch-size override the current stage's
     "movq": {"steps": 1600, "batch_size": 32, "lr": 1e-3, "scale_weight": 0.1, "quantized": False},
-    "prior": {"steps": 800, "batch_size": 96, "lr": 1e-3, "drop": 0.1},
-    "decoder": {"steps": 2400, "batch_size": 64, "lr": 8e-4, "drop": 0.1},
-    "sharpen": {"steps": 400, "batch_size": 32, "lr": 5e-4},
+    "prior": {"steps": 3000, "batch_size": 96, "lr": 1e-3, "drop": 0.1},
+    "decoder": {"steps": 4000, "batch_size": 64, "lr": 8e-4, "drop": 0.1},
+    "sharpen": {"steps": 1500, "batch_size": 32, "lr": 5e-4},
     "dataset_size": 20_000,  # training scenes (single and two-object), embedded once per stage
     "seed": 0,
 }

@@ -140,7 +140,7 @@ def slerp(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
 
 
 def decode(pipe, embeds: list[np.ndarray], negative: np.ndarray, seeds: list[int], steps: int = DECODER_STEPS,
-           guidance_scale: float = 4.0, size: int = scenes.SIZE) -> list[np.ndarray]:  # fmt: skip
+           guidance_scale: float = 2.0, size: int = scenes.SIZE) -> list[np.ndarray]:  # fmt: skip
     """Stage 3: the decoder draws one image (uint8 HWC) per (embedding, seed)."""
     decoder = pipe.decoder_pipe
     dtype = decoder.unet.dtype

@@ -247,7 +247,7 @@ CATALOG: dict[str, ModelSpec] = {
             "to image embedding, a UNet decoder and its MoVQ) trained by this project on the same 32×32 scenes.",
             recipe={
                 "steps": 50,
-                "guidance_scale": 4.0,
+                "guidance_scale": 2.0,  # chosen on the tuning draw of held-out prompts (training/evaluate_unclip.py)
                 "width": 32,
                 "height": 32,
                 "scheduler": "DDPM",

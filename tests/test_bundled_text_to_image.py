@@ -106,9 +106,9 @@ def test_the_clip_stage_builds_a_stable_diffusion_pipeline_on_the_bundled_clip(e
 def test_two_object_relations_hold_also_as_people_type_them(entry):
     """The bundled model's weakest point was relations: 60 %, and 37.5 % for prompts without sizes ("a
     blue square above a yellow circle"). With the CLIP text encoder (stage 3) it measured 95 % and 92.5 %
-    on the report's draw of 40 each; the floor leaves room for float noise across CPUs."""
+    on the report's draw of 40 each; asserted at the issue's bar, 85 % (3–4 prompts of room)."""
     report = evaluate_t2i.evaluate(entry.pipe, singles=2, pairs=40)
     print(report["pairs"], report["typed pairs"])
-    assert report["pairs"]["relation"] >= 0.80, report
-    assert report["typed pairs"]["relation"] >= 0.80, report
+    assert report["pairs"]["relation"] >= 0.85, report
+    assert report["typed pairs"]["relation"] >= 0.85, report
     assert report["pairs"]["two objects"] >= 0.95 and report["typed pairs"]["two objects"] >= 0.95, report

@@ -9,6 +9,7 @@ import torch
 from shared import catalog
 from shared.loaders import load_text_to_image
 from training import evaluate_t2i, scenes
+from training import train_text_to_image as t2i
 
 
 @pytest.fixture(scope="module")
@@ -27,8 +28,13 @@ def test_checker_is_right_on_rendered_scenes():
         assert all(scenes.grade_single(image, truth).values())
 
 
-def test_held_out_prompts_never_appear_in_training():
-    _, captions = scenes.training_set(20_000, seed=0)
+@pytest.mark.parametrize("word_orders", [False, True], ids=["training templates", "with the colour after the shape"])
+def test_held_out_prompts_never_appear_in_training(word_orders):
+    if word_orders:  # stage 4's caption mix (and the unCLIP prior's): two more word orders, no paraphrase
+        assert not set(scenes.COLOUR_AFTER) & set(scenes.PARAPHRASES)
+        _, captions = scenes.training_set(20_000, templates=scenes.WORD_ORDER_TEMPLATES, **t2i.WORD_ORDER_DATA)
+    else:
+        _, captions = scenes.training_set(20_000, seed=0)
     seen = set(captions)
     prompts = [p for p, _ in scenes.held_out_prompts(120)]
     assert not seen & set(prompts)
@@ -76,8 +82,6 @@ def test_the_clip_stage_builds_a_stable_diffusion_pipeline_on_the_bundled_clip(e
     from diffusers import StableDiffusionPipeline
     from transformers import CLIPModel
 
-    from training import train_text_to_image as t2i
-
     text = t2i.clip_text_encoder()
     clip = CLIPModel.from_pretrained(t2i.CLIP)
     ids = t2i.clip_tokenizer(t2i.caption_words())(["a red circle above a blue square"], return_tensors="pt")
@@ -101,6 +105,23 @@ def test_the_clip_stage_builds_a_stable_diffusion_pipeline_on_the_bundled_clip(e
     image = pipe("a red circle", num_inference_steps=2, width=32, height=32, output_type="np",
                  generator=torch.Generator().manual_seed(0)).images[0]  # fmt: skip
     assert image.shape == (32, 32, 3) and np.isfinite(image).all()
+
+
+def test_the_word_order_stage_trains_the_text_encoder_alone(entry):
+    """train_text_to_image --stage word-order: two real steps on captions with the colour after the
+    shape; the UNet comes out bit-for-bit the shipped one, the text encoder does not."""
+    base = entry.pipe
+    before = {k: v.clone() for k, v in base.text_encoder.state_dict().items()}
+    raw, captions = scenes.training_set(8, templates=scenes.WORD_ORDER_TEMPLATES, **t2i.WORD_ORDER_DATA)
+    run = t2i.word_order_run(2, {}, lambda step, values: step == 1, base, t2i.as_tensor(raw), captions)
+    snapshot = next(run)
+    assert snapshot["step"] == 2
+    KEY = "encoder.layers.0.mlp.fc1.weight"  # noqa: N806
+    for name, value in base.unet.state_dict().items():
+        assert torch.equal(snapshot["unet"][name], value), name
+    assert not torch.equal(snapshot["text_encoder"][KEY], before[KEY])
+    for name, value in base.text_encoder.state_dict().items():  # the loaded pipeline is left as it was
+        assert torch.equal(before[name], value), name
 
 
 def test_two_object_relations_hold_also_as_people_type_them(entry):

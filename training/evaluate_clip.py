@@ -117,6 +117,29 @@ def evaluate(model, tokenizer, processor, *, groups: int = 64, seed: int = 1) ->
     return report
 
 
+@torch.no_grad()
+def word_orders(model, tokenizer, processor) -> dict:
+    """How well the text tower reads each word order: for every single-object truth (150) worded by
+    each training template and paraphrase, is its own colour (shape) scored highest among the 5
+    colours (3 shapes) of the same scene? {template: {"colour": share, "shape": share}}."""
+    rng, report = random.Random(0), {}
+    truths = [
+        {"shape": s, "colour": c, "size": z, "place": p}
+        for s in scenes.SHAPES for c in scenes.COLOURS for z in scenes.SIZES for p in scenes.PLACES
+    ]  # fmt: skip
+    for template in dict.fromkeys(scenes.WORD_ORDER_TEMPLATES + scenes.PARAPHRASES):
+        right = {"colour": 0, "shape": 0}
+        for truth in truths:
+            t = model.get_text_features(**tokenizer([template.format(**truth)], return_tensors="pt")).pooler_output
+            for attribute, values in (("colour", list(scenes.COLOURS)), ("shape", scenes.SHAPES)):
+                variants = [{**truth, attribute: v} for v in values]
+                pixel_values = processor(images=[render(v, rng)[0] for v in variants], return_tensors="pt").pixel_values
+                v = model.get_image_features(pixel_values=pixel_values).pooler_output
+                right[attribute] += values[int(torch.cosine_similarity(t, v).argmax())] == truth[attribute]
+        report[template] = {a: round(n / len(truths), 3) for a, n in right.items()}
+    return report
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", action="store_true", help="the latest checkpoint, not weights/shapes-clip")
@@ -136,6 +159,7 @@ def main() -> None:
         model = CLIPModel.from_pretrained(OUT)
         tokenizer, processor = CLIPTokenizer.from_pretrained(OUT), CLIPImageProcessor.from_pretrained(OUT)
     print(json.dumps(evaluate(model, tokenizer, processor, groups=args.groups, seed=args.seed), indent=1))
+    print(json.dumps(word_orders(model, tokenizer, processor), indent=1))
 
 
 if __name__ == "__main__":

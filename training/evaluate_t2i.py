@@ -3,6 +3,7 @@
     python -m training.evaluate_t2i                       # weights/shapes-t2i at its catalog settings
     python -m training.evaluate_t2i --checkpoint          # the EMA weights of the run in progress
     python -m training.evaluate_t2i --checkpoint clip     # …of a fine-tuning stage's run
+    python -m training.evaluate_t2i --prompt-seed 5       # the tuning draw (checkpoints are picked on it)
 
 Prompts are held out from training: colour–shape pairs never seen, and paraphrased templates.
 Each attribute the prompt states (shape, colour, size, place) is checked on one image per prompt;
@@ -91,8 +92,9 @@ def main() -> None:
         nargs="?",
         const="unet",
         metavar="STAGE",
-        help="the EMA weights of a run in progress (unet, relations, bidirectional, clip)",
+        help="the EMA weights of a run in progress (unet, relations, bidirectional, clip, word-order)",
     )
+    parser.add_argument("--prompt-seed", type=int, default=1, help="1 for the report; tune settings on another")
     parser.add_argument("--steps", dest="num_inference_steps", type=int, default=DEFAULTS["num_inference_steps"])
     parser.add_argument("--guidance", dest="guidance_scale", type=float, default=DEFAULTS["guidance_scale"])
     parser.add_argument("--scheduler", default=DEFAULTS["scheduler"])
@@ -112,8 +114,9 @@ def main() -> None:
             WEIGHTS / "shapes-t2i", use_safetensors=True, dtype=torch.float32
         )
     report = evaluate(
-        pipe, num_inference_steps=args.num_inference_steps, guidance_scale=args.guidance_scale, scheduler=args.scheduler
-    )
+        pipe, num_inference_steps=args.num_inference_steps, guidance_scale=args.guidance_scale,
+        scheduler=args.scheduler, prompt_seed=args.prompt_seed,
+    )  # fmt: skip
     print(json.dumps(report, indent=1))
 
 

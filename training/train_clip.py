@@ -17,7 +17,16 @@ scene and a copy that differs in exactly one attribute (shape, colour, size, pla
 with its own caption. The twin is the hardest negative its original has, and vice versa. No two
 scenes in a batch share their truth, so no caption has a second correct image.
 
-A checkpoint is written every --every steps to training/checkpoints/clip/ and resumed on restart.
+Stage 2 (``--text-only``) fine-tunes the text tower alone, the image tower, its projection and the
+temperature frozen, on captions that also use scenes.COLOUR_AFTER, word orders where the colour follows
+the shape: the base run read the colour of "small square on the right, green" (a held-out paraphrase)
+right 74 % of the time. The image embedding space does not move, so nothing trained on image embeddings
+(the unCLIP decoder, the tab's gallery) has to be retrained; what reads the text tower does.
+
+    python -m training.train_clip --text-only      # from the base run (its checkpoint, or weights/)
+
+A checkpoint is written every --every steps to training/checkpoints/clip/ (clip-text/ for stage 2) and
+resumed on restart.
 The result is saved with ``CLIPModel.save_pretrained`` (safetensors + config), the tokenizer and a
 CLIPImageProcessor for 32×32 images, so it loads with the same transformers code as any hub CLIP.
 """
@@ -41,6 +50,7 @@ from training.train_text_to_image import MAX_TOKENS, caption_words, clip_tokeniz
 
 ROOT = Path(__file__).resolve().parent.parent
 CHECKPOINTS = ROOT / "training" / "checkpoints" / "clip"
+TEXT_CHECKPOINTS = ROOT / "training" / "checkpoints" / "clip-text"  # stage 2
 OUT = ROOT / "weights" / "shapes-clip"
 IMAGE_MEAN = IMAGE_STD = (0.5, 0.5, 0.5)  # pixels in [-1, 1], as the text-to-image model sees them
 PAIR_FRACTION = 0.35  # two-object scenes among the random ones, as in scenes.training_set
@@ -59,6 +69,7 @@ DEFAULTS = {  # the bundled run; every knob is also a flag
     "weight_decay": 0.1,  # on weight matrices only, not on norms, biases or the temperature
     "seed": 0,
 }
+TEXT_ONLY = {"steps": 800, "lr": 5e-4, "warmup": 50}  # stage 2's own knobs; the rest as the base run
 
 # -- scenes from a stated truth: the twins -------------------------------------------------------
 # A truth is what scenes.single_scene / pair_scene return: {"shape", "colour", "size", "place"},
@@ -132,13 +143,16 @@ def _training_pair(pair: tuple[str, str]) -> bool:
     return pair not in scenes.HELD_OUT_PAIRS
 
 
-def training_batch(step: int, batch_size: int, twins: float, seed: int = 0) -> tuple[np.ndarray, list[str]]:
+def training_batch(
+    step: int, batch_size: int, twins: float, seed: int = 0, templates=scenes.TRAIN_TEMPLATES
+) -> tuple[np.ndarray, list[str]]:
     """Images (B, 32, 32, 3) uint8 and captions for one step, all distinct scenes of the training
     split; a `twins` fraction of them are one-attribute copies of others. Seeded by the step."""
     rng = random.Random(seed * 1_000_003 + step)
     images, captions, seen = [], [], set()
     while len(images) < batch_size:
-        image, caption, truth = scenes.pair_scene(rng) if rng.random() < PAIR_FRACTION else scenes.single_scene(rng)
+        pair = rng.random() < PAIR_FRACTION
+        image, caption, truth = scenes.pair_scene(rng) if pair else scenes.single_scene(rng, templates=templates)
         if key(truth) in seen:
             continue
         seen.add(key(truth))
@@ -148,7 +162,7 @@ def training_batch(step: int, batch_size: int, twins: float, seed: int = 0) -> t
             other = twin(truth, attribute, rng, allowed=_training_pair)
             if other is not None and key(other) not in seen:
                 seen.add(key(other))
-                image, caption = render(other, rng)
+                image, caption = render(other, rng, templates)
                 images.append(image), captions.append(caption)
     return np.stack(images), captions
 
@@ -197,14 +211,25 @@ def tokens(tokenizer: CLIPTokenizer, captions: list[str]) -> dict[str, torch.Ten
 # -- training ------------------------------------------------------------------------------------
 
 
-def train(settings: dict, state: dict, log_every: int = 50, every: int = 250) -> Iterator[dict]:
+def train(
+    settings: dict, state: dict, log_every: int = 50, every: int = 250, init: dict | None = None
+) -> Iterator[dict]:
     """Train from `state` (a checkpoint, or {} to start) to settings["steps"]; yields a snapshot
-    every `every` steps and at the end. A snapshot holds the model, optimizer and step."""
+    every `every` steps and at the end. A snapshot holds the model, optimizer and step. Stage 2
+    (settings["text_only"]) starts from `init`, by default base_weights()."""
     torch.manual_seed(settings["seed"])  # the initial weights
     tokenizer = clip_tokenizer(caption_words())
     model = clip_model(tokenizer, **settings)
-    decay = [p for p in model.parameters() if p.ndim >= 2]
-    no_decay = [p for p in model.parameters() if p.ndim < 2]  # norms, biases, logit_scale
+    templates = scenes.TRAIN_TEMPLATES
+    if settings.get("text_only"):  # stage 2: from the base run, only the text tower learns
+        if not state:
+            model.load_state_dict(init or base_weights())
+        model.vision_model.requires_grad_(False), model.visual_projection.requires_grad_(False)
+        model.logit_scale.requires_grad_(False)
+        templates = scenes.WORD_ORDER_TEMPLATES
+    trained = [p for p in model.parameters() if p.requires_grad]
+    decay = [p for p in trained if p.ndim >= 2]
+    no_decay = [p for p in trained if p.ndim < 2]  # norms, biases, logit_scale
     opt = torch.optim.AdamW(
         [{"params": decay, "weight_decay": settings["weight_decay"]}, {"params": no_decay, "weight_decay": 0.0}],
         lr=settings["lr"],
@@ -223,12 +248,12 @@ def train(settings: dict, state: dict, log_every: int = 50, every: int = 250) ->
         lr = settings["lr"] * warmup * (0.55 + 0.45 * math.cos(math.pi * step / steps))
         for group in opt.param_groups:
             group["lr"] = lr
-        images, captions = training_batch(step, settings["batch_size"], settings["twins"], settings["seed"])
+        images, captions = training_batch(step, settings["batch_size"], settings["twins"], settings["seed"], templates)
         # logits (B, B): text i vs image j, scaled by exp(logit_scale); loss = mean of the two CEs
         out = model(**tokens(tokenizer, captions), pixel_values=pixels(images), return_loss=True)
         opt.zero_grad(set_to_none=True)
         out.loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(trained, 1.0)
         opt.step()
         with torch.no_grad():
             model.logit_scale.clamp_(0, MAX_LOGIT_SCALE)
@@ -252,6 +277,17 @@ def train(settings: dict, state: dict, log_every: int = 50, every: int = 250) ->
                 "seconds": time.time() - start,
                 "settings": settings,
             }
+
+
+def base_weights() -> dict:
+    """Stage 2's starting point: the base run's checkpoint, or its export in weights/ while that is
+    still the base run's (its training.json has no "text_only" record)."""
+    state = load_checkpoint(CHECKPOINTS)
+    if state:
+        return state["model"]
+    if "text_only" in json.loads((OUT / "training.json").read_text()):
+        raise SystemExit(f"{OUT} is stage 2's export: retrain the base run, or check its weights out of git")
+    return CLIPModel.from_pretrained(OUT, dtype=torch.float32).state_dict()
 
 
 def load_checkpoint(directory: Path) -> dict:
@@ -284,6 +320,7 @@ def export(directory: Path, out: Path) -> dict:
     from training import evaluate_clip
 
     model, tokenizer, state = from_checkpoint(directory)
+    base = json.loads((out / "training.json").read_text()) if state["settings"].get("text_only") else None
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     image_processor().save_pretrained(out)
@@ -295,8 +332,16 @@ def export(directory: Path, out: Path) -> dict:
         "settings": state["settings"],
         "parameters": sum(p.numel() for p in model.parameters()),
         "evaluation": report,
+        "word_orders": evaluate_clip.word_orders(model, tokenizer, image_processor()),
         "history": state["history"],
     }
+    if base is not None:  # stage 2 keeps the base run's record; the top-level evaluation is what ships
+        base = base.get("base", base)
+        info = {
+            **{k: v for k, v in info.items() if k in ("evaluation", "word_orders")},
+            "base": base,
+            "text_only": info,
+        }
     (out / "training.json").write_text(json.dumps(info, indent=1))
     print(json.dumps(report, indent=1))
     print(f"saved {out} (step {state['step']})", flush=True)
@@ -314,12 +359,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--export", action="store_true", help="export the latest checkpoint, don't train")
     parser.add_argument("--no-export", action="store_true", help="train only")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--text-only", action="store_true", help="stage 2: the text tower on more word orders")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
+    if args.text_only and args.checkpoints == CHECKPOINTS:
+        args.checkpoints = TEXT_CHECKPOINTS
     if args.export:
         export(args.checkpoints, args.out)
         return
     settings = {name: getattr(args, name) for name in DEFAULTS}
+    if args.text_only:
+        settings |= {**TEXT_ONLY, "text_only": True}
     state = load_checkpoint(args.checkpoints)
     if state:
         print(f"resuming at step {state['step']} of {settings['steps']}", flush=True)

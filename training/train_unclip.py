@@ -21,7 +21,9 @@ weights, unchanged).
    factor), so the encoder is also pushed to unit-variance latents: the diffusion noise then has
    the latents' scale.
 2. Prior: a ``PriorTransformer`` reading the caption's CLIP text embedding (``text_embeds``) and
-   its hidden states, denoising the CLIP image embedding of the same scene. As Kandinsky's prior,
+   its hidden states, denoising the CLIP image embedding of the same scene. Its captions also use
+   word orders with the colour after the shape (scenes.COLOUR_AFTER), which CLIP's text tower learnt
+   in its stage 2 (``train_clip --text-only``; the image tower, and so the decoder's input, unchanged). As Kandinsky's prior,
    it predicts the clean embedding (``prediction_type="sample"``) under UnCLIP's cosine schedule,
    in a space normalised by the training embeddings' ``clip_mean``/``clip_std``; captions are
    dropped (replaced by "") 10 % of the time for classifier-free guidance.
@@ -82,7 +84,7 @@ SHARPEN = "sharpen"  # optional 4th stage: the MoVQ's decoder fine-tuned for cri
 
 DEFAULTS = {  # the bundled run; --steps and --batch-size override the current stage's
     "movq": {"steps": 1600, "batch_size": 32, "lr": 1e-3, "scale_weight": 0.1, "quantized": False},
-    "prior": {"steps": 3000, "batch_size": 96, "lr": 1e-3, "drop": 0.1},
+    "prior": {"steps": 3000, "batch_size": 96, "lr": 1e-3, "drop": 0.1, "word_orders": True},  # + COLOUR_AFTER
     "decoder": {"steps": 4000, "batch_size": 64, "lr": 8e-4, "drop": 0.1},
     "sharpen": {"steps": 1500, "batch_size": 32, "lr": 5e-4},
     "dataset_size": 20_000,  # training scenes (single and two-object), embedded once per stage
@@ -501,9 +503,13 @@ def export(
 # -- data for a stage ----------------------------------------------------------------------------
 
 
-def stage_inputs(stage: str, directory: Path, dataset_size: int, seed: int, clip_dir: Path = CLIP) -> dict:
-    """What a stage trains on: pixels for the MoVQ; frozen CLIP embeddings (and MoVQ latents) otherwise."""
-    raw, captions = scenes.training_set(dataset_size, seed=seed)
+def stage_inputs(
+    stage: str, directory: Path, dataset_size: int, seed: int, clip_dir: Path = CLIP, word_orders: bool = False
+) -> dict:
+    """What a stage trains on: pixels for the MoVQ; frozen CLIP embeddings (and MoVQ latents) otherwise.
+    ``word_orders``: single-object captions also put the colour after the shape (scenes.COLOUR_AFTER)."""
+    templates = scenes.WORD_ORDER_TEMPLATES if word_orders else scenes.TRAIN_TEMPLATES
+    raw, captions = scenes.training_set(dataset_size, seed=seed, templates=templates)
     images = pixels(raw)
     if stage == "movq":
         return {"images": images}
@@ -535,7 +541,10 @@ def run_stage(stage: str, settings: dict, directory: Path = CHECKPOINTS, every: 
     seconds = state.get("seconds", 0.0)
     if state:
         print(f"resuming {stage} at step {state['step']}", flush=True)
-    inputs = stage_inputs(stage, directory, settings["dataset_size"], settings["seed"], settings.get("clip_dir", CLIP))
+    inputs = stage_inputs(
+        stage, directory, settings["dataset_size"], settings["seed"], settings.get("clip_dir", CLIP),
+        settings.get("word_orders", False),
+    )  # fmt: skip
     start = last_save = time.time()
 
     def log(step: int, values: dict) -> bool:

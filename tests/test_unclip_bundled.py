@@ -150,13 +150,14 @@ def test_exported_folders_load_with_kandinsky_pipelines_and_draw_from_a_prompt(t
 
 
 def test_the_bundled_unclip_model_draws_held_out_prompts_and_relations():
-    """The committed weights (weights/shapes-unclip*), graded by the renderer's truth on a smaller draw
-    than the training report's (here single-object 88.7 %, relations 95 %, sizes left out 90 %; the
-    report: 90.4 %, 95 %, 92.5 %). Floors a few prompts under those, for float noise across CPUs:
-    2 of 40 single-object prompts wrong on one attribute each costs 1.25 points."""
+    """The committed weights (weights/shapes-unclip*), graded by the renderer's truth on the training
+    report's own 120 single-object prompts, at the issue's bar: 90 % (measured 91.5 %, 7 attribute
+    checks of 480 to spare, for float noise across CPUs). Relations are reported, not barred, for this
+    model; on 20 + 20 prompts they floor under what the report's draw measured (92.5 %,
+    and 90 % with sizes left out)."""
     pipe = evaluate_unclip.load_bundled()
-    report = evaluate_unclip.evaluate(pipe, singles=40, pairs=20)
+    report = evaluate_unclip.evaluate(pipe, singles=120, pairs=20)
     print(report)
-    assert report["single"]["mean"] >= 0.85, report
+    assert report["single"]["mean"] >= 0.90, report
     assert report["pairs"]["relation"] >= 0.80, report
     assert report["typed pairs"]["relation"] >= 0.85, report

@@ -223,7 +223,7 @@ def work_generate_live(
     """One generation that puts (step, preview) on ``events`` at most every ``interval_s`` (and at
     the last step), then None. The preview (with ``previews``) is drawn here, from that step's x̂₀,
     while drawing them (and the next) stays within PREVIEW_SHARE of the run so far: a run of under
-    half a second shows none. The last step has none either (the images follow at once)."""
+    0.4 s (PREVIEW_GUESS_S / PREVIEW_SHARE) shows none. The last step has none either (the images follow at once)."""
     entry = runtime.text_to_image(recipe.model)
     start = last = time.perf_counter()
     drawing = cost = 0.0  # seconds spent on previews so far; the last one's

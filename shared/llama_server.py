@@ -27,6 +27,7 @@ from shared.engines import Endpoint
 
 LLAMA_CPP_PYTHON = "0.3.36"  # the pinned source in the Makefile
 START_TIMEOUT_S = 60.0  # load a GGUF and answer /health within this
+DYING_WAIT_S = 2.0  # a killed server that stopped listening gets this long to exit before it is killed again
 LOG_LINES_KEPT = 40
 
 
@@ -91,11 +92,27 @@ class LlamaServer:
     def ensure(self) -> Endpoint:
         """The server's endpoint, starting (or restarting) it first if it isn't running."""
         with self._lock:
+            if self.running() and self._refused():  # killed a moment ago: not reaped yet, but no longer listening
+                try:
+                    self.proc.wait(timeout=DYING_WAIT_S)
+                except subprocess.TimeoutExpired:
+                    pass  # alive but refusing connections: kill it and start afresh
+                self._kill()
             if not self.running():
                 if self.proc is not None:
                     self.restarts += 1
                 self._start()
             return self.endpoint
+
+    def _refused(self) -> bool:
+        """Whether the port refuses connections (instant on loopback; a busy server still accepts them)."""
+        try:
+            socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+        except ConnectionRefusedError:
+            return True
+        except OSError:
+            return False
+        return False
 
     def _start(self) -> None:
         self.port = _free_port()

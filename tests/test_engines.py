@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -378,6 +379,26 @@ def test_the_managed_server_killed_mid_reply_is_reported_and_restarted(engine_ap
                                                         or "can't read" in stats), stats  # fmt: skip
     again = respond(LLAMA, [{"role": "user", "content": "Hello"}])[0]
     assert again[-1]["role"] == "assistant" and not chat.is_failure_note(again[-1]) and managed.restarts >= 1
+
+
+def test_a_server_that_stopped_listening_but_is_not_reaped_yet_is_restarted():
+    """The race a kill leaves: the port already refuses, but the process hasn't exited (or hangs). The
+    next request must start a fresh server, not be sent to the dead port."""
+    managed = llama_server.LlamaServer(binary(), loaders.smollm2_gguf_path(), "smollm2", context=1024)
+    managed.ensure()
+    try:
+        lingering = subprocess.Popen(["sleep", "60"])  # alive, listening nowhere: stands for the dying server
+        managed.proc.kill(), managed.proc.wait()
+        managed.proc, dead_port = lingering, managed.port
+        began = time.monotonic()
+        endpoint = managed.ensure()
+        assert lingering.poll() is not None and managed.restarts == 1 and managed.port != dead_port
+        assert time.monotonic() - began < llama_server.DYING_WAIT_S + 30
+        assert httpx.get(endpoint.root + "/health", timeout=5).status_code == 200
+        before = managed.proc
+        assert managed.ensure() == endpoint and managed.proc is before  # a healthy one is left alone
+    finally:
+        managed.stop()
 
 
 def test_the_makefile_builds_the_pinned_source_the_app_looks_for():

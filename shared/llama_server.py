@@ -10,6 +10,7 @@ it through the ``openai`` engine like to any other server.
 from __future__ import annotations
 
 import atexit
+import concurrent.futures
 import ctypes
 import os
 import secrets
@@ -57,10 +58,23 @@ def _free_port() -> int:
 
 
 def _die_with_parent() -> None:  # runs in the child between fork and exec
-    try:
-        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG: the app killed → the server too
+    try:  # PR_SET_PDEATHSIG: the app killed → the server too. SIGKILL, since nobody is left to serve, and
+        # a SIGTERM'd llama-server waits on its HTTP threads: CI once saw one outlive its app by 10 s.
+        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGKILL)
     except OSError:
         pass
+
+
+# PR_SET_PDEATHSIG fires when the *thread* that forked the child ends, not the process (prctl(2)).
+# Gradio runs handlers on anyio worker threads, which end after 10 s idle: a server forked on one would
+# be killed under a later request served by another. So every server is forked on this one thread,
+# which lives as long as the app (an executor's worker never idles out).
+_spawner = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="llama-server-spawner")
+
+
+def spawn(command: list[str], **popen_options) -> subprocess.Popen:
+    """``subprocess.Popen`` on the spawner thread, the child set to die with the app (not with the caller's thread)."""
+    return _spawner.submit(subprocess.Popen, command, preexec_fn=_die_with_parent, **popen_options).result()
 
 
 class LlamaServer:
@@ -130,14 +144,13 @@ class LlamaServer:
         if self.threads:
             command += ["--threads", str(self.threads)]
         self.log = []
-        self.proc = subprocess.Popen(
+        self.proc = spawn(
             command,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
             errors="replace",
-            preexec_fn=_die_with_parent,
             env={**os.environ, "LLAMA_API_KEY": self.api_key},  # not argv: any local user can read that in /proc
         )
         threading.Thread(target=self._read_log, args=(self.proc,), name="llama-server-log", daemon=True).start()

@@ -222,9 +222,52 @@ def test_a_killed_parent_takes_its_llama_server_with_it(tmp_path):
     owner.kill()
     owner.wait(5)
     deadline = time.monotonic() + 10
-    while Path(f"/proc/{child}").exists() and "zombie" not in Path(f"/proc/{child}/status").read_text().lower():
+    while _alive(child):
         assert time.monotonic() < deadline, "llama-server outlived the app that started it"
         time.sleep(0.1)
+
+
+def _alive(pid: int) -> bool:
+    """Running, not a zombie (whoever inherited it may not reap it) and not gone."""
+    try:
+        return "zombie" not in Path(f"/proc/{pid}/status").read_text().lower()
+    except FileNotFoundError:
+        return False
+
+
+def test_a_server_forked_for_a_worker_thread_outlives_that_thread():
+    """PR_SET_PDEATHSIG follows the thread that forked the child, and Gradio's worker threads end when idle:
+    a server started under one request must survive that thread, for the next request on another."""
+    forked = {}
+
+    def worker():
+        forked["on the worker"] = subprocess.Popen(["sleep", "30"], preexec_fn=llama_server._die_with_parent)
+        forked["by spawn"] = llama_server.spawn(["sleep", "30"])
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    thread.join()
+    try:
+        assert forked["on the worker"].wait(5) == -9  # the hazard is real: forked on the thread, killed with it
+        time.sleep(0.5)
+        assert forked["by spawn"].poll() is None, "spawn's child died with the thread that asked for it"
+    finally:
+        for proc in forked.values():
+            proc.kill()
+            proc.wait(5)
+
+
+def test_the_managed_server_started_on_a_thread_that_ends_keeps_serving():
+    managed = llama_server.LlamaServer(binary(), loaders.smollm2_gguf_path(), "smollm2", context=512)
+    thread = threading.Thread(target=managed.ensure)
+    thread.start()
+    thread.join()
+    try:
+        time.sleep(0.5)
+        assert managed.running() and managed.restarts == 0
+        assert httpx.get(managed.endpoint.root + "/health", timeout=5).status_code == 200
+    finally:
+        managed.stop()
 
 
 # --- the app on the engine: every chat feature, through the page's handler and the API -----------

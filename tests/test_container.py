@@ -37,9 +37,7 @@ pytestmark = [pytest.mark.container, pytest.mark.timeout(BUILD_S + 600)]
 
 def podman_or_skip() -> str:
     podman = shutil.which("podman")
-    if podman is None:
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail("podman is missing in CI: run `make container-tools`")
+    if podman is None:  # a skip, except in CI, where tests/conftest.py makes it a failure
         pytest.skip("podman is not installed (`make container-tools`)")
     return podman
 

@@ -1,8 +1,7 @@
 # GenAI Playground in a container: the bundled models, offline, on port 7860.
 #
 #   docker build -t genai-playground .                                   # CPU torch
-#   docker build -t genai-playground:cuda \
-#     --build-arg TORCH_INDEX=https://download.pytorch.org/whl/cu128 .   # CUDA torch
+#   docker build -t genai-playground:cuda --build-arg TORCH_CUDA=cu128 .   # CUDA torch
 #   docker run --rm -p 127.0.0.1:7860:7860 -v playground-data:/data genai-playground
 #
 # Or `docker compose up` (compose.yaml). CI here builds it with podman from a base made locally
@@ -10,9 +9,12 @@
 ARG BASE=python:3.11-slim-bookworm
 FROM ${BASE}
 
-# Where torch comes from: PyTorch's CPU index by default, its cu128 index for CUDA; empty = the
-# package index pip is configured with (plus PIP_FIND_LINKS, e.g. a directory bind-mounted at build).
+# Everything installs from the hashed locks (requirements*.lock, `make lock`), torch included: its CPU
+# build is found on PyTorch's CPU index (TORCH_INDEX) or, empty, on the index pip is configured with
+# plus PIP_FIND_LINKS (e.g. a directory bind-mounted at build). TORCH_CUDA (e.g. cu128) installs the
+# CUDA build of the same torch version from PyTorch's index instead: that one wheel is not in the lock.
 ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu
+ARG TORCH_CUDA=
 # pip's own settings, passed to pip when given (empty = pip's defaults): a local wheel directory
 # (bind-mounted at build time, e.g. `-v /opt/wheels:/wheels:ro`), a CA bundle for a TLS-inspecting proxy.
 # Build-time only: they are not in the image's environment.
@@ -31,18 +33,19 @@ RUN useradd --create-home --uid 1000 --shell /bin/bash user \
  && mkdir -p /data /opt/playground-cache \
  && chown 1000:1000 /data /opt/playground-cache
 
-# The dependencies first: this layer is rebuilt only when a requirements file changes.
-COPY requirements.txt requirements-torch.txt requirements-bundled.txt /tmp/req/
+# The dependencies first: this layer is rebuilt only when a lock changes. --no-deps: the locks are the
+# whole environment, so pip resolves nothing and a new release upstream changes nothing.
+COPY requirements-torch.txt requirements-torch.lock requirements.lock requirements-bundled.lock /tmp/req/
 RUN for v in PIP_FIND_LINKS PIP_CERT; do eval "[ -n \"\$$v\" ]" || unset $v; done \
  && python3 -m venv /opt/venv \
- && pip install -q --upgrade pip \
- && if [ -n "$TORCH_INDEX" ]; then \
-      pip install -q --index-url "$TORCH_INDEX" -r /tmp/req/requirements-torch.txt; \
+ && if [ -n "$TORCH_CUDA" ]; then \
+      version=$(sed -n 's/^torch==\([0-9.]*\).*/\1/p' /tmp/req/requirements-torch.txt) \
+      && pip install -q --index-url "https://download.pytorch.org/whl/$TORCH_CUDA" "torch==$version"; \
     else \
-      pip install -q -r /tmp/req/requirements-torch.txt; \
+      pip install -q --require-hashes --no-deps ${TORCH_INDEX:+--extra-index-url "$TORCH_INDEX"} \
+        -r /tmp/req/requirements-torch.lock; \
     fi \
- && pip install -q -r /tmp/req/requirements.txt \
- && pip install -q --no-deps -r /tmp/req/requirements-bundled.txt \
+ && pip install -q --require-hashes --no-deps -r /tmp/req/requirements.lock -r /tmp/req/requirements-bundled.lock \
  && rm -rf /tmp/req
 
 ENV HOME=/home/user \

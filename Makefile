@@ -1,12 +1,17 @@
 # Two commands do all setup on a fresh machine:
-#   make app    install (once) and start the app on the bundled models: http://127.0.0.1:7860
-#   make test   install (once, Chromium too) and run the whole test suite
+#   make app        install (once, from the lock) and start the app on the bundled models: http://127.0.0.1:7860
+#   make test       the fast tier: what a newcomer runs after a change (no builds, no apt, no training)
+#   make test-all   everything: the real llama-server, the container, the graded bundled models, Chromium
+# And for the dependencies:
+#   make lock       re-resolve requirements*.txt into the hashed locks (after editing a requirements file)
+#   make drift      the newest versions the requirements allow, in a scratch venv, against the fast tier
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+LOCKS := requirements-torch.lock requirements.lock requirements-bundled.lock
 
-.PHONY: app test lint bench chromium llama-server container-tools
+.PHONY: app test test-all lint lock drift bench chromium llama-server container-tools
 
 # llama.cpp's server, built once from a pinned source and cached for every clone on this machine.
 # PyPI ships llama.cpp only as source (inside llama-cpp-python's sdist). The build is portable:
@@ -21,12 +26,28 @@ LLAMA_FLAGS := -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=OFF -DGGML_NATIVE=
 	-DLLAMA_OPENSSL=OFF -DLLAMA_USE_PREBUILT_UI=OFF -DLLAMA_BUILD_TESTS=OFF \
 	-DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=ON
 
-$(STAMP): requirements.txt requirements-torch.txt requirements-bundled.txt requirements-dev.txt
+# Everything installs from the locks: exact versions, every transitive package, with hashes (--no-deps:
+# the lock is the whole environment, so pip resolves nothing and a new release upstream changes nothing).
+$(STAMP): $(LOCKS)
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -r requirements-torch.txt -r requirements.txt -r requirements-dev.txt
-	$(BIN)/python -m pip install -q --no-deps -r requirements-bundled.txt
+	$(BIN)/python -m pip install -q --require-hashes --no-deps $(addprefix -r ,$(LOCKS))
 	touch $@
+
+# The lock: uv resolves (seconds, and it can resolve for another platform than the one it runs on);
+# pip installs. For this project's Python (3.11) on x86-64 Linux (glibc 2.36, Debian 12).
+# torch's CPU build: in /opt/wheels on this project's machines, else on PyTorch's CPU index.
+TORCH_SOURCE ?= $(if $(wildcard /opt/wheels/torch-*),--find-links /opt/wheels,\
+	--extra-index-url https://download.pytorch.org/whl/cpu --index-strategy unsafe-best-match)
+UV_COMPILE = $(BIN)/uv pip compile -q --generate-hashes --python-version 3.11 \
+	--python-platform x86_64-manylinux_2_36 --custom-compile-command "make lock" $(TORCH_SOURCE)
+lock: $(STAMP)
+	$(UV_COMPILE) --no-emit-package torch requirements-torch.txt requirements.txt requirements-dev.txt \
+	  -o requirements.lock
+	$(UV_COMPILE) --no-deps requirements-bundled.txt -o requirements-bundled.lock
+	$(BIN)/python .ci/lock_torch.py requirements-torch.txt requirements-torch.lock
+
+drift: $(STAMP)
+	$(BIN)/python .ci/drift.py
 
 chromium:
 	@command -v /usr/bin/chromium >/dev/null || { \
@@ -54,8 +75,13 @@ llama-server: $(LLAMA_SERVER)
 app: $(STAMP)
 	$(BIN)/python app.py $(ARGS)
 
-test: $(STAMP) chromium llama-server container-tools
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+# The tiers are pytest markers (pyproject.toml): every test is `fast` or `full` (or `gpu`, deselected
+# here on purpose); tests/test_tiers.py fails if one is in neither or both.
+test: $(STAMP)
+	$(BIN)/python -m pytest -m fast $(PYTEST_ARGS)
+
+test-all: $(STAMP) chromium llama-server container-tools
+	$(BIN)/python -m pytest -m "not gpu" $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

@@ -129,9 +129,12 @@ class Endpoint:
         return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
 
     def client(self):
+        import openai
         from openai import OpenAI
 
-        timeout = httpx.Timeout(STALL_TIMEOUT_S, connect=CONNECT_TIMEOUT_S)
+        # openai's own Timeout: its transport is httpx2 now, which refuses an httpx.Timeout (TypeError
+        # on every request). Never hand one HTTP library's objects to another's client.
+        timeout = openai.Timeout(STALL_TIMEOUT_S, connect=CONNECT_TIMEOUT_S)
         return OpenAI(base_url=self.url, api_key=self.api_key or "none", timeout=timeout, max_retries=0)
 
     def redact(self, text: str) -> str:
@@ -185,8 +188,15 @@ class ServerTokenizer:
 # --- errors: a clear sentence, never the key, never a traceback -------------------------------
 
 
+def _is_transport_error(exc: BaseException) -> bool:
+    """An HTTP transport failure, from our httpx or from the library the openai client carries (httpx2
+    today): told by the class names both share, so a move of openai's transport can't turn a dropped
+    connection into "a stream this app can't read"."""
+    return any(cls.__name__ in ("HTTPError", "TransportError") for cls in type(exc).__mro__)
+
+
 def connection_error(endpoint: Endpoint, exc: BaseException) -> EngineError:
-    if isinstance(exc, httpx.TimeoutException) or "Timeout" in type(exc).__name__:
+    if any("Timeout" in cls.__name__ for cls in type(exc).__mro__):
         return EngineError(
             f"The {_name(endpoint)} sent nothing for {STALL_TIMEOUT_S:.0f} s, so the reply was ended. "
             "Your conversation is kept; try again."
@@ -222,7 +232,7 @@ def translate(endpoint: Endpoint, exc: BaseException) -> EngineError:
         return exc
     if isinstance(exc, openai.APIStatusError):
         return status_error(endpoint, exc.status_code, _error_text(exc))
-    if isinstance(exc, (openai.APIConnectionError, httpx.HTTPError)):
+    if isinstance(exc, openai.APIConnectionError) or _is_transport_error(exc):
         return connection_error(endpoint, exc)
     return EngineError(
         f"The {_name(endpoint)} sent a stream this app can't read ({type(exc).__name__}); the reply was ended."

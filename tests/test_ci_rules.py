@@ -62,3 +62,52 @@ def test_gpu_tests_are_deselected_by_marker_and_ci_sets_ci():
     run = (ROOT / ".ci" / "run").read_text()
     assert "export CI=true" in run and "make test" in run
     assert "make test" in (ROOT / "README.md").read_text()
+
+
+NESTED_PARSE_SAMPLE = '''
+import gc
+
+import pytest
+
+
+class Leaky:
+    """Like openai's client over httpx2 on a fresh resolve: its __del__ raises."""
+
+    def __init__(self):
+        self.me = self  # a cycle: only the garbage collector frees it, at some later allocation
+
+    def __del__(self):
+        return self.missing
+
+
+@pytest.mark.parametrize("k", [1000, 3000, 10000, 30000, 60000])
+def test_fails_with_garbage_pending(k):
+    gc.disable()
+    for _ in range(50):
+        Leaky()
+    gc.set_threshold(gc.get_count()[0] + k)  # collected somewhere inside pytest's ast.parse of this file
+    gc.enable()
+    assert {"a": 1} == {"a": 2}
+
+
+def test_after():
+    assert 1 == 2
+'''
+
+
+def test_a_failure_whose_formatting_nests_ast_parse_is_reported_and_the_suite_goes_on(tmp_path):
+    """CPython 3.11's SystemError "AST constructor recursion depth mismatch", raised while pytest formats
+    a failure, ended a whole CI session with INTERNALERROR (issue #26); conftest.py reports it instead."""
+    filler = "".join(f"\n\ndef filler_{i}(a, b):\n    return [a + b * {i} for _ in range(3)]\n" for i in range(1500))
+    sample = ROOT / "tests" / f"_sample_{tmp_path.name}_test.py"
+    sample.write_text(NESTED_PARSE_SAMPLE + filler)  # a long file: its parse spans many collections
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-m", "fast or not fast", str(sample)],
+            cwd=ROOT, capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+    finally:
+        sample.unlink()
+    assert "INTERNALERROR" not in done.stdout + done.stderr, done.stdout[-3000:]
+    assert "6 failed" in done.stdout, done.stdout[-3000:]
+    assert "assert {'a': 1} == {'a': 2}" in done.stdout or "AssertionError" in done.stdout

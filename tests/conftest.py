@@ -31,41 +31,39 @@ from tests.tiny_models import (  # noqa: E402
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
-@pytest.hookimpl(hookwrapper=True)
+@pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item, call):
-    outcome = yield
-    report = outcome.get_result()
-    if IN_CI and report.skipped and not hasattr(report, "wasxfail"):
-        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
-        report.outcome, report.longrepr = "failed", f"skipped in CI, where a skip checks nothing: {reason}"
+    """Two rules for every test's report.
 
-
-# --- every failure is reported: formatting one never ends the session -------------------------
-
-
-@pytest.hookimpl(wrapper=True, trylast=True)
-def pytest_runtest_makereport(item, call):
-    """pytest formats a failure by parsing its source with ``ast``. On CPython 3.11 an ``ast.parse``
-    nested inside another clobbers the AST constructor's recursion counter (gh-106905) and the outer
-    one raises ``SystemError: AST constructor recursion depth mismatch``; pytest then stops the whole
-    session with INTERNALERROR. The nesting is ordinary: the garbage collector runs mid-parse, a
-    ``__del__`` raises (openai's client did, over httpx2), and 3.11 prints that error with caret
-    anchors, which it finds with ``ast.parse``. So: try once more (that garbage is gone by then), else
-    report the failure in plain lines. tests/test_tiers.py's sample suite shows it."""
+    In CI a skip fails, with its reason. And a failure is always reported: pytest formats one by
+    parsing its source with ``ast``, and on CPython 3.11 an ``ast.parse`` nested inside another
+    clobbers the AST constructor's recursion counter (gh-106905), so the outer one raises
+    ``SystemError: AST constructor recursion depth mismatch`` and pytest ends the whole session with
+    INTERNALERROR. The nesting is ordinary: the garbage collector runs mid-parse, a ``__del__`` raises
+    (openai's client did, over httpx2), and 3.11 prints that error with caret anchors, which it finds
+    with ``ast.parse``. So: format once more (that garbage is gone by then), else report the failure in
+    plain lines. tests/test_ci_rules.py shows both."""
     try:
-        return (yield)
+        report = yield
     except Exception as error:
         gc.collect()
         try:
-            return pytest.TestReport.from_item_and_call(item, call)
+            report = pytest.TestReport.from_item_and_call(item, call)
         except Exception:
-            return _plain_report(item, call, error)
+            report = _plain_report(item, call, error)
+    if IN_CI and report.skipped and not hasattr(report, "wasxfail"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
+        report.outcome, report.longrepr = "failed", f"skipped in CI, where a skip checks nothing: {reason}"
+    return report
 
 
 def _plain_report(item, call, error: Exception) -> pytest.TestReport:
     """The failure as file:line lines and the exception, without parsing any source."""
     excinfo = call.excinfo
-    frames = [f"{frame.filename}:{frame.lineno}: in {frame.name}\n    {frame.line}" for frame in traceback.extract_tb(excinfo.tb)]
+    frames = [
+        f"{frame.filename}:{frame.lineno}: in {frame.name}\n    {frame.line}"
+        for frame in traceback.extract_tb(excinfo.tb)
+    ]
     longrepr = "\n".join(
         [*frames, f"{excinfo.typename}: {excinfo.value}", f"(pytest could not format this failure: {error!r})"]
     )

@@ -17,6 +17,8 @@ import app as app_module
 from shared import runtime
 from tests.conftest import GOOD
 
+pytestmark = pytest.mark.fast
+
 
 def _generation_threads():
     return [t for t in threading.enumerate() if t.name == "chat-generate" and t.is_alive()]

@@ -4,6 +4,8 @@ import numpy as np
 import pytest
 from gradio_client.exceptions import AppError
 
+pytestmark = pytest.mark.fast
+
 TEXT = "the cat sat on the mat and the dog is red ."
 
 

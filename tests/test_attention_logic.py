@@ -13,6 +13,8 @@ from demos import attention_views as views
 from shared.loaders import load_attention_model
 from tests.tiny_models import spec
 
+pytestmark = pytest.mark.fast
+
 TEXT = "the cat sat on the mat and the dog is red ."
 
 

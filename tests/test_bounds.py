@@ -21,6 +21,8 @@ from gradio_client.exceptions import AppError
 from tests.conftest import GOOD
 from tests.tiny_models import WORDS
 
+pytestmark = pytest.mark.full  # minutes: queues filled, hosting presets, soaks
+
 SAMPLED = dict(system_prompt="", temperature=1.0, top_p=1.0, top_k=0, max_new_tokens=120, repetition_penalty=1.0)
 
 

@@ -8,7 +8,7 @@ from playwright.sync_api import expect
 
 from tests.test_browser import ARTIFACTS, dismiss_toasts
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.full]
 
 TEXT = "The cat sat on the mat because it was tired."  # 11 SmolLM2 tokens
 BADGES = "[data-testid=status-tracker] .error:visible"  # a red "Error" badge over a component

@@ -8,7 +8,7 @@ from playwright.sync_api import expect
 
 from tests.test_browser import ARTIFACTS, dismiss_toasts
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.full]
 
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1440, "height": 900}

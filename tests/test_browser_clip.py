@@ -7,7 +7,7 @@ from playwright.sync_api import expect
 from tests.test_browser import ARTIFACTS, dismiss_toasts
 from tests.test_browser_attention import open_panel
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.full]
 
 
 def test_the_clip_panel_shows_the_batch_matrix_and_finds_a_captions_image(chromium, live_app):

@@ -15,7 +15,7 @@ from playwright.sync_api import expect
 
 from tests.test_browser import ARTIFACTS, dismiss_toasts
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.full]
 
 LATENT_TAB = "Latent sampling (GAN / VAE)"
 

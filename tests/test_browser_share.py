@@ -14,7 +14,7 @@ from playwright.sync_api import expect
 from tests.test_browser import ARTIFACTS, dismiss_toasts
 from tests.test_browser_attention import open_tab
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.full]
 
 RUN_S = 120_000
 

@@ -14,7 +14,7 @@ from playwright.sync_api import expect
 
 from tests.test_browser import ARTIFACTS
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.full]
 
 RUN_S = 120_000  # ms: a few steps of the bundled model on a busy 2-core CPU
 

@@ -8,7 +8,7 @@ from playwright.sync_api import expect
 from tests.test_browser import ARTIFACTS, dismiss_toasts
 from tests.test_browser_attention import open_panel
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.full]
 
 
 def test_the_three_stages_and_the_swaps(chromium, live_app):

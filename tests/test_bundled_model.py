@@ -9,6 +9,8 @@ from shared import catalog
 from shared.loaders import load_causal_lm
 from shared.settings import Settings
 
+pytestmark = pytest.mark.full
+
 
 @pytest.fixture(scope="module")
 def smollm2():

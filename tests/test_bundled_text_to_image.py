@@ -11,6 +11,8 @@ from shared.loaders import load_text_to_image
 from training import evaluate_t2i, scenes
 from training import train_text_to_image as t2i
 
+pytestmark = pytest.mark.full
+
 
 @pytest.fixture(scope="module")
 def entry(tmp_path_factory):

@@ -8,6 +8,8 @@ import torch
 
 from shared.cache import CacheKey, ModelCache, module_bytes
 
+pytestmark = pytest.mark.fast
+
 
 def linear(n: int) -> torch.nn.Module:
     return torch.nn.Linear(n, n, bias=False)  # n*n*4 bytes

@@ -28,6 +28,8 @@ from gradio_client.utils import Status
 from demos import text_to_image as t2i
 from shared import compute, runtime
 
+pytestmark = pytest.mark.fast
+
 LONG = dict(
     prompt="a large red circle at the top",
     model="shapes-t2i",

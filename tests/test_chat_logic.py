@@ -12,6 +12,8 @@ from demos import chat, chat_engine
 from shared.loaders import load_causal_lm
 from tests.tiny_models import spec
 
+pytestmark = pytest.mark.fast
+
 
 @pytest.fixture(scope="module")
 def lm(tiny_llama_dir, tmp_path_factory):

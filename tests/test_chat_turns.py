@@ -18,6 +18,8 @@ from demos import chat, chat_modes
 from shared import compute
 from tests.conftest import GOOD
 
+pytestmark = pytest.mark.fast
+
 QUESTIONS = json.loads((Path(__file__).parent / "data" / "concept_questions.json").read_text())
 
 SETTINGS = ("", 0.0, 1.0, 0, 8, 1.0, 0)  # system prompt, temperature … seed: a short greedy reply

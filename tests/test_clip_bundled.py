@@ -14,6 +14,8 @@ from transformers import CLIPImageProcessor, CLIPModel, CLIPTokenizer
 
 from training import evaluate_clip, scenes, train_clip
 
+pytestmark = pytest.mark.full
+
 TINY = {"hidden": 32, "layers": 1, "heads": 2, "projection_dim": 16, "batch_size": 32, "lr": 3e-3, "warmup": 5}
 
 

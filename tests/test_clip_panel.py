@@ -13,6 +13,8 @@ from shared import catalog, runtime
 from shared.loaders import load_clip
 from tests.conftest import test_settings
 
+pytestmark = pytest.mark.fast
+
 
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory):

@@ -32,7 +32,7 @@ BUILD_S = 1800  # a cold build: pip installs torch, gradio, transformers… (~3 
 HEALTHY_S = 180
 PNG = b"\x89PNG\r\n\x1a\n"
 
-pytestmark = [pytest.mark.container, pytest.mark.timeout(BUILD_S + 600)]
+pytestmark = [pytest.mark.container, pytest.mark.timeout(BUILD_S + 600), pytest.mark.full]
 
 
 def podman_or_skip() -> str:

@@ -25,6 +25,8 @@ from shared import catalog, engines, llama_server, loaders, runtime
 from tests.conftest import free_port, test_settings
 from tests.engine_faults import FaultProxy
 
+pytestmark = pytest.mark.full
+
 ROOT = Path(__file__).resolve().parent.parent
 LLAMA = "smollm2-135m-instruct-llama.cpp"
 SERVER = "smollm2@server"  # the operator's "OpenAI-compatible server": llama.cpp behind the fault proxy

@@ -12,6 +12,8 @@ from gradio_client.exceptions import AppError
 
 from tests.conftest import GOOD
 
+pytestmark = pytest.mark.fast
+
 TEXT = "the cat sat on the mat ."
 SECRET = "/tmp/secret-path"
 

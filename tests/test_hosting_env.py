@@ -17,6 +17,8 @@ import pytest
 from shared.settings import JOBS_PER_VISITOR_HOSTED, parse_settings
 from tests.conftest import free_port
 
+pytestmark = pytest.mark.full  # minutes: queues filled, hosting presets, soaks
+
 ROOT = Path(__file__).resolve().parent.parent
 
 

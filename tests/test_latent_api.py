@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 from gradio_client.exceptions import AppError
 
+pytestmark = pytest.mark.fast
+
 
 def test_sample_latents_same_seed_same_images(client):
     a = client.predict(model="digits-vae", seed=3, count=4, scale=1.0, api_name="/sample_latents")

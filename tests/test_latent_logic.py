@@ -17,6 +17,8 @@ from shared.images import gif_bytes, grid_image
 from shared.settings import Settings
 from shared.validation import check_int
 
+pytestmark = pytest.mark.fast
+
 
 @pytest.fixture(autouse=True, scope="module")
 def configured():

@@ -13,6 +13,8 @@ from shared.loaders import load_latent_model
 from shared.settings import Settings
 from training.evaluate import _features, classifier, judge, read_shape, shapes_balance, shapes_report
 
+pytestmark = pytest.mark.fast
+
 
 @pytest.fixture(scope="module")
 def judge_ready():

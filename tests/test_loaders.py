@@ -7,6 +7,8 @@ import torch
 from shared.loaders import ModelLoadError, load_causal_lm
 from tests.tiny_models import spec
 
+pytestmark = pytest.mark.fast
+
 
 def test_local_directory_loads_through_the_hub_loader(tiny_llama_dir, tmp_path):
     lm = load_causal_lm(spec(str(tiny_llama_dir)), device="cpu", dtype=torch.float32, cache_dir=tmp_path)

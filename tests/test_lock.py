@@ -13,6 +13,8 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
+pytestmark = pytest.mark.fast
+
 ROOT = Path(__file__).resolve().parent.parent
 DIRECT = ["requirements-torch.txt", "requirements.txt", "requirements-dev.txt"]  # resolved together
 NO_DEPS = ["requirements-bundled.txt"]  # installed with --no-deps: its own requirements are not followed

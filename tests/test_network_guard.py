@@ -4,6 +4,8 @@ import pytest
 
 from tests.conftest import REFUSED, NetworkAccessError
 
+pytestmark = pytest.mark.fast
+
 
 def test_non_loopback_connection_is_refused():
     with socket.socket() as sock, pytest.raises(NetworkAccessError):

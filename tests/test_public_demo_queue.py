@@ -12,6 +12,8 @@ from gradio_client.utils import Status
 from shared import runtime
 from tests.conftest import free_port, test_settings
 
+pytestmark = pytest.mark.full  # minutes: queues filled, hosting presets, soaks
+
 SLOW = dict(
     prompt="a red circle",
     model="shapes-t2i",

@@ -10,6 +10,8 @@ from gradio_client.utils import Status
 from tests.conftest import GOOD, free_port, test_settings
 from tests.tiny_models import spec
 
+pytestmark = pytest.mark.full  # minutes: queues filled, hosting presets, soaks
+
 
 @pytest.fixture(scope="module")
 def small_queue_app(tiny_llama_dir, tmp_path_factory, test_catalog):

@@ -4,10 +4,13 @@ import threading
 import time
 
 import httpx
+import pytest
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 
 from tests.conftest import GOOD
+
+pytestmark = pytest.mark.full  # minutes: queues filled, hosting presets, soaks
 
 TEXT = "the cat sat on the mat ."
 

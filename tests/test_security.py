@@ -9,6 +9,8 @@ import pytest
 
 from tests.conftest import REFUSED
 
+pytestmark = pytest.mark.fast
+
 TRAVERSALS = [
     "/gradio_api/file=/etc/passwd",
     "/gradio_api/file=../../../../etc/passwd",

@@ -5,6 +5,8 @@ from shared import catalog
 from shared.device import default_budget_bytes, pick_device, pick_dtype
 from shared.settings import parse_settings
 
+pytestmark = pytest.mark.fast
+
 
 def test_defaults_are_secure():
     s = parse_settings([], env={})

@@ -24,6 +24,8 @@ from PIL import Image
 from demos.text_to_image_recipe import read_recipe
 from tests.conftest import free_port
 
+pytestmark = pytest.mark.fast
+
 ROOT = Path(__file__).resolve().parent.parent
 
 

@@ -15,6 +15,8 @@ from demos import attention_views, share_snapshots, sharing
 from demos.attention import AttentionResult
 from shared.share_store import MALFORMED, ShareNotFound
 
+pytestmark = pytest.mark.fast
+
 ID = "Ab3_-xYz0123456789ABCD"
 
 

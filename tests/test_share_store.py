@@ -18,6 +18,8 @@ from PIL import Image
 
 from shared.share_store import DELETED, NotOwner, ShareNotFound, ShareStore, StoreFull, default_folder
 
+pytestmark = pytest.mark.fast
+
 ROOT = Path(__file__).resolve().parent.parent
 
 PUTTER = """

@@ -17,6 +17,8 @@ from shared import catalog, runtime
 from shared.settings import PUBLIC_CAPS, parse_settings
 from tests.conftest import test_settings
 
+pytestmark = pytest.mark.fast
+
 ROOT = Path(__file__).resolve().parent.parent
 HARDWARE = {"cpu-basic", "cpu-upgrade", "zero-a10g", "t4-small", "t4-medium", "l4x1", "a10g-small", "a10g-large",
             "a100-large", "h100"}  # fmt: skip

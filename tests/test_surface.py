@@ -36,6 +36,8 @@ from shared import runtime
 from shared.settings import JOBS_PER_VISITOR_HOSTED
 from tests.conftest import GOOD, free_port, test_settings
 
+pytestmark = pytest.mark.fast
+
 SHARE_API = {"share", "shared", "unshare"}  # share links: no model work, their own small concurrency group
 DOCUMENTED = {"chat", "attention", "text_to_image", "sample_latents", "interpolate", "traverse"} | SHARE_API
 DEFAULTS_FILLED = {"attention"}  # every parameter after the first has a plain default, filled in for a raw client

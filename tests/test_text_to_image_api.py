@@ -20,6 +20,8 @@ from demos import text_to_image as t2i
 from demos import text_to_image_steps as t2i_steps
 from shared import compute, runtime
 
+pytestmark = pytest.mark.fast
+
 GOOD = dict(
     prompt="a red circle",
     model="tiny-sd",

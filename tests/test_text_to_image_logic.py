@@ -30,6 +30,8 @@ from shared.results import ResultStore
 from shared.validation import MAX_SEED
 from tests.tiny_models import build_tiny_kandinsky, build_tiny_sd_pipeline, spec
 
+pytestmark = pytest.mark.fast
+
 
 def _spec(path, key="tiny-sd"):
     return spec(path, key, "text-to-image")

@@ -10,6 +10,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.fast
+
 ROOT = Path(__file__).resolve().parent.parent
 TIERS = {"fast", "full", "gpu"}
 
@@ -38,20 +42,25 @@ def tiers_of(tmp_path: Path, *paths: str) -> dict[str, list[str]]:
     return json.loads(dump.read_text())
 
 
+UNTIERED = "import pytest\n\ndef test_untiered():\n    pass\n\n@pytest.mark.fast\ndef test_tiered():\n    pass\n"
+
+
 def test_every_test_is_in_exactly_one_tier(tmp_path):
-    tiers = tiers_of(tmp_path, "tests")
+    """One collection of the whole suite, with a sample module beside it that shows the check bites."""
+    sample = ROOT / "tests" / f"_sample_{tmp_path.name}_test.py"
+    sample.write_text(UNTIERED)
+    try:
+        tiers = tiers_of(tmp_path, "tests", str(sample))
+    finally:
+        sample.unlink()
+    prefix = f"tests/{sample.name}::"
+    assert {test: found for test, found in tiers.items() if test.startswith(prefix)} == {
+        prefix + "test_untiered": [],
+        prefix + "test_tiered": ["fast"],
+    }
+    tiers = {test: found for test, found in tiers.items() if not test.startswith(prefix)}
     assert len(tiers) > 800
     wrong = {test: found for test, found in tiers.items() if len(found) != 1}
     assert not wrong, f"tests in no tier or in two (mark the module `pytestmark = pytest.mark.fast`): {wrong}"
     counts = {tier: sum(found == [tier] for found in tiers.values()) for tier in TIERS}
     assert counts["fast"] > counts["full"] > 0 and counts["gpu"] > 0, counts
-
-
-def test_a_test_without_a_tier_is_caught(tmp_path):
-    sample = ROOT / "tests" / f"_sample_{tmp_path.name}_test.py"
-    sample.write_text("import pytest\n\ndef test_untiered():\n    pass\n\n@pytest.mark.fast\ndef test_tiered():\n    pass\n")
-    try:
-        tiers = tiers_of(tmp_path, str(sample))
-    finally:
-        sample.unlink()
-    assert sorted(tiers.values()) == [[], ["fast"]]

@@ -5,9 +5,12 @@ import threading
 import time
 import types
 
+import pytest
 import torch
 
 from demos.training_lab import TrainingRun
+
+pytestmark = pytest.mark.fast
 
 
 def test_vae_loss_goes_down():

@@ -11,6 +11,8 @@ from diffusers import KandinskyV22Pipeline, KandinskyV22PriorPipeline
 
 from training import evaluate_unclip, scenes, train_unclip
 
+pytestmark = pytest.mark.full
+
 FAST = {"lr": 3e-3, "warmup": 1, "seed": 0}
 
 

@@ -11,6 +11,8 @@ import torch
 from demos import text_to_image_unclip as unclip
 from training import train_unclip
 
+pytestmark = pytest.mark.fast
+
 
 @pytest.fixture(scope="module")
 def pipe(tmp_path_factory):

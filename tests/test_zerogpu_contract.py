@@ -23,6 +23,8 @@ from tests import zerogpu_fork
 from tests.conftest import free_port, test_settings
 from tests.tiny_models import spec
 
+pytestmark = pytest.mark.fast
+
 ENTRY_POINTS = [
     chat_engine.reply_on_gpu,
     text_to_image.generate_on_gpu,

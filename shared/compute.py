@@ -47,6 +47,7 @@ _workers = 1
 _inline = False  # the old way, kept for the bench's comparison: run() in the caller's thread, submit() on a new one
 _lanes = True  # False: one pool for both lanes (the old way, for the bench)
 _preempt = True
+_allow_any_model = False  # models outside the catalog may run (the operator opted in): see on_gpu
 _lock = threading.Lock()
 _on_worker = threading.local()
 _interactive = threading.Condition()  # guards _running_interactive
@@ -54,12 +55,16 @@ _running_interactive = 0
 _waiting: queue.Queue = queue.Queue()  # interactive jobs for the one worker (preempt): (fn, args, kwargs, future)
 
 
-def configure(workers: int, *, inline: bool = False, lanes: bool = True, preempt: bool = True) -> None:
-    """Size each lane's pool (the runtime calls this with its heavy-job concurrency). Running jobs finish."""
-    global _pools, _workers, _inline, _lanes, _preempt
+def configure(
+    workers: int, *, inline: bool = False, lanes: bool = True, preempt: bool = True, allow_any_model: bool = False
+) -> None:
+    """Size each lane's pool (the runtime calls this with its heavy-job concurrency, and says whether
+    models outside the catalog may run: ZeroGPU's routing resolves them too). Running jobs finish."""
+    global _pools, _workers, _inline, _lanes, _preempt, _allow_any_model
     with _lock:
         old, _pools = _pools, {}
         _workers, _inline, _lanes, _preempt = max(1, int(workers)), inline, lanes, preempt
+        _allow_any_model = allow_any_model
     for pool in old.values():
         pool.shutdown(wait=False)
 
@@ -237,11 +242,11 @@ def on_gpu(fn: Callable, args: tuple, kwargs: dict) -> bool:
     """Whether this call goes through ZeroGPU's worker (an entry point, on a model that needs a GPU)."""
     if not zerogpu.ON or getattr(fn, "gpu_model", None) is None or zerogpu.in_worker():
         return False
-    from shared import catalog, runtime
+    from shared import catalog
 
     choice = fn.gpu_model(*args, **kwargs)
     try:
-        spec = catalog.resolve(choice, catalog.TASKS, allow_any_model=runtime.get().settings.allow_any_model)
+        spec = catalog.resolve(choice, catalog.TASKS, allow_any_model=_allow_any_model)
     except ValueError:
         return False  # the entry point itself reports the unknown model
     return zerogpu.wants_gpu(spec)

@@ -66,7 +66,8 @@ def configure(settings: Settings) -> Runtime:
         if _runtime is not None:
             _runtime.cache.clear()
         _runtime = Runtime(settings, device, dtype, ModelCache(budget), concurrency, chat_engine)
-    compute.configure(concurrency, preempt=device == "cpu")  # on a CPU two jobs at once only share its cores
+    # On a CPU two jobs at once only share its cores.
+    compute.configure(concurrency, preempt=device == "cpu", allow_any_model=settings.allow_any_model)
     return _runtime
 
 

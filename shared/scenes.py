@@ -277,3 +277,71 @@ def grade_pair(image: np.ndarray, truth: dict) -> dict[str, bool]:
 
 def save_samples(path: Path, prompts: list[tuple[str, dict]]) -> None:
     path.write_text(json.dumps(prompts, indent=1))
+
+
+# -- scenes from a stated truth: the twins -------------------------------------------------------
+# A truth is what single_scene / pair_scene return: {"shape", "colour", "size", "place"},
+# or {"objects": [{"shape", "colour", "size", ...}, ...], "relation"}.
+
+
+INVERSE = {"above": "below", "below": "above", "to the left of": "to the right of", "to the right of": "to the left of"}
+
+
+def key(truth: dict) -> tuple:
+    """What an image shows, whatever the caption's wording: two truths with the same key draw the
+    same picture (up to jitter). "a above b" and "b below a" share a key."""
+    if "objects" not in truth:
+        return ("single", truth["shape"], truth["colour"], truth["size"], truth["place"])
+    slots = RELATIONS[truth["relation"]]  # where each object sits
+    return ("pair",) + tuple(
+        sorted(((o["shape"], o["colour"], o["size"]), slot) for o, slot in zip(truth["objects"], slots, strict=True))
+    )
+
+
+def _word(rng: random.Random, word: str) -> str:
+    return rng.choice(SYNONYMS.get(word, (word,)))
+
+
+def render(truth: dict, rng: random.Random, templates=TRAIN_TEMPLATES) -> tuple[np.ndarray, str]:
+    """(32, 32, 3) uint8 image and a caption for a truth, drawn and worded as py does."""
+    if "objects" not in truth:
+        size, place = truth["size"], truth["place"]
+        x, y = _place(PLACES[place], SIZES[size], rng)
+        caption = rng.choice(templates).format(
+            size=_word(rng, size), colour=truth["colour"], shape=truth["shape"], place=_word(rng, place)
+        )
+        return draw([Thing(truth["shape"], truth["colour"], size, x, y)]), caption
+    things, words = [], []
+    for o, frac in zip(truth["objects"], RELATIONS[truth["relation"]], strict=True):
+        x, y = _place(frac, SIZES[o["size"]], rng)
+        things.append(Thing(o["shape"], o["colour"], o["size"], x, y))
+        words.append(f"a {_word(rng, o['size'])} {o['colour']} {o['shape']}")
+    return draw(things), f"{words[0]} {truth['relation']} {words[1]}"
+
+
+def twin(truth: dict, attribute: str, rng: random.Random, allowed=lambda pair: True) -> dict | None:
+    """A copy of the truth that differs in one attribute, or None where that can't be done.
+    allowed(colour, shape) says which colour–shape pairs the copy may show."""
+    choices = {"shape": SHAPES, "colour": tuple(COLOURS), "size": tuple(SIZES)}
+    if "objects" not in truth:
+        if attribute == "relation":
+            return None
+        values = choices.get(attribute, tuple(PLACES))
+        options = [{**truth, attribute: v} for v in values if v != truth[attribute]]
+        options = [o for o in options if allowed((o["colour"], o["shape"]))]
+        return rng.choice(options) if options else None
+    objects = [{a: o[a] for a in ("shape", "colour", "size")} for o in truth["objects"]]  # placed by relation
+    if attribute == "place":
+        return None
+    if attribute == "relation":
+        return {"objects": objects, "relation": rng.choice([r for r in RELATIONS if r != truth["relation"]])}
+    if attribute == "colour" and objects[0]["colour"] != objects[1]["colour"] and rng.random() < 0.5:
+        objects[0]["colour"], objects[1]["colour"] = objects[1]["colour"], objects[0]["colour"]  # binding
+    else:
+        i = rng.randrange(2)
+        options = [v for v in choices[attribute] if v != objects[i][attribute]]
+        objects[i][attribute] = rng.choice(options)
+    if not all(allowed((o["colour"], o["shape"])) for o in objects):
+        return None
+    new = {"objects": objects, "relation": truth["relation"]}
+    return new if key(new) != key(truth) else None

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from shared import catalog
+from shared import catalog, scenes
 from shared.loaders import load_text_to_image
-from training import evaluate_t2i, scenes
+from training import evaluate_t2i
 from training import train_text_to_image as t2i
 
 pytestmark = pytest.mark.full

@@ -12,7 +12,9 @@ import pytest
 import torch
 from transformers import CLIPImageProcessor, CLIPModel, CLIPTokenizer
 
-from training import evaluate_clip, scenes, train_clip
+from shared import scenes
+from shared.scenes import key
+from training import evaluate_clip, train_clip
 
 pytestmark = pytest.mark.full
 
@@ -39,7 +41,7 @@ def test_each_twin_differs_in_exactly_its_attribute():
     for g in range(4):
         queries, images = evaluate_clip.held_out_group(rng, two_objects=g % 2 == 1)
         assert len(images) == evaluate_clip.CANDIDATES
-        shown = [train_clip.key(q["truth"]) for q in queries] + [train_clip.key(q["twin_truth"]) for q in queries]
+        shown = [key(q["truth"]) for q in queries] + [key(q["twin_truth"]) for q in queries]
         assert len(set(shown)) == 32  # no caption has a second right image
         for q in queries:
             assert evaluate_clip.differences(q["twin_truth"], q["truth"]) == {q["twin"]}

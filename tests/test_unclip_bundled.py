@@ -9,7 +9,8 @@ import pytest
 import torch
 from diffusers import KandinskyV22Pipeline, KandinskyV22PriorPipeline
 
-from training import evaluate_unclip, scenes, train_unclip
+from shared import scenes
+from training import evaluate_unclip, train_unclip
 
 pytestmark = pytest.mark.full
 

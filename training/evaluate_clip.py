@@ -18,12 +18,14 @@ from __future__ import annotations
 import argparse
 import json
 import random
+from pathlib import Path
 
 import numpy as np
 import torch
 
-from training import scenes
-from training.train_clip import INVERSE, key, render, twin
+from shared import scenes
+from shared.loaders import WEIGHTS
+from shared.scenes import INVERSE, key, render, twin
 
 CANDIDATES = 32  # images per group; half are the queries' scenes, half their twins
 SINGLE_ATTRIBUTES = ("shape", "colour", "size", "place")
@@ -142,22 +144,18 @@ def word_orders(model, tokenizer, processor) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--checkpoint", action="store_true", help="the latest checkpoint, not weights/shapes-clip")
+    parser.add_argument(
+        "--weights", type=Path, default=WEIGHTS / "shapes-clip",
+        help="an exported model folder (a checkpoint: `python -m training.train_clip --export --out DIR`)",
+    )  # fmt: skip
     parser.add_argument("--groups", type=int, default=64)
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(1)
-    from training.train_clip import OUT, from_checkpoint, image_processor
+    from transformers import CLIPImageProcessor, CLIPModel, CLIPTokenizer
 
-    if args.checkpoint:
-        model, tokenizer, state = from_checkpoint()
-        processor = image_processor()
-        print(f"checkpoint at step {state['step']}")
-    else:
-        from transformers import CLIPImageProcessor, CLIPModel, CLIPTokenizer
-
-        model = CLIPModel.from_pretrained(OUT)
-        tokenizer, processor = CLIPTokenizer.from_pretrained(OUT), CLIPImageProcessor.from_pretrained(OUT)
+    model = CLIPModel.from_pretrained(args.weights)
+    tokenizer, processor = CLIPTokenizer.from_pretrained(args.weights), CLIPImageProcessor.from_pretrained(args.weights)
     print(json.dumps(evaluate(model, tokenizer, processor, groups=args.groups, seed=args.seed), indent=1))
     print(json.dumps(word_orders(model, tokenizer, processor), indent=1))
 

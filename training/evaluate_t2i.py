@@ -1,8 +1,8 @@
 """Grade the bundled text-to-image model with the renderer's own truth (training/scenes.py).
 
     python -m training.evaluate_t2i                       # weights/shapes-t2i at its catalog settings
-    python -m training.evaluate_t2i --checkpoint          # the EMA weights of the run in progress
-    python -m training.evaluate_t2i --checkpoint clip     # …of a fine-tuning stage's run
+    python -m training.evaluate_t2i --weights DIR         # an exported folder, e.g. a run in progress:
+        # python -m training.train_text_to_image --stage export --from clip --out DIR
     python -m training.evaluate_t2i --prompt-seed 5       # the tuning draw (checkpoints are picked on it)
 
 Prompts are held out from training: colour–shape pairs never seen, and paraphrased templates.
@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 import numpy as np
 import torch
 
-from training import scenes
+from shared import scenes
 
 DEFAULTS = {"num_inference_steps": 20, "guidance_scale": 4.0, "scheduler": "DPM++ 2M"}
 
@@ -87,32 +88,19 @@ def grade(make_images, singles: int = 120, pairs: int = 40, prompt_seed: int = 1
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument(
-        "--checkpoint",
-        nargs="?",
-        const="unet",
-        metavar="STAGE",
-        help="the EMA weights of a run in progress (unet, relations, bidirectional, clip, word-order)",
-    )
+    parser.add_argument("--weights", type=Path, help="an exported pipeline folder (default: weights/shapes-t2i)")
     parser.add_argument("--prompt-seed", type=int, default=1, help="1 for the report; tune settings on another")
     parser.add_argument("--steps", dest="num_inference_steps", type=int, default=DEFAULTS["num_inference_steps"])
     parser.add_argument("--guidance", dest="guidance_scale", type=float, default=DEFAULTS["guidance_scale"])
     parser.add_argument("--scheduler", default=DEFAULTS["scheduler"])
     args = parser.parse_args()
     torch.set_num_threads(min(2, torch.get_num_threads()))
-    if args.checkpoint:
-        from training.train_text_to_image import from_checkpoint
+    from diffusers import StableDiffusionPipeline
 
-        pipe = from_checkpoint(args.checkpoint)
-        print(f"checkpoint at step {pipe.training_state['step']}")
-    else:
-        from diffusers import StableDiffusionPipeline
+    from shared.loaders import WEIGHTS
 
-        from shared.loaders import WEIGHTS
-
-        pipe = StableDiffusionPipeline.from_pretrained(
-            WEIGHTS / "shapes-t2i", use_safetensors=True, dtype=torch.float32
-        )
+    weights = args.weights or WEIGHTS / "shapes-t2i"
+    pipe = StableDiffusionPipeline.from_pretrained(weights, use_safetensors=True, dtype=torch.float32)
     report = evaluate(
         pipe, num_inference_steps=args.num_inference_steps, guidance_scale=args.guidance_scale,
         scheduler=args.scheduler, prompt_seed=args.prompt_seed,

@@ -1,7 +1,8 @@
 """Grade the bundled DALL-E 2-style model with the renderer's own truth (training/scenes.py).
 
     python -m training.evaluate_unclip                    # weights/shapes-unclip(-prior) at its defaults
-    python -m training.evaluate_unclip --checkpoint       # the EMA weights of the run in progress
+    python -m training.evaluate_unclip --prior P --decoder D  # exported folders, e.g. a run in progress:
+        # python -m training.train_unclip --stage export --no-eval --prior-out P --decoder-out D
     python -m training.evaluate_unclip --out report.json  # also write the report
 
 The same held-out prompts as training/evaluate_t2i.py: colour–shape pairs never seen in training,
@@ -75,7 +76,8 @@ def evaluate(pipe, *, singles: int = 120, pairs: int = 40, prompt_seed: int = 1,
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--checkpoint", action="store_true")
+    parser.add_argument("--prior", type=Path, help="an exported prior folder (default: the bundled one)")
+    parser.add_argument("--decoder", type=Path, help="an exported decoder folder (default: the bundled one)")
     parser.add_argument(
         "--prior-steps", dest="prior_num_inference_steps", type=int, default=DEFAULTS["prior_num_inference_steps"]
     )
@@ -91,14 +93,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="write the JSON report here too")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    if args.checkpoint:
-        from training.train_unclip import combined, pipelines
-
-        prior_pipe, decoder_pipe, info = pipelines()
-        pipe = combined(prior_pipe, decoder_pipe)
-        print("checkpoint at " + ", ".join(f"{s} step {v['step']}" for s, v in info.items()))
-    else:
-        pipe = load_bundled()
+    pipe = load_bundled(args.prior, args.decoder)
     settings = {k: getattr(args, k) for k in DEFAULTS}
     report = evaluate(pipe, singles=args.singles, pairs=args.pairs, prompt_seed=args.prompt_seed, **settings)
     print(json.dumps(report, indent=1))

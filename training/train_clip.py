@@ -45,7 +45,8 @@ import numpy as np
 import torch
 from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPTokenizer
 
-from training import scenes
+from shared import scenes
+from shared.scenes import key, render, twin
 from training.train_text_to_image import MAX_TOKENS, caption_words, clip_tokenizer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -70,73 +71,6 @@ DEFAULTS = {  # the bundled run; every knob is also a flag
     "seed": 0,
 }
 TEXT_ONLY = {"steps": 800, "lr": 5e-4, "warmup": 50}  # stage 2's own knobs; the rest as the base run
-
-# -- scenes from a stated truth: the twins -------------------------------------------------------
-# A truth is what scenes.single_scene / pair_scene return: {"shape", "colour", "size", "place"},
-# or {"objects": [{"shape", "colour", "size", ...}, ...], "relation"}.
-
-
-INVERSE = {"above": "below", "below": "above", "to the left of": "to the right of", "to the right of": "to the left of"}
-
-
-def key(truth: dict) -> tuple:
-    """What an image shows, whatever the caption's wording: two truths with the same key draw the
-    same picture (up to jitter). "a above b" and "b below a" share a key."""
-    if "objects" not in truth:
-        return ("single", truth["shape"], truth["colour"], truth["size"], truth["place"])
-    slots = scenes.RELATIONS[truth["relation"]]  # where each object sits
-    return ("pair",) + tuple(
-        sorted(((o["shape"], o["colour"], o["size"]), slot) for o, slot in zip(truth["objects"], slots, strict=True))
-    )
-
-
-def _word(rng: random.Random, word: str) -> str:
-    return rng.choice(scenes.SYNONYMS.get(word, (word,)))
-
-
-def render(truth: dict, rng: random.Random, templates=scenes.TRAIN_TEMPLATES) -> tuple[np.ndarray, str]:
-    """(32, 32, 3) uint8 image and a caption for a truth, drawn and worded as scenes.py does."""
-    if "objects" not in truth:
-        size, place = truth["size"], truth["place"]
-        x, y = scenes._place(scenes.PLACES[place], scenes.SIZES[size], rng)
-        caption = rng.choice(templates).format(
-            size=_word(rng, size), colour=truth["colour"], shape=truth["shape"], place=_word(rng, place)
-        )
-        return scenes.draw([scenes.Thing(truth["shape"], truth["colour"], size, x, y)]), caption
-    things, words = [], []
-    for o, frac in zip(truth["objects"], scenes.RELATIONS[truth["relation"]], strict=True):
-        x, y = scenes._place(frac, scenes.SIZES[o["size"]], rng)
-        things.append(scenes.Thing(o["shape"], o["colour"], o["size"], x, y))
-        words.append(f"a {_word(rng, o['size'])} {o['colour']} {o['shape']}")
-    return scenes.draw(things), f"{words[0]} {truth['relation']} {words[1]}"
-
-
-def twin(truth: dict, attribute: str, rng: random.Random, allowed=lambda pair: True) -> dict | None:
-    """A copy of the truth that differs in one attribute, or None where that can't be done.
-    allowed(colour, shape) says which colour–shape pairs the copy may show."""
-    choices = {"shape": scenes.SHAPES, "colour": tuple(scenes.COLOURS), "size": tuple(scenes.SIZES)}
-    if "objects" not in truth:
-        if attribute == "relation":
-            return None
-        values = choices.get(attribute, tuple(scenes.PLACES))
-        options = [{**truth, attribute: v} for v in values if v != truth[attribute]]
-        options = [o for o in options if allowed((o["colour"], o["shape"]))]
-        return rng.choice(options) if options else None
-    objects = [{a: o[a] for a in ("shape", "colour", "size")} for o in truth["objects"]]  # placed by relation
-    if attribute == "place":
-        return None
-    if attribute == "relation":
-        return {"objects": objects, "relation": rng.choice([r for r in scenes.RELATIONS if r != truth["relation"]])}
-    if attribute == "colour" and objects[0]["colour"] != objects[1]["colour"] and rng.random() < 0.5:
-        objects[0]["colour"], objects[1]["colour"] = objects[1]["colour"], objects[0]["colour"]  # binding
-    else:
-        i = rng.randrange(2)
-        options = [v for v in choices[attribute] if v != objects[i][attribute]]
-        objects[i][attribute] = rng.choice(options)
-    if not all(allowed((o["colour"], o["shape"])) for o in objects):
-        return None
-    new = {"objects": objects, "relation": truth["relation"]}
-    return new if key(new) != key(truth) else None
 
 
 def _training_pair(pair: tuple[str, str]) -> bool:

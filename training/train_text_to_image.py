@@ -54,7 +54,7 @@ from diffusers import (
 )
 from transformers import BertConfig, BertModel, CLIPModel, CLIPTextConfig, CLIPTextModel
 
-from training import scenes
+from shared import scenes
 
 ROOT = Path(__file__).resolve().parent.parent
 CHECKPOINTS = ROOT / "training" / "checkpoints"

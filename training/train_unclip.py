@@ -72,7 +72,7 @@ from transformers import (
     CLIPVisionModelWithProjection,
 )
 
-from training import scenes
+from shared import scenes
 
 ROOT = Path(__file__).resolve().parent.parent
 CLIP = ROOT / "weights" / "shapes-clip"
@@ -574,12 +574,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--every", type=float, default=120.0, help="checkpoint every this many seconds")
     parser.add_argument("--no-eval", action="store_true", help="export without grading")
+    parser.add_argument("--prior-out", type=Path, default=PRIOR_OUT, help="export: the prior's folder")
+    parser.add_argument("--decoder-out", type=Path, default=DECODER_OUT, help="export: the decoder's folder")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     torch.manual_seed(DEFAULTS["seed"])
     random.seed(DEFAULTS["seed"])
     if args.stage == "export":
-        export(evaluate=not args.no_eval)
+        export(prior_out=args.prior_out, decoder_out=args.decoder_out, evaluate=not args.no_eval)
         return
     settings = {**DEFAULTS[args.stage], "dataset_size": DEFAULTS["dataset_size"], "seed": DEFAULTS["seed"]}
     settings.update({k: v for k, v in (("steps", args.steps), ("batch_size", args.batch_size)) if v})

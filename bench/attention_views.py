@@ -20,7 +20,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch  # noqa: E402
 
-from demos import attention  # noqa: E402
+from demos.attention import core as attention_core
+from demos.attention import ui as attention_ui  # noqa: E402
 from shared import runtime  # noqa: E402
 from shared.settings import Settings  # noqa: E402
 
@@ -37,15 +38,15 @@ def main() -> None:
     am = runtime.attention_model("smollm2-135m-instruct")
     ids = am.tokenizer(SENTENCE * 20)["input_ids"][: args.tokens]
     text = am.tokenizer.decode(ids)
-    assert len(attention.tokenize(am, text)) == args.tokens, "the text must be exactly --tokens long"
+    assert len(attention_core.tokenize(am, text)) == args.tokens, "the text must be exactly --tokens long"
 
     def bare() -> None:
         with torch.inference_mode():
             am.model(input_ids=torch.tensor([ids]), output_attentions=True)
 
     def full() -> None:
-        result = attention.run(am.key, text, 12, 4, args.tokens - 1, 1.0, 0, 1.0)
-        assert attention.RESULTS.get(result[0]).shape == (30, 9, args.tokens)
+        result = attention_ui.run(am.key, text, 12, 4, args.tokens - 1, 1.0, 0, 1.0)
+        assert attention_ui.RESULTS.get(result[0]).shape == (30, 9, args.tokens)
 
     bare(), full()  # warm-up
     bare_s, full_s = [], []

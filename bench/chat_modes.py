@@ -23,7 +23,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from demos import chat, chat_modes  # noqa: E402
+from demos.chat import core as chat_core  # noqa: E402
+from demos.chat import engine as chat_engine  # noqa: E402
+from demos.chat import modes as chat_modes  # noqa: E402
 from shared import runtime  # noqa: E402
 from shared.settings import Settings  # noqa: E402
 
@@ -36,12 +38,12 @@ def main() -> None:
     questions = json.loads((ROOT / "tests" / "data" / "concept_questions.json").read_text())["questions"]
     runtime.configure(Settings(preload=False))
     lm = runtime.causal_lm("smollm2-135m-instruct")
-    settings = chat.validate_settings(temperature=0.0, max_new_tokens=args.max_new_tokens)
+    settings = chat_core.validate_settings(temperature=0.0, max_new_tokens=args.max_new_tokens)
     results, started = [], time.perf_counter()
     for mode in args.modes.split(","):
         for item in questions:
             messages, found = chat_modes.apply_mode(mode, [{"role": "user", "content": item["question"]}])
-            reply = list(chat.stream_reply(lm, messages, settings))[-1]
+            reply = list(chat_engine.stream_reply(lm, messages, settings))[-1]
             right = chat_modes.grade(reply.text, item["all"])
             results.append({"mode": mode, "topic": item["topic"], "question": item["question"], "right": right,
                             "answer": reply.text, "passages": [p.title for p, _ in found]})  # fmt: skip

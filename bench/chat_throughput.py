@@ -25,7 +25,7 @@ import torch  # noqa: E402
 from gradio_client import Client  # noqa: E402
 
 import app as app_module  # noqa: E402
-from demos import chat_engine  # noqa: E402
+from demos.chat import engine as chat_engine  # noqa: E402
 from shared import runtime  # noqa: E402
 from shared.settings import Settings  # noqa: E402
 

@@ -25,7 +25,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch  # noqa: E402
 
-from demos import attention, chat, latent_sampling, text_to_image  # noqa: E402
+from demos.attention import ui as attention
+from demos.chat import ui as chat
+from demos.latent import sampling as latent_sampling
+from demos.text_to_image import ui as text_to_image  # noqa: E402
 from shared import compute, runtime  # noqa: E402
 from shared.settings import Settings  # noqa: E402
 

@@ -32,7 +32,7 @@ import httpx  # noqa: E402
 from transformers import AutoTokenizer  # noqa: E402
 
 import app as app_module  # noqa: E402
-from demos import chat  # noqa: E402
+from demos.chat import core as chat  # noqa: E402
 from shared import engines, llama_server, loaders, runtime  # noqa: E402
 from shared.settings import Settings  # noqa: E402
 

@@ -34,7 +34,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 from gradio_client import Client  # noqa: E402
 
 import app as app_module  # noqa: E402
-from demos import _glue  # noqa: E402
+from demos import glue as _glue  # noqa: E402
 from shared import compute, runtime  # noqa: E402
 from shared.settings import Settings  # noqa: E402
 

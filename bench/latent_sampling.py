@@ -19,8 +19,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch  # noqa: E402
 
-from demos import latent_sampling as ls  # noqa: E402
-from demos import training_lab  # noqa: E402
+from demos.latent import lab as training_lab  # noqa: E402
+from demos.latent import sampling as ls  # noqa: E402
 from shared import compute, runtime  # noqa: E402
 from shared.settings import Settings  # noqa: E402
 

@@ -25,7 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch  # noqa: E402
 
-from demos import text_to_image as t2i  # noqa: E402
+from demos.text_to_image import recipe as t2i_recipe
+from demos.text_to_image import ui as t2i_ui  # noqa: E402
 from shared import compute, runtime  # noqa: E402
 from shared.diffusion import make_scheduler  # noqa: E402
 from shared.settings import Settings  # noqa: E402
@@ -40,7 +41,7 @@ def main() -> None:
     args = parser.parse_args()
     runtime.configure(Settings(preload=False))
     entry = compute.run(runtime.text_to_image, args.model)
-    r = t2i.recommended(args.model)
+    r = t2i_recipe.recommended(args.model)
     n = args.num_images_per_prompt
     settings = [args.model, args.prompt, "", 0, r["num_inference_steps"], r["guidance_scale"], r["scheduler"]]
     settings += [r["width"], r["height"], n]
@@ -62,7 +63,7 @@ def main() -> None:
     updates = []
 
     def tab() -> None:
-        updates.append(len(list(t2i.generate_ui(*settings, request=None, progress=lambda *a, **k: None))) - 1)
+        updates.append(len(list(t2i_ui.generate_ui(*settings, request=None, progress=lambda *a, **k: None))) - 1)
 
     bare(), tab()  # warm-up
     wall: dict = {bare: [], tab: []}

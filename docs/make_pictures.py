@@ -1,5 +1,5 @@
 """Redraw the README's traversal pictures from the bundled VAEs, with the app's own view
-(``demos.latent_sampling.traversal_picture``): each VAE's four most used dimensions, turned from
+(``demos.latent.traversal_picture``): each VAE's four most used dimensions, turned from
 −2.5σ to +2.5σ around the origin, labelled with what each follows.
 
     python -m docs.make_pictures        # or: python docs/make_pictures.py
@@ -15,7 +15,7 @@ sys.path.insert(0, str(ROOT))  # run as a script, the repository's packages are 
 
 import torch  # noqa: E402
 
-from demos import latent_sampling  # noqa: E402
+from demos.latent import sampling as latent_sampling  # noqa: E402
 from shared import catalog  # noqa: E402
 from shared.loaders import load_latent_model  # noqa: E402
 

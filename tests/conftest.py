@@ -73,6 +73,25 @@ def _plain_report(item, call, error: Exception) -> pytest.TestReport:
     )  # fmt: skip
 
 
+# --- tiers: every test in exactly one (tests/test_tiers.py) --------------------------------------
+
+TIERS = ("fast", "full", "gpu")
+TIERS_SEEN: dict[str, list[str]] = {}  # every collected test's tier markers, before `-m` deselects any
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items):
+    TIERS_SEEN.update({item.nodeid: sorted({m.name for m in item.iter_markers()} & set(TIERS)) for item in items})
+
+
+def tier_problems(tiers: dict[str, list[str]]) -> list[str]:
+    return [
+        f"{test}: in no tier" if not found else f"{test}: in {' and '.join(found)}"
+        for test, found in sorted(tiers.items())
+        if len(found) != 1
+    ]
+
+
 # --- network guard: any connection to a non-loopback address fails the test -----------------
 
 _real_connect = socket.socket.connect
@@ -125,7 +144,7 @@ def _no_lab_runs_left_behind():
     yield
     import sys
 
-    lab = sys.modules.get("demos.training_lab")
+    lab = sys.modules.get("demos.latent.lab")
     if lab is not None:
         lab.stop_all()
 
@@ -134,7 +153,7 @@ def _no_lab_runs_left_behind():
 def _lab_slots_free_for_lab_tests(request):
     """The lab's own tests start from free slots, whatever ran before them."""
     if request.module.__name__.endswith("test_training_lab"):
-        from demos import training_lab
+        from demos.latent import lab as training_lab
 
         training_lab.stop_all()
     yield

@@ -1,5 +1,6 @@
-"""The shape of the house, read from the source with ``ast``: which way imports point, how long files
-and functions are, where settings are read, that every tab runs alone and declares what it needs."""
+"""The shape of the house, read from the source with ``ast``: which way imports point (no cycle
+anywhere, each tab's modules in one order, no tab importing another), how long functions are, where
+settings are read, that every tab runs alone and declares what it needs."""
 
 from __future__ import annotations
 
@@ -14,14 +15,28 @@ pytestmark = pytest.mark.fast
 
 ROOT = Path(__file__).resolve().parent.parent
 PRODUCT = ("demos", "shared")
-MAX_FILE_LINES = 700
 MAX_FUNCTION_LINES = 80
 TABS = {
     "chat": "Chat",
     "text_to_image": "Text to image",
-    "latent_sampling": "Latent sampling",
+    "latent": "Latent sampling",
     "attention": "Attention",
 }
+# Each package's modules in the one order its imports may run (a module imports only earlier ranks):
+# the plain data and rules first, what draws or computes next, the Gradio layout last.
+ORDER = {
+    "attention": {"core": 0, "views": 1, "ui": 2, "__main__": 3},
+    "chat": {"core": 0, "modes": 0, "view": 0, "engine": 1, "ui": 2, "__main__": 3},
+    "text_to_image": {
+        "recipe": 0, "core": 1, "views": 2, "steps": 2, "clip_panel": 2, "unclip_panel": 2, "generate": 3,
+        "ui": 4, "__main__": 5,
+    },
+    "latent": {
+        "core": 0, "lab": 0, "downloads": 0, "picker": 1, "sampling": 2, "encoding": 3, "tabs": 3, "ui": 4,
+        "__main__": 5,
+    },
+    "sharing": {"snapshots": 0, "links": 1, "tabs": 2},
+}  # fmt: skip
 
 
 def sources(*folders: str) -> list[Path]:
@@ -60,11 +75,123 @@ def test_the_import_checker_sees_imports_inside_functions(tmp_path):
     assert imported_packages(path) == {"training", "demos"}
 
 
+def module_name(path: Path) -> str:
+    return ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+
+
+def module_imports(path: Path, known: set[str]) -> set[str]:
+    """The project's modules a file imports, anywhere in it (module level, inside functions, under
+    TYPE_CHECKING): ``from a import b`` counts as ``a.b`` where that is a module, else as ``a``."""
+    found = set()
+    package = module_name(path).rsplit(".", 1)[0] if path.name != "__init__.py" else module_name(path)
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join(parts + ([node.module] if node.module else []))
+            found.add(base)
+            found |= {f"{base}.{alias.name}" for alias in node.names}
+    return {name for name in found if name in known} - {module_name(path)}
+
+
+def import_graph(paths: list[Path]) -> dict[str, set[str]]:
+    known = {module_name(path) for path in paths}
+    return {module_name(path): module_imports(path, known) for path in paths}
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected groups of more than one module (Tarjan), each sorted."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        for w in graph.get(v, ()):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            group = []
+            while True:
+                w = stack.pop()
+                group.append(w)
+                if w == v:
+                    break
+            if len(group) > 1:
+                found.append(sorted(group))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return found
+
+
+def house() -> list[Path]:
+    return [ROOT / "app.py", *sources("demos", "shared", "training")]
+
+
+def test_no_import_cycle_anywhere():
+    """Across app.py, demos/, shared/ and training/, imports inside functions and under
+    TYPE_CHECKING included."""
+    graph = import_graph(house())
+    assert len(graph) > 60
+    assert cycles(graph) == []
+
+
+def test_the_cycle_checker_finds_a_cycle_through_a_function_level_import(tmp_path):
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "a.py").write_text("from pkg import b\n")
+    (tmp_path / "pkg" / "b.py").write_text("def f():\n    from pkg.c import x\n")
+    (tmp_path / "pkg" / "c.py").write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import pkg.a\n")
+    paths = sorted((tmp_path / "pkg").glob("*.py"))
+    known = {"pkg." + p.stem for p in paths}
+    graph = {"pkg." + p.stem: {m for m in _imports_in(p) if m in known} for p in paths}
+    assert cycles(graph) == [["pkg.a", "pkg.b", "pkg.c"]]
+
+
+def _imports_in(path: Path) -> set[str]:
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            found |= {node.module, *(f"{node.module}.{alias.name}" for alias in node.names)}
+    return found
+
+
+def test_each_package_imports_in_one_order_and_no_tab_imports_another():
+    graph = import_graph(house())
+    wrong = []
+    for module, imports in graph.items():
+        parts = module.split(".")
+        if parts[0] != "demos" or len(parts) != 3 or parts[1] not in ORDER:
+            continue
+        package, name = parts[1], parts[2]
+        assert name in ORDER[package], f"{module} has no place in ORDER: add it where its imports allow"
+        for other in imports:
+            o = other.split(".")
+            if o[0] != "demos" or len(o) < 2 or o[1] not in ORDER:
+                continue
+            if o[1] != package:
+                if package in TABS and o[1] in TABS:
+                    wrong.append(f"{module} imports another tab: {other}")
+            elif len(o) == 3 and ORDER[package][o[2]] >= ORDER[package][name]:
+                wrong.append(f"{module} imports {other}, which comes after it")
+    assert wrong == []
+    assert set(ORDER) >= set(TABS)
+
+
 @pytest.mark.parametrize("path", sources(*PRODUCT), ids=lambda p: str(p.relative_to(ROOT)))
-def test_files_and_functions_stay_short(path):
+def test_functions_stay_short(path):
     tree = ast.parse(path.read_text())
-    lines = len(path.read_text().splitlines())
-    assert lines <= MAX_FILE_LINES, f"{path.name} has {lines} lines (limit {MAX_FILE_LINES}): split it by feature"
     long = [
         (node.name, node.end_lineno - node.lineno + 1)
         for node in ast.walk(tree)
@@ -111,24 +238,20 @@ def test_every_latent_model_declares_its_kind_and_data():
 
 @pytest.mark.parametrize("tab", TABS)
 def test_every_tab_builds_alone_and_has_a_main(tab):
-    """Each tab builds in Blocks of its own (what ``python -m demos.<tab>`` launches) and its file
-    ends by calling run_alone."""
+    """Each tab builds in Blocks of its own (what ``python -m demos.<tab>`` launches, through the
+    package's ``__main__.py``)."""
     import importlib
 
-    from demos import _glue
+    from demos import glue as _glue
     from shared import runtime
     from tests.conftest import test_settings
 
     runtime.configure(test_settings())
-    module = importlib.import_module(f"demos.{tab}")
+    module = importlib.import_module(f"demos.{tab}.ui")
     demo = _glue.standalone(module.build_ui, TABS[tab])
     assert demo.fns, f"{tab} registered no events"
-    main = [
-        node
-        for node in ast.parse((ROOT / "demos" / f"{tab}.py").read_text()).body
-        if isinstance(node, ast.If) and "__main__" in ast.unparse(node.test)
-    ]
-    assert main and "run_alone" in ast.unparse(main[0])
+    main = ast.unparse(ast.parse((ROOT / "demos" / tab / "__main__.py").read_text()))
+    assert f"from demos.{tab}.ui import build_ui" in main and "run_alone(build_ui" in main
 
 
 def test_a_tab_runs_alone_as_a_process(tmp_path):

@@ -81,7 +81,7 @@ def test_a_lone_surrogate_in_raw_json_gets_a_clear_message(app_url):
 def test_the_session_keeps_only_a_key_and_views_render_from_the_store(launched_app):
     import gradio as gr
 
-    from demos import attention
+    from demos.attention import ui as attention
 
     out = attention.run("tiny-chat", TEXT, 1, 2, 0, 1.0, 0, 1.0)
     key, shown, summary = out[0], out[1], out[6]
@@ -105,7 +105,7 @@ def test_a_view_already_on_screen_is_not_drawn_again(launched_app):
     and changes nothing (no second render), while any other selection renders."""
     import gradio as gr
 
-    from demos import attention
+    from demos.attention import ui as attention
 
     out = attention.run("tiny-chat", TEXT, 1, 2, 0, 1.0, 0, 1.0)
     key, shown = out[0], out[1]
@@ -119,7 +119,7 @@ def test_a_view_already_on_screen_is_not_drawn_again(launched_app):
 
 
 def test_the_next_token_panel_predicts_after_the_selected_token(launched_app):
-    from demos import attention
+    from demos.attention import ui as attention
 
     out = attention.run("tiny-chat", TEXT, 0, 0, 0, 1.0, 0, 1.0)
     key, shown, tokens = out[0], out[1], attention.RESULTS.get(out[0]).tokens
@@ -136,7 +136,7 @@ def test_the_next_token_panel_predicts_after_the_selected_token(launched_app):
 def test_rollout_view_and_model_pick(launched_app):
     import gradio as gr
 
-    from demos import attention
+    from demos.attention import ui as attention
 
     out = attention.run("tiny-chat", TEXT, 0, 0, 0, 1.0, 0, 1.0)
     key, sink, rollout = out[0], out[5], out[-1]
@@ -158,7 +158,7 @@ def test_the_store_keeps_results_within_its_byte_budget(launched_app, monkeypatc
     the newest render, and the memory held stays under the budget however many sessions run."""
     import gradio as gr
 
-    from demos import attention
+    from demos.attention import ui as attention
     from shared.results import ResultStore
 
     one = attention.RESULTS.get(attention.run("tiny-chat", f"a {TEXT}", 0, 0, 0, 1.0, 0, 1.0)[0])

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from demos import attention
-from demos import attention_views as views
+from demos.attention import core as attention_core
+from demos.attention import ui as attention_ui
+from demos.attention import views
 from shared.loaders import load_attention_model
 from tests.tiny_models import spec
 
@@ -41,7 +42,7 @@ def am(request):
 
 
 def test_tensor_is_layers_heads_tokens_tokens_and_rows_sum_to_one(am):
-    result = attention.compute_attention(am, TEXT)
+    result = attention_core.compute_attention(am, TEXT)
     layers, heads, tokens = result.shape
     assert (layers, heads) == (2, 4) and tokens == len(result.tokens) == len(result.token_ids)
     assert result.attentions.shape == (2, 4, tokens, tokens)
@@ -49,7 +50,7 @@ def test_tensor_is_layers_heads_tokens_tokens_and_rows_sum_to_one(am):
 
 
 def test_causal_is_zero_above_the_diagonal_and_bert_is_not(llama, bert):
-    causal, both = attention.compute_attention(llama, TEXT), attention.compute_attention(bert, TEXT)
+    causal, both = attention_core.compute_attention(llama, TEXT), attention_core.compute_attention(bert, TEXT)
     assert causal.causal and not both.causal
     upper = np.triu(np.ones(causal.attentions.shape[-2:], dtype=bool), k=1)
     assert np.all(causal.attentions[..., upper] == 0)
@@ -60,43 +61,43 @@ def test_causal_is_zero_above_the_diagonal_and_bert_is_not(llama, bert):
 
 @pytest.mark.parametrize("layer, head", [(0, 0), (1, 3), (1, 2)])
 def test_qkv_recomputation_equals_reported_attention(am, layer, head):
-    result = attention.compute_attention(am, TEXT)
+    result = attention_core.compute_attention(am, TEXT)
     # Compare with the model's own float32 output, not the float16 copy kept for display.
     with torch.inference_mode():
         out = am.model(input_ids=torch.tensor([result.token_ids]), output_attentions=True)
     for token in (0, 4, len(result.tokens) - 1):
-        r = attention.retrieval(am, result, layer, head, token)
+        r = attention_core.retrieval(am, result, layer, head, token)
         reported = out.attentions[layer][0, head, token].numpy()
         np.testing.assert_allclose(r.weights, reported, atol=1e-5)
         assert r.weights.sum() == pytest.approx(1.0, abs=1e-5)
 
 
 def test_grouped_query_heads_share_key_value_heads(llama):
-    result = attention.compute_attention(llama, TEXT)
-    assert [attention.retrieval(llama, result, 0, h, 3).kv_head for h in range(4)] == [0, 0, 1, 1]
+    result = attention_core.compute_attention(llama, TEXT)
+    assert [attention_core.retrieval(llama, result, 0, h, 3).kv_head for h in range(4)] == [0, 0, 1, 1]
 
 
 def test_rollout_and_mean_are_row_stochastic(am):
-    result = attention.compute_attention(am, TEXT)
-    np.testing.assert_allclose(attention.rollout(result).sum(-1), 1.0, atol=1e-3)
-    np.testing.assert_allclose(attention.head_mean(result, 1).sum(-1), 1.0, atol=2e-3)
+    result = attention_core.compute_attention(am, TEXT)
+    np.testing.assert_allclose(attention_core.rollout(result).sum(-1), 1.0, atol=1e-3)
+    np.testing.assert_allclose(attention_core.head_mean(result, 1).sum(-1), 1.0, atol=2e-3)
 
 
 def last_logits(am, result):
-    return attention.position_logits(am, result, len(result.tokens) - 1)
+    return attention_core.position_logits(am, result, len(result.tokens) - 1)
 
 
 def test_next_token_panel_reshapes_the_distribution(llama):
-    result = attention.compute_attention(llama, TEXT)
+    result = attention_core.compute_attention(llama, TEXT)
     logits = last_logits(llama, result)
-    plain = attention.next_token_rows(llama, logits, 1.0, 0, 1.0)
+    plain = attention_core.next_token_rows(llama, logits, 1.0, 0, 1.0)
     assert [p for _, p, _ in plain] == sorted((p for _, p, _ in plain), reverse=True)
     assert all(model_p == pytest.approx(sample_p) for _, model_p, sample_p in plain)
-    greedy = attention.next_token_rows(llama, logits, 0.0, 0, 1.0)
+    greedy = attention_core.next_token_rows(llama, logits, 0.0, 0, 1.0)
     assert greedy[0][2] == 1.0 and all(s == 0 for _, _, s in greedy[1:])
-    top2 = attention.next_token_rows(llama, logits, 1.0, 2, 1.0)
+    top2 = attention_core.next_token_rows(llama, logits, 1.0, 2, 1.0)
     assert sum(s for _, _, s in top2[:2]) == pytest.approx(1.0) and all(s == 0 for _, _, s in top2[2:])
-    nucleus = attention.next_token_rows(llama, logits, 1.0, 0, 0.05)
+    nucleus = attention_core.next_token_rows(llama, logits, 1.0, 0, 0.05)
     kept = [s for _, _, s in nucleus if s > 0]
     assert 1 <= len(kept) < len(nucleus)
 
@@ -107,7 +108,7 @@ def test_next_token_panel_reshapes_the_distribution(llama):
 )
 def test_bad_text(llama, text, match):
     with pytest.raises(ValueError, match=match):
-        attention.compute_attention(llama, text)
+        attention_core.compute_attention(llama, text)
 
 
 @pytest.mark.parametrize(
@@ -122,13 +123,13 @@ def test_bad_text(llama, text, match):
     ],
 )
 def test_index_out_of_range(llama, layer, head, token, match):
-    result = attention.compute_attention(llama, TEXT)
+    result = attention_core.compute_attention(llama, TEXT)
     with pytest.raises(ValueError, match=match):
-        attention.check_index(result, layer, head, token)
+        attention_core.check_index(result, layer, head, token)
 
 
 def test_views_render(am):
-    result = attention.compute_attention(am, TEXT)
+    result = attention_core.compute_attention(am, TEXT)
     n = len(result.tokens)
     heat = views.heatmap_svg(result.attentions[0, 0], result.tokens, "t")
     assert heat.count("<title>") == np.count_nonzero(result.attentions[0, 0]) + 1  # + the background's
@@ -140,7 +141,7 @@ def test_views_render(am):
     assert not layout.layers_across and grid.size == (30 + 4 * layout.cell, layout.top + 2 * layout.cell)
     assert views.head_view_html(result, 1, 2).count("<b style") == 4
     assert views.shaded_text_html(result.attentions[0, 0, 2], result.tokens, 2).count("att-tok") == n
-    html = views.retrieval_html(attention.retrieval(am, result, 0, 1, 2), result.tokens, 2)
+    html = views.retrieval_html(attention_core.retrieval(am, result, 0, 1, 2), result.tokens, 2)
     assert "✓ matches" in html
 
 
@@ -151,29 +152,29 @@ def test_qkv_recomputation_for_other_layouts(builder, tmp_path):
 
     path = getattr(tiny_models, builder)(tmp_path / builder)
     am = load_attention_model(spec(path), device="cpu", dtype=torch.float32, cache_dir=tmp_path)
-    result = attention.compute_attention(am, TEXT)
+    result = attention_core.compute_attention(am, TEXT)
     assert result.causal == (builder == "build_tiny_gpt2")
     with torch.inference_mode():
         out = am.model(input_ids=torch.tensor([result.token_ids]), output_attentions=True)
     for layer, head, token in [(0, 0, 3), (1, 3, len(result.tokens) - 1)]:
-        r = attention.retrieval(am, result, layer, head, token)
+        r = attention_core.retrieval(am, result, layer, head, token)
         np.testing.assert_allclose(r.weights, out.attentions[layer][0, head, token].numpy(), atol=1e-5)
     if result.causal:  # GPT-2's LM head on its kept hidden states gives its scores after any token
         assert result.head_inputs is not None
-        np.testing.assert_allclose(attention.position_logits(am, result, 2), out.logits[0, 2], atol=1e-5)
+        np.testing.assert_allclose(attention_core.position_logits(am, result, 2), out.logits[0, 2], atol=1e-5)
 
 
 @pytest.mark.parametrize("temperature", [1e-300, 5e-324, 1e-4])
 def test_temperatures_too_small_to_sample_with_are_greedy(llama, temperature):
-    logits = last_logits(llama, attention.compute_attention(llama, TEXT))
-    greedy = attention.next_token_rows(llama, logits, 0.0, 0, 1.0)
-    assert attention.next_token_rows(llama, logits, temperature, 5, 0.9) == greedy
+    logits = last_logits(llama, attention_core.compute_attention(llama, TEXT))
+    greedy = attention_core.next_token_rows(llama, logits, 0.0, 0, 1.0)
+    assert attention_core.next_token_rows(llama, logits, temperature, 5, 0.9) == greedy
 
 
 @pytest.mark.parametrize("text", ["the cat \ud800", "\udc00 sat"])
 def test_a_lone_surrogate_gets_a_clear_message(llama, text):
     with pytest.raises(ValueError, match="lone surrogate"):
-        attention.compute_attention(llama, text)
+        attention_core.compute_attention(llama, text)
 
 
 # --- what the screen shows is true (issue 13) -----------------------------------------------------
@@ -258,21 +259,26 @@ def test_rollout_explains_the_attention_sink_and_can_leave_it_out_of_the_colours
 
 
 def test_rollout_of_a_real_model_explains_its_sink(llama):
-    result = attention.compute_attention(llama, TEXT)
-    np.testing.assert_array_equal(result.flow, attention.rollout(result))
+    result = attention_core.compute_attention(llama, TEXT)
+    np.testing.assert_array_equal(result.flow, attention_core.rollout(result))
     assert f"<b>{views.sink_share(result.flow):.0%}</b>" in views.rollout_html(result.flow, result.tokens, False)
 
 
 def test_next_token_scores_are_the_models_after_every_token(llama):
-    result = attention.compute_attention(llama, TEXT)
+    result = attention_core.compute_attention(llama, TEXT)
     assert result.head_inputs is not None and result.head_inputs.shape[0] == len(result.tokens)
     with torch.inference_mode():
         out = llama.model(input_ids=torch.tensor([result.token_ids]))
     refit = dataclasses.replace(result, head_inputs=None)  # the path for a model that reworks its scores
     for token in range(len(result.tokens)):
-        np.testing.assert_allclose(attention.position_logits(llama, result, token), out.logits[0, token], atol=1e-5)
-        np.testing.assert_allclose(attention.position_logits(llama, refit, token), out.logits[0, token], atol=1e-5)
-    after = [attention.next_token_rows(llama, attention.position_logits(llama, result, t), 1.0, 0, 1.0) for t in (1, 5)]
+        np.testing.assert_allclose(
+            attention_core.position_logits(llama, result, token), out.logits[0, token], atol=1e-5
+        )
+        np.testing.assert_allclose(attention_core.position_logits(llama, refit, token), out.logits[0, token], atol=1e-5)
+    after = [
+        attention_core.next_token_rows(llama, attention_core.position_logits(llama, result, t), 1.0, 0, 1.0)
+        for t in (1, 5)
+    ]
     assert after[0] != after[1]  # what is predicted depends on where
 
 
@@ -281,11 +287,11 @@ def test_a_model_whose_scores_are_not_its_heads_output_predicts_by_running_the_t
     kept hidden states would no longer give them, so none are kept and the panel runs the model instead."""
     handle = llama.model.register_forward_hook(lambda module, args, out: out.__setitem__("logits", out.logits * 2))
     try:
-        result = attention.compute_attention(llama, TEXT)
+        result = attention_core.compute_attention(llama, TEXT)
         with torch.inference_mode():
             scaled = llama.model(input_ids=torch.tensor([result.token_ids])).logits[0]
         assert result.head_inputs is None
-        np.testing.assert_allclose(attention.position_logits(llama, result, 3), scaled[3], atol=1e-5)
+        np.testing.assert_allclose(attention_core.position_logits(llama, result, 3), scaled[3], atol=1e-5)
     finally:
         handle.remove()
 
@@ -309,7 +315,7 @@ def test_the_tabs_wiring_typed_numbers_progress_and_badges():
 
     runtime.configure(test_settings())
     with gr.Blocks() as demo:
-        ui = attention.build_ui()
+        ui = attention_ui.build_ui()
     sliders = [c for c in ui.inputs if isinstance(c, gr.Slider)]
     assert len(sliders) == 5 and all("attention-number" in c.elem_classes for c in sliders)
     assert ".attention-number input[type=number]" in views.CONTROLS_JS and "pointerup" in views.CONTROLS_JS
@@ -324,9 +330,11 @@ def test_the_tabs_wiring_typed_numbers_progress_and_badges():
 
 
 def test_picking_another_model_says_what_is_shown_and_what_will_run():
-    assert attention.model_picked(None, "gpt2") == "Picked `gpt2`: it can't load now, offline (HF_HUB_OFFLINE is set)."
-    assert attention.model_picked(None, "smollm2-135m-instruct") == (
+    assert (
+        attention_ui.model_picked(None, "gpt2") == "Picked `gpt2`: it can't load now, offline (HF_HUB_OFFLINE is set)."
+    )
+    assert attention_ui.model_picked(None, "smollm2-135m-instruct") == (
         "Picked `smollm2-135m-instruct`: press **Show attention** to run it."
     )
     with pytest.raises(Exception, match="model must be text"):
-        attention.model_picked(None, 42)
+        attention_ui.model_picked(None, 42)

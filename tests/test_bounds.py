@@ -27,9 +27,9 @@ SAMPLED = dict(system_prompt="", temperature=1.0, top_p=1.0, top_k=0, max_new_to
 
 
 def _reply(seed: int, session: str = "seeded") -> str:
-    from demos import chat
+    from demos.chat import ui as chat_ui
 
-    *_, final = chat.chat(
+    *_, final = chat_ui.chat(
         "hello how are you ?", [], **SAMPLED, seed=seed, model="tiny-chat", request=gr.Request(session_hash=session)
     )
     return final
@@ -63,7 +63,7 @@ def test_seeded_replies_stay_the_same_while_a_training_lab_runs(two_workers):
     """Temperature 1 and seed 7: the same reply alone, and twice while a lab run trains on the other
     worker. The control shows the test can fail: the same lab drawing from torch's global generator
     (as it did before) changes the replies."""
-    from demos.training_lab import TrainingRun
+    from demos.latent.lab import TrainingRun
 
     alone = _reply(7)
     replies, steps = _replies_while_training(TrainingRun("vae"), 7)
@@ -114,9 +114,9 @@ def test_a_temperature_too_small_to_sample_with_replies_greedily(client):
 
 
 def test_a_history_of_exactly_500_messages_is_answered(client):
-    from demos import chat
+    from demos.chat import core as chat_core
 
-    history = [{"role": ("user", "assistant")[i % 2], "content": "hi"} for i in range(chat.MAX_HISTORY_MESSAGES)]
+    history = [{"role": ("user", "assistant")[i % 2], "content": "hi"} for i in range(chat_core.MAX_HISTORY_MESSAGES)]
     assert client.predict(**{**GOOD, "history": history}, api_name="/chat")
     with pytest.raises(AppError, match="501 messages; the limit is 500"):
         client.predict(**{**GOOD, "history": [*history, history[0]]}, api_name="/chat")
@@ -125,14 +125,14 @@ def test_a_history_of_exactly_500_messages_is_answered(client):
 def test_what_one_chat_request_may_carry(client):
     """A 10 MB history (500 × 20,000 characters; it held the only slot for ~40 s) is refused at
     once; one of 1,000,000 characters is answered, tokenizing only what the window can hold."""
-    from demos import chat
+    from demos.chat import core as chat_core
 
     long = [{"role": ("user", "assistant")[i % 2], "content": ("paris is red . " * 1500)[:20_000]} for i in range(500)]
     start = time.monotonic()
     with pytest.raises(AppError, match="more than 1,000,000 characters"):
         client.predict(**{**GOOD, "history": long}, api_name="/chat")
     assert time.monotonic() - start < 10
-    fits = long[: chat.MAX_HISTORY_CHARS // 20_000]
+    fits = long[: chat_core.MAX_HISTORY_CHARS // 20_000]
     start = time.monotonic()
     assert client.predict(**{**GOOD, "history": fits}, api_name="/chat")
     assert time.monotonic() - start < 10
@@ -141,13 +141,13 @@ def test_what_one_chat_request_may_carry(client):
 def test_a_long_conversation_on_the_page_keeps_working(launched_app):
     """The page sends its whole conversation: past 500 messages the newest part is carried and the
     statistics count the older ones as left out, instead of "History has 701 messages"."""
-    from demos import chat
+    from demos.chat import ui as chat_ui
 
     page = [
         {"role": ("user", "assistant")[i % 2], "content": [{"type": "text", "text": f"hi {i}"}]} for i in range(700)
     ]
     page.append({"role": "user", "content": [{"type": "text", "text": "hello how are you ?"}]})
-    *_, final = chat.respond(
+    *_, final = chat_ui.respond(
         "tiny-chat", page, "", 0.0, 1.0, 0, 8, 1.0, 0, request=gr.Request(session_hash="long-page")
     )
     conversation, stats = final[0], final[1]
@@ -213,9 +213,10 @@ SLACK_MIB = 48
 def _requests(app, attention_runs: int, exports: int):
     """Requests for new sessions, attention runs of the tab's handler (their results land in session
     state) spread among chat exports of a 20-message, ~40 kB conversation: (kind, fn_index, data)."""
-    from demos import attention, chat
+    from demos.attention import ui as attention
+    from demos.chat import ui as chat_ui
 
-    run, export = _fn_index(app, attention.run), _fn_index(app, chat.export)
+    run, export = _fn_index(app, attention.run), _fn_index(app, chat_ui.export)
     total = attention_runs + exports
     for i in range(total):
         if i * attention_runs // total != (i + 1) * attention_runs // total:
@@ -241,7 +242,7 @@ def test_memory_and_disk_stay_bounded_over_200_new_sessions(launched_app, app_ur
     deleted by age by ``delete_cache``).
     Measured on 2 busy cores: RSS +140–148 MiB (+320–332 MiB with an unbounded store, as when each
     result lived in gr.State), scratch 2.0 MiB (11.3 MiB unswept), Gradio's copies +11 MiB, in 33–68 s."""
-    from demos import attention
+    from demos.attention import ui as attention
     from shared import scratch
     from shared.results import ResultStore
 

@@ -184,7 +184,7 @@ def test_latent_tab_samples_interpolates_traverses_and_encodes_a_drawing(page, t
     page.locator("#latent-encode").click()
     expect(page.locator("#latent-reconstruction img")).to_be_visible(timeout=30_000)
     # Picking the VAE put its most used dimensions on the traversal, with the usage table.
-    from demos import latent_sampling as ls
+    from demos.latent import sampling as ls
     from shared import runtime
     from shared.settings import Settings
 
@@ -233,7 +233,7 @@ def test_text_to_image_generates_live_and_the_debugger_scrubs_the_steps(page):
 def test_text_to_image_restores_settings_from_a_png_and_refuses_bad_input(page, tmp_path):
     from PIL import Image
 
-    from demos import text_to_image as t2i
+    from demos.text_to_image import recipe as t2i
 
     recipe = t2i.Recipe("shapes-t2i", None, "a small green circle at the top", "", 1234, 7, 2.5, "Euler", 32, 32, 2)
     png = tmp_path / "recipe.png"

@@ -4,7 +4,8 @@ import pytest
 import torch
 from gradio_client import Client
 
-from demos import chat
+from demos.chat import core as chat_core
+from demos.chat import engine as chat_engine
 from shared import catalog
 from shared.loaders import load_causal_lm
 from shared.settings import Settings
@@ -21,8 +22,10 @@ def smollm2():
 
 def test_greedy_reply_is_english_and_stops_at_end_of_turn(smollm2):
     messages = [{"role": "user", "content": "What is the capital of France?"}]
-    settings = chat.validate_settings(temperature=0, top_p=1, top_k=0, max_new_tokens=64, repetition_penalty=1, seed=0)
-    final = list(chat.stream_reply(smollm2, messages, settings))[-1]
+    settings = chat_core.validate_settings(
+        temperature=0, top_p=1, top_k=0, max_new_tokens=64, repetition_penalty=1, seed=0
+    )
+    final = list(chat_engine.stream_reply(smollm2, messages, settings))[-1]
     assert "Paris" in final.text
     assert final.stats.finish == "end of turn" and final.stats.completion_tokens < 64
     assert final.tokens[-1].token == "<|im_end|>"
@@ -46,21 +49,22 @@ def test_plain_start_is_loopback_and_prints_the_local_url(live_app):
 
 
 def test_every_attention_view_renders_for_128_tokens(tmp_path):
-    from demos import attention
+    from demos.attention import core as attention_core
+    from demos.attention import ui as attention_ui
     from shared import runtime
 
     runtime.configure(Settings(preload=False))
     am = runtime.attention_model("smollm2-135m-instruct")
     ids = am.tokenizer("The quick brown fox jumps over the lazy dog. " * 20)["input_ids"][:128]
-    out = attention.run(am.key, am.tokenizer.decode(ids), 29, 8, 0, 0.7, 40, 0.9)
+    out = attention_ui.run(am.key, am.tokenizer.decode(ids), 29, 8, 0, 0.7, 40, 0.9)
     key, *_, summary, heat, head_view, mean, shaded, kv, nxt, grid, flow = out
-    result = attention.RESULTS.get(key)  # the session keeps only the key
+    result = attention_ui.RESULTS.get(key)  # the session keeps only the key
     assert result.shape == (30, 9, 128) and "128 tokens" in summary
     assert heat.count("<title>") > 128 and grid.size == (30 + 30 * 52, 20 + 9 * 52) and "attention sink" in flow
     assert head_view.count("<b style") == 9 and shaded.count("att-tok") == 128
     assert "✓ matches" in kv and nxt.count("<tr>") == 11 and "After token 127" in nxt
     # the 9 query heads share 3 key/value heads
-    assert [attention.retrieval(am, result, 5, h, 10).kv_head for h in range(9)] == [0, 0, 0, 1, 1, 1, 2, 2, 2]
+    assert [attention_core.retrieval(am, result, 5, h, 10).kv_head for h in range(9)] == [0, 0, 0, 1, 1, 1, 2, 2, 2]
 
 
 def test_switching_models_back_and_forth_does_not_grow_memory():

@@ -62,16 +62,17 @@ def test_held_out_single_object_prompts_reach_80_percent_attribute_accuracy(entr
 
 def test_default_settings_draw_the_prompt(entry):
     """One prompt at the tab's defaults, 4 seeds: the stated colour and place come out."""
-    from demos import text_to_image as t2i
+    from demos.text_to_image import generate as t2i_generate
+    from demos.text_to_image import recipe as t2i_recipe
     from shared.loaders import TextToImage
 
-    r = t2i.recommended("shapes-t2i")
-    recipe = t2i.check_recipe(
+    r = t2i_recipe.recommended("shapes-t2i")
+    recipe = t2i_recipe.check_recipe(
         model="shapes-t2i", revision=None, prompt="a large red circle at the top", negative_prompt="", seed=0,
         num_inference_steps=r["num_inference_steps"], guidance_scale=r["guidance_scale"], scheduler=r["scheduler"],
         width=32, height=32, num_images_per_prompt=4,
     )  # fmt: skip
-    run = t2i.generate(TextToImage("shapes-t2i", entry.pipe, None), recipe)
+    run = t2i_generate.generate(TextToImage("shapes-t2i", entry.pipe, None), recipe)
     truth = {"shape": "circle", "colour": "red", "size": "large", "place": "at the top"}
     scores = [np.mean(list(scenes.grade_single(np.asarray(im), truth).values())) for im in run.images]
     assert np.mean(scores) >= 0.75, scores

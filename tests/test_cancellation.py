@@ -25,7 +25,9 @@ import pytest
 from gradio_client import Client
 from gradio_client.utils import Status
 
-from demos import text_to_image as t2i
+from demos.text_to_image import generate as t2i_generate
+from demos.text_to_image import recipe as t2i_recipe
+from demos.text_to_image import ui as t2i_ui
 from shared import compute, runtime
 
 pytestmark = pytest.mark.fast
@@ -34,7 +36,7 @@ LONG = dict(
     prompt="a large red circle at the top",
     model="shapes-t2i",
     seed=0,
-    num_inference_steps=t2i.CPU_MAX_COST // (8 * 64 * 64),  # 37: the most this CPU takes for 8 × 64²
+    num_inference_steps=t2i_recipe.CPU_MAX_COST // (8 * 64 * 64),  # 37: the most this CPU takes for 8 × 64²
     guidance_scale=4.0,
     scheduler="DPM++ 2M",
     width=64,
@@ -65,8 +67,8 @@ class UNetClock:
 @pytest.fixture(scope="module")
 def clock(launched_app):
     entry = compute.run(runtime.text_to_image, "shapes-t2i")
-    warm = t2i.check_recipe(**{**LONG, "num_inference_steps": 2}, revision=None, negative_prompt="")
-    compute.run(t2i.generate, entry, warm)  # the first run of a batch shape pays for its kernels
+    warm = t2i_recipe.check_recipe(**{**LONG, "num_inference_steps": 2}, revision=None, negative_prompt="")
+    compute.run(t2i_generate.generate, entry, warm)  # the first run of a batch shape pays for its kernels
     clock = UNetClock(entry.pipe.unet)
     yield clock
     compute.run(clock.close)  # on the worker: never while another thread runs the UNet
@@ -93,7 +95,7 @@ def _check(clock: UNetClock, cancelled: float, freed: float, how: str) -> None:
         f"(median step {statistics.median(steps):.2f} s); steps begun after: {len(late)}; "
         f"free {freed - last_end:.2f} s after the last step"
     )
-    assert all(t <= t2i.TICK_S + MARGIN_S for t in late), f"steps began {late} s after {how}"
+    assert all(t <= t2i_generate.TICK_S + MARGIN_S for t in late), f"steps began {late} s after {how}"
     assert freed - last_end <= MARGIN_S, f"the worker stayed busy {freed - last_end:.2f} s after the last step"
 
 
@@ -145,7 +147,7 @@ def test_a_client_that_disconnects_frees_the_worker_within_one_step(app_url, clo
 def test_the_generate_button_stops_within_one_step_when_its_job_is_closed(launched_app, clock):
     """generate_ui as Gradio runs it: a generator, closed at its next yield when its job is
     cancelled or its tab goes away."""
-    updates = t2i.generate_ui(
+    updates = t2i_ui.generate_ui(
         LONG["model"], LONG["prompt"], "", 0, LONG["num_inference_steps"], 4.0, "DPM++ 2M", 64, 64, 8,
         request=None, progress=lambda *a, **k: None,
     )  # fmt: skip

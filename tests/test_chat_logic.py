@@ -8,7 +8,11 @@ import time
 import pytest
 import torch
 
-from demos import chat, chat_engine
+from demos.chat import core as chat_core
+from demos.chat import engine as chat_engine
+from demos.chat import ui as chat_ui
+from demos.chat import view as chat_view
+from shared import engines as chat_engines
 from shared.loaders import load_causal_lm
 from tests.tiny_models import spec
 
@@ -31,11 +35,11 @@ def lm_stops(tiny_llama_stops_dir, tmp_path_factory):
 
 def settings(**kw):
     base = dict(temperature=0.0, top_p=1.0, top_k=0, max_new_tokens=12, repetition_penalty=1.0, seed=0)
-    return chat.validate_settings(**{**base, **kw})
+    return chat_core.validate_settings(**{**base, **kw})
 
 
 def run(lm, messages, **kw):
-    replies = list(chat.stream_reply(lm, messages, settings(**kw)))
+    replies = list(chat_engine.stream_reply(lm, messages, settings(**kw)))
     return replies[-1]
 
 
@@ -76,7 +80,7 @@ def test_numeric_strings_are_accepted():
 @pytest.mark.parametrize("message", ["", "   \n\t", "x" * 200_000, None, 42])
 def test_bad_messages(message):
     with pytest.raises(ValueError):
-        chat.validate_message(message)
+        chat_core.validate_message(message)
 
 
 @pytest.mark.parametrize(
@@ -92,7 +96,7 @@ def test_bad_messages(message):
 )
 def test_bad_histories(history, match):
     with pytest.raises(ValueError, match=match):
-        chat.normalize_history(history)
+        chat_core.normalize_history(history)
 
 
 def test_gradio_content_parts_are_read():
@@ -104,21 +108,21 @@ def test_gradio_content_parts_are_read():
             "options": None,
         }
     ]
-    assert chat.normalize_history(history) == [{"role": "user", "content": "hi there"}]
+    assert chat_core.normalize_history(history) == [{"role": "user", "content": "hi there"}]
 
 
 def test_system_prompt_goes_first():
-    messages = chat.build_messages("be brief", [{"role": "user", "content": "hi"}])
+    messages = chat_core.build_messages("be brief", [{"role": "user", "content": "hi"}])
     assert messages[0] == {"role": "system", "content": "be brief"}
 
 
 def test_prompt_shows_special_tokens(lm):
-    prompt = chat.render_prompt(lm.tokenizer, chat.build_messages("be brief", USER))
+    prompt = chat_engine.render_prompt(lm.tokenizer, chat_core.build_messages("be brief", USER))
     assert prompt.startswith("<|im_start|>system\nbe brief<|im_end|>") and prompt.endswith("<|im_start|>assistant\n")
 
 
 def test_stream_runs_to_max_new_tokens_and_reports(lm):
-    replies = list(chat.stream_reply(lm, USER, settings(max_new_tokens=12)))
+    replies = list(chat_engine.stream_reply(lm, USER, settings(max_new_tokens=12)))
     assert len(replies) >= 2 and replies[-1].stats is not None
     assert all(r.stats is None for r in replies[:-1])
     stats = replies[-1].stats
@@ -172,19 +176,21 @@ def test_long_history_drops_oldest_turns_with_a_notice(lm_stops):
             {"role": "user", "content": f"what is the capital of france {i}"},
             {"role": "assistant", "content": "paris is the capital"},
         ]
-    messages = chat.build_messages("be brief", history + USER)
-    kept, ids, dropped = chat.fit_to_context(lm_stops.tokenizer, messages, window=64, max_new_tokens=8)
+    messages = chat_core.build_messages("be brief", history + USER)
+    kept, ids, dropped = chat_engine.fit_to_context(lm_stops.tokenizer, messages, window=64, max_new_tokens=8)
     assert dropped > 0 and len(ids) <= 56
     assert kept[0]["role"] == "system" and kept[-1] == USER[-1] and kept[1]["role"] == "user"
     final = run(lm_stops, messages, max_new_tokens=8)
     assert final.stats.dropped_messages == dropped
-    assert "oldest" in chat.stats_markdown(final.stats)
+    assert "oldest" in chat_view.stats_markdown(final.stats)
 
 
 def test_message_that_cannot_fit_is_refused(lm_stops):
     words = " ".join(["paris"] * 200)
     with pytest.raises(ValueError, match="window"):
-        chat.fit_to_context(lm_stops.tokenizer, [{"role": "user", "content": words}], window=64, max_new_tokens=8)
+        chat_engine.fit_to_context(
+            lm_stops.tokenizer, [{"role": "user", "content": words}], window=64, max_new_tokens=8
+        )
 
 
 def _generation_threads():
@@ -193,7 +199,7 @@ def _generation_threads():
 
 def test_stop_ends_the_generation_thread(lm):
     stop = threading.Event()
-    stream = chat.stream_reply(lm, USER, settings(max_new_tokens=200), stop)
+    stream = chat_engine.stream_reply(lm, USER, settings(max_new_tokens=200), stop)
     next(stream)
     stop.set()
     replies = list(stream)
@@ -205,7 +211,7 @@ def test_stop_ends_the_generation_thread(lm):
 
 
 def test_closing_the_stream_ends_the_thread(lm):
-    stream = chat.stream_reply(lm, USER, settings(max_new_tokens=200))
+    stream = chat_engine.stream_reply(lm, USER, settings(max_new_tokens=200))
     next(stream)
     stream.close()  # what Gradio does when a client disconnects or cancels
     deadline = time.time() + 2
@@ -215,7 +221,7 @@ def test_closing_the_stream_ends_the_thread(lm):
 
 
 def test_error_in_generation_thread_reaches_the_caller(lm):
-    class Broken(chat.ProbabilityRecorder):
+    class Broken(chat_engine.ProbabilityRecorder):
         def __call__(self, input_ids, scores):
             raise RuntimeError("kaboom")
 
@@ -224,7 +230,7 @@ def test_error_in_generation_thread_reaches_the_caller(lm):
     try:
         start = time.time()
         with pytest.raises(RuntimeError, match="kaboom"):
-            list(chat.stream_reply(lm, USER, settings()))
+            list(chat_engine.stream_reply(lm, USER, settings()))
         assert time.time() - start < 5
     finally:
         chat_engine.ProbabilityRecorder = original
@@ -232,19 +238,19 @@ def test_error_in_generation_thread_reaches_the_caller(lm):
 
 def test_views_and_exports(lm):
     final = run(lm, USER, max_new_tokens=5)
-    html = chat.token_view_html(final.tokens)
+    html = chat_view.token_view_html(final.tokens)
     assert html.count('class="tok"') == 5 and "p=" in html
-    assert len(chat.token_table(final.tokens)) == 5
+    assert len(chat_view.token_table(final.tokens)) == 5
     messages = USER + [{"role": "assistant", "content": final.text}]
-    assert json.loads(chat.to_json(messages, "m"))["messages"] == messages
-    assert "**Assistant:**" in chat.to_markdown(messages)
-    gauge = chat.context_gauge_html(50, 100)
+    assert json.loads(chat_view.to_json(messages, "m"))["messages"] == messages
+    assert "**Assistant:**" in chat_view.to_markdown(messages)
+    gauge = chat_view.context_gauge_html(50, 100)
     assert "50 / 100" in gauge and "50%" in gauge
 
 
 def test_updates_are_coalesced_but_nothing_is_lost(lm):
-    every = list(chat.stream_reply(lm, USER, settings(max_new_tokens=150)))
-    coalesced = list(chat.stream_reply(lm, USER, settings(max_new_tokens=150), interval=10.0))
+    every = list(chat_engine.stream_reply(lm, USER, settings(max_new_tokens=150)))
+    coalesced = list(chat_engine.stream_reply(lm, USER, settings(max_new_tokens=150), interval=10.0))
     assert len(every) > 20 and len(coalesced) <= 3
     assert coalesced[-1].text == every[-1].text and coalesced[-1].stats.completion_tokens == 150
 
@@ -261,23 +267,23 @@ def test_edit_keeps_history_up_to_the_edited_message():
     import gradio as gr
 
     data = gr.EditData(None, {"index": 2, "value": "how are you ?", "previous_value": HISTORY[2]["content"]})
-    assert chat.edit(HISTORY, data, gr.Request(session_hash="edit"))[0] == [
+    assert chat_ui.edit(HISTORY, data, gr.Request(session_hash="edit"))[0] == [
         *HISTORY[:2],
         {"role": "user", "content": "how are you ?"},
     ]
-    chat._turns.end(gr.Request(session_hash="edit"))
+    chat_ui._turns.end(gr.Request(session_hash="edit"))
     with pytest.raises(gr.Error, match="empty"):
-        chat.edit(HISTORY, gr.EditData(None, {"index": 0, "value": "  ", "previous_value": "hi"}))
+        chat_ui.edit(HISTORY, gr.EditData(None, {"index": 0, "value": "  ", "previous_value": "hi"}))
 
 
 def test_regenerate_and_undo():
     import gradio as gr
 
     request = gr.Request(session_hash="regenerate")
-    assert chat.last_user_turn(HISTORY, request)[0] == HISTORY[:3]
-    chat._turns.end(request)
-    assert chat.undo(HISTORY)[:2] == (HISTORY[:2], HISTORY[2]["content"])
-    assert chat.undo([])[:2] == ([], "")
+    assert chat_ui.last_user_turn(HISTORY, request)[0] == HISTORY[:3]
+    chat_ui._turns.end(request)
+    assert chat_ui.undo(HISTORY)[:2] == (HISTORY[:2], HISTORY[2]["content"])
+    assert chat_ui.undo([])[:2] == ([], "")
 
 
 # --- inputs that are valid and used to fail; what one request may cost ---------------------------
@@ -290,10 +296,10 @@ def test_temperatures_too_small_to_sample_with_are_greedy(lm, temperature):
     greedy = run(lm, USER, temperature=0.0)
     tiny = run(lm, USER, temperature=temperature, top_k=50, top_p=0.9)
     assert tiny.text == greedy.text and tiny.stats.greedy and greedy.stats.greedy
-    assert "greedy" in chat.stats_markdown(tiny.stats) and "seed" not in chat.stats_markdown(tiny.stats)
-    sampled = run(lm, USER, temperature=chat.MIN_TEMPERATURE)
-    assert not sampled.stats.greedy and "sampled, seed 0" in chat.stats_markdown(sampled.stats)
-    assert "0.001" in chat.SLIDERS["temperature"][4]
+    assert "greedy" in chat_view.stats_markdown(tiny.stats) and "seed" not in chat_view.stats_markdown(tiny.stats)
+    sampled = run(lm, USER, temperature=chat_engines.MIN_TEMPERATURE)
+    assert not sampled.stats.greedy and "sampled, seed 0" in chat_view.stats_markdown(sampled.stats)
+    assert "0.001" in chat_core.SLIDERS["temperature"][4]
 
 
 def test_a_reply_stops_at_the_time_limit(lm, monkeypatch):
@@ -313,18 +319,18 @@ def test_lone_surrogates_get_a_clear_message_on_every_path(text):
 
     history = [{"role": "user", "content": [{"type": "text", "text": text}]}]
     with pytest.raises(ValueError, match="lone surrogate"):
-        chat.validate_message(text)
+        chat_core.validate_message(text)
     with pytest.raises(ValueError, match="history message 0 contains an invalid character"):
-        chat.normalize_history(history)
+        chat_core.normalize_history(history)
     with pytest.raises(ValueError, match="system prompt contains an invalid character"):
-        chat.build_messages(text, USER)
+        chat_core.build_messages(text, USER)
     for handler in (
-        lambda: chat.add_user_message(text, []),
-        lambda: chat.edit(HISTORY, gr.EditData(None, {"index": 0, "value": text, "previous_value": "hi"})),
-        lambda: chat.export(history, "tiny"),
-        lambda: chat.export(USER, text),
-        lambda: chat.conversation_as_seen("tiny", history, ""),
-        lambda: chat.conversation_as_seen("tiny", USER, text),
+        lambda: chat_ui.add_user_message(text, []),
+        lambda: chat_ui.edit(HISTORY, gr.EditData(None, {"index": 0, "value": text, "previous_value": "hi"})),
+        lambda: chat_ui.export(history, "tiny"),
+        lambda: chat_ui.export(USER, text),
+        lambda: chat_ui.conversation_as_seen("tiny", history, ""),
+        lambda: chat_ui.conversation_as_seen("tiny", USER, text),
     ):
         with pytest.raises(gr.Error, match="lone surrogate"):
             handler()
@@ -332,33 +338,35 @@ def test_lone_surrogates_get_a_clear_message_on_every_path(text):
 
 def test_a_history_of_exactly_the_limit_is_accepted_with_the_new_message():
     history = [
-        {"role": "user" if i % 2 == 0 else "assistant", "content": "hi"} for i in range(chat.MAX_HISTORY_MESSAGES)
+        {"role": "user" if i % 2 == 0 else "assistant", "content": "hi"} for i in range(chat_core.MAX_HISTORY_MESSAGES)
     ]
-    assert len(chat.normalize_history(history)) == 500
+    assert len(chat_core.normalize_history(history)) == 500
     with pytest.raises(ValueError, match="501 messages; the limit is 500"):
-        chat.normalize_history([*history, USER[0]])
+        chat_core.normalize_history([*history, USER[0]])
 
 
 def test_a_history_over_the_character_cap_is_refused_with_a_clear_message():
-    history = [{"role": "user", "content": "x" * chat.MAX_MESSAGE_CHARS}] * (chat.MAX_HISTORY_CHARS // 20_000 + 1)
+    history = [{"role": "user", "content": "x" * chat_core.MAX_MESSAGE_CHARS}] * (
+        chat_core.MAX_HISTORY_CHARS // 20_000 + 1
+    )
     with pytest.raises(
         ValueError, match="more than 1,000,000 characters .by message 50.; .* send only the recent part"
     ):
-        chat.normalize_history(history)
+        chat_core.normalize_history(history)
 
 
 def test_the_page_sends_only_the_newest_part_of_a_long_conversation():
     """The page keeps every message; a request carries the newest MAX_HISTORY_MESSAGES (+ the new
     one) within MAX_HISTORY_CHARS, starting on a user turn, so a long chat never gets refused."""
     turns = [{"role": ("user", "assistant")[i % 2], "content": [{"type": "text", "text": f"m{i}"}]} for i in range(700)]
-    carried, left_out = chat.recent([*turns, USER[0]])
+    carried, left_out = chat_core.recent([*turns, USER[0]])
     assert len(carried) == 501 and left_out == 200 and carried[0]["role"] == "user" and carried[-1] == USER[0]
-    assert len(chat.normalize_history(carried, max_messages=501))
+    assert len(chat_core.normalize_history(carried, max_messages=501))
     long = [{"role": ("user", "assistant")[i % 2], "content": "y" * 20_000} for i in range(120)]
-    carried, left_out = chat.recent(long)
-    assert sum(len(m["content"]) for m in carried) <= chat.MAX_HISTORY_CHARS + chat.MAX_MESSAGE_CHARS
+    carried, left_out = chat_core.recent(long)
+    assert sum(len(m["content"]) for m in carried) <= chat_core.MAX_HISTORY_CHARS + chat_core.MAX_MESSAGE_CHARS
     assert left_out == 120 - len(carried) and carried[0]["role"] == "user" and left_out > 0
-    assert chat.recent([]) == ([], 0) and chat.recent(USER) == (USER, 0)
+    assert chat_core.recent([]) == ([], 0) and chat_core.recent(USER) == (USER, 0)
 
 
 def test_a_huge_history_costs_what_the_window_holds(lm_stops):
@@ -368,12 +376,12 @@ def test_a_huge_history_costs_what_the_window_holds(lm_stops):
     words = ("the cat sat on the mat . " * 1000)[:20_000]
     history = [{"role": ("user", "assistant")[i % 2], "content": words} for i in range(499)] + USER
     start = time.perf_counter()
-    kept, ids, dropped = chat.fit_to_context(lm_stops.tokenizer, history, window=64, max_new_tokens=8)
+    kept, ids, dropped = chat_engine.fit_to_context(lm_stops.tokenizer, history, window=64, max_new_tokens=8)
     assert time.perf_counter() - start < 1.5
     assert kept == USER and dropped == 499 and len(ids) <= 56
 
     short = [{"role": ("user", "assistant")[i % 2], "content": f"what is the capital of france {i}"} for i in range(41)]
-    kept, ids, dropped = chat.fit_to_context(lm_stops.tokenizer, short, window=64, max_new_tokens=8)
+    kept, ids, dropped = chat_engine.fit_to_context(lm_stops.tokenizer, short, window=64, max_new_tokens=8)
     reference = short
     while len(chat_engine._encode(lm_stops.tokenizer, reference)) > 56:
         reference = reference[1:]
@@ -392,16 +400,16 @@ def test_exports_go_to_the_swept_scratch_folder(monkeypatch):
 
     messages = [*USER, {"role": "assistant", "content": "fine " * 2000}]
     before = set(exports())
-    returned = chat.export(messages, "tiny").value
+    returned = chat_ui.export(messages, "tiny").value
     written = [p for p in exports() if p not in before]
     assert [p.name for p in written] == ["conversation.json", "conversation.md"]
     assert [f["orig_name"] for f in returned] == ["conversation.json", "conversation.md"]
     assert json.loads(written[0].read_text())["messages"] == messages
     monkeypatch.setattr(scratch, "MAX_BYTES", 1)  # every older export is over the budget now
-    chat.export(messages, "tiny")
+    chat_ui.export(messages, "tiny")
     assert not any(p.exists() for p in written) and len(exports()) == 2
     too_big = [{"role": "user", "content": "x" * 20_000}] * 500  # the 40 MB export of the issue
     with pytest.raises(Exception, match="more than 1,000,000 characters"):
-        chat.export(too_big, "tiny")
+        chat_ui.export(too_big, "tiny")
     with pytest.raises(Exception, match="model must be text"):
-        chat.export(messages, 42)
+        chat_ui.export(messages, 42)

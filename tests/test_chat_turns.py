@@ -14,7 +14,9 @@ import gradio as gr
 import pytest
 from gradio_client.exceptions import AppError
 
-from demos import chat, chat_modes
+from demos.chat import modes as chat_modes
+from demos.chat import ui as chat_ui
+from demos.chat import view as chat_view
 from shared import compute
 from tests.conftest import GOOD
 
@@ -26,7 +28,7 @@ SETTINGS = ("", 0.0, 1.0, 0, 8, 1.0, 0)  # system prompt, temperature … seed: 
 
 
 def final(model, history, *settings, mode="direct", sent_at=None, session="turns"):
-    *_, last = chat.respond(
+    *_, last = chat_ui.respond(
         model, history, *(settings or SETTINGS), mode, sent_at, request=gr.Request(session_hash=session)
     )
     return last
@@ -40,20 +42,20 @@ def test_a_message_sent_while_a_reply_is_written_stays_in_the_box(launched_app):
     """Send during a reply is refused with a message (the page keeps the text in the box: the event
     fails, so neither the box nor the conversation changes); once the reply ends it goes through."""
     request = gr.Request(session_hash="busy")
-    history, box, send, stop, _files, sent_at = chat.add_user_message("first", [], request)
+    history, box, send, stop, _files, sent_at = chat_ui.add_user_message("first", [], request)
     assert box == "" and history == [user("first")] and send.interactive is False and stop.interactive is True
     with pytest.raises(gr.Error, match="still being written. Your message stays in the box") as refused:
-        chat.add_user_message("second", history, request)
+        chat_ui.add_user_message("second", history, request)
     assert refused.value.title == "Still replying"
-    for blocked in (lambda: chat.undo(history, request), lambda: chat.clear(request)):
+    for blocked in (lambda: chat_ui.undo(history, request), lambda: chat_ui.clear(request)):
         with pytest.raises(gr.Error, match="press Stop first"):
             blocked()
     reply = final("tiny-chat", history, sent_at=sent_at, session="busy")
-    assert reply[0][-1]["role"] == "assistant" and not chat.is_failure_note(reply[0][-1])
-    send, stop = chat.reply_done(request)
+    assert reply[0][-1]["role"] == "assistant" and not chat_view.is_failure_note(reply[0][-1])
+    send, stop = chat_ui.reply_done(request)
     assert send.interactive is True and stop.interactive is False
-    assert chat.add_user_message("second", reply[0], request)[0][-1] == user("second")
-    chat.reply_done(request)
+    assert chat_ui.add_user_message("second", reply[0], request)[0][-1] == user("second")
+    chat_ui.reply_done(request)
 
 
 def test_a_failed_reply_leaves_a_note_and_the_next_message_is_answered_alone(launched_app):
@@ -62,46 +64,50 @@ def test_a_failed_reply_leaves_a_note_and_the_next_message_is_answered_alone(lau
     history = [user("hello how are you ?")]
     failed = final("tiny-chat", history, "", 0.0, 1.0, 0, 8, 1.0, -7)
     conversation, stats = failed[0], failed[1]
-    assert conversation[:-1] == history and chat.is_failure_note(conversation[-1])
+    assert conversation[:-1] == history and chat_view.is_failure_note(conversation[-1])
     assert "seed" in conversation[-1]["content"] and stats.startswith("⚠️ **No reply:**") and "seed" in stats
     again = [*conversation, user("what is the capital of france ?")]
     answered = final("tiny-chat", again)
     prompt = answered[5]
     assert "what is the capital of france ?" in prompt and "hello how are you ?" not in prompt
     assert answered[0][:-1] == again and answered[0][-1]["role"] == "assistant"  # the page keeps everything
-    assert chat.answered_turns(answered[0]) == [again[-1], answered[0][-1]]
+    assert chat_view.answered_turns(answered[0]) == [again[-1], answered[0][-1]]
 
 
 def test_regenerate_after_a_failure_retries_the_same_message(launched_app):
     history = [user("hello how are you ?")]
     failed = final("tiny-chat", history, "", 0.0, 1.0, 0, 8, 1.0, -7)[0]
     request = gr.Request(session_hash="retry")
-    retried = chat.last_user_turn(failed, request)[0]
+    retried = chat_ui.last_user_turn(failed, request)[0]
     assert retried == history
     assert final("tiny-chat", retried, session="retry")[0][-1]["role"] == "assistant"
-    chat.reply_done(request)
+    chat_ui.reply_done(request)
 
 
 def test_stop_before_the_reply_started_ends_it_at_once(launched_app):
     request = gr.Request(session_hash="early-stop")
-    history, *_ = chat.add_user_message("hello", [], request)
-    chat.stop_generation(request)
+    history, *_ = chat_ui.add_user_message("hello", [], request)
+    chat_ui.stop_generation(request)
     stopped = final("tiny-chat", history, session="early-stop")
-    assert chat.is_failure_note(stopped[0][-1]) and "Stopped before the reply started" in stopped[1]
-    chat.reply_done(request)
+    assert chat_view.is_failure_note(stopped[0][-1]) and "Stopped before the reply started" in stopped[1]
+    chat_ui.reply_done(request)
 
 
 def test_undo_clears_the_panels_that_described_the_undone_reply(launched_app):
     reply = final("tiny-chat", [user("hello how are you ?")])
     assert "tokens/s" in reply[1] and reply[5]
-    conversation, box, stats, gauge, token_html, tokens, prompt, passages, files = chat.undo(reply[0])
+    conversation, box, stats, gauge, token_html, tokens, prompt, passages, files = chat_ui.undo(reply[0])
     assert conversation == [] and box == "hello how are you ?"
-    assert stats == chat.STATS_PLACEHOLDER and "nothing yet" in gauge and token_html == chat.TOKEN_VIEW_PLACEHOLDER
+    assert (
+        stats == chat_view.STATS_PLACEHOLDER
+        and "nothing yet" in gauge
+        and token_html == chat_view.TOKEN_VIEW_PLACEHOLDER
+    )
     assert tokens is None and prompt == "" and passages == "" and files.visible is False
 
 
 def test_the_context_gauge_says_nothing_yet_before_a_reply():
-    gauge = chat.context_gauge_html(0, 0)
+    gauge = chat_view.context_gauge_html(0, 0)
     assert "nothing yet" in gauge and "/ 1 " not in gauge and "0 / 1" not in gauge
 
 
@@ -109,7 +115,7 @@ def test_an_export_says_how_the_conversation_was_made(launched_app):
     settings = ("Be brief.", 0.7, 0.9, 40, 8, 1.1, -1)
     reply = final("tiny-chat", [user("hello how are you ?")], *settings)
     meta = reply[7]
-    files = chat.export(reply[0], "tiny-chat", "Be brief.", "direct", meta).value
+    files = chat_ui.export(reply[0], "tiny-chat", "Be brief.", "direct", meta).value
     exported = json.loads(open(files[0]["path"], encoding="utf-8").read())
     assert exported["model"] == "tiny-chat" and exported["revision"] == "0" * 40
     assert exported["system_prompt"] == "Be brief." and exported["mode"] == "direct"
@@ -178,17 +184,17 @@ def test_the_graded_set_is_graded_by_terms_the_question_does_not_contain():
 
 
 def test_answered_turns_never_gives_two_user_turns_in_a_row():
-    note = chat.failure_note("boom")
+    note = chat_view.failure_note("boom")
     history = [user("a"), note, user("b"), user("c"), {"role": "assistant", "content": "ok"}, user("d")]
-    assert chat.answered_turns(history) == [user("c"), {"role": "assistant", "content": "ok"}, user("d")]
-    assert chat.answered_turns([]) == [] and chat.answered_turns([user("x")]) == [user("x")]
+    assert chat_view.answered_turns(history) == [user("c"), {"role": "assistant", "content": "ok"}, user("d")]
+    assert chat_view.answered_turns([]) == [] and chat_view.answered_turns([user("x")]) == [user("x")]
 
 
 # --- pickers and the interactive lane -------------------------------------------------------------
 
 
 def test_pickers_list_bundled_models_first_and_mark_offline_hub_models(launched_app):
-    from demos import _glue
+    from demos import glue as _glue
 
     for tasks in (("chat",), ("attention", "chat"), ("text-to-image",)):
         choices = _glue.model_choices(*tasks)
@@ -259,8 +265,8 @@ def test_a_running_long_job_runs_waiting_interactive_work_between_its_steps(laun
 def test_a_typed_number_a_slider_cannot_take_is_set_to_the_nearest_with_a_warning():
     temperature = gr.Slider(0, 2, elem_id="chat-temperature", render=False)
     with pytest.warns(UserWarning, match="temperature: 5 is above the maximum, 2; set to 2."):
-        assert chat.fit_slider(gr.EventData(temperature, 5)) == [2, gr.skip(), gr.skip(), gr.skip(), gr.skip()]
+        assert chat_ui.fit_slider(gr.EventData(temperature, 5)) == [2, gr.skip(), gr.skip(), gr.skip(), gr.skip()]
     top_k = gr.Slider(0, 200, elem_id="chat-top_k", render=False)
     with pytest.warns(UserWarning, match="top_k: 2.5 is not a whole number; set to 3."):
-        assert chat.fit_slider(gr.EventData(top_k, 2.5))[2] == 3
-    assert chat.fit_slider(gr.EventData(temperature, 0.33)) == [gr.skip()] * 5  # any number in range stands
+        assert chat_ui.fit_slider(gr.EventData(top_k, 2.5))[2] == 3
+    assert chat_ui.fit_slider(gr.EventData(temperature, 0.33)) == [gr.skip()] * 5  # any number in range stands

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from demos import text_to_image_clip as panel
+from demos.text_to_image import clip_panel as panel
 from shared import catalog, runtime
 from shared.loaders import load_clip
 from tests.conftest import test_settings

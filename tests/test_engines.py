@@ -19,8 +19,12 @@ import gradio as gr
 import httpx
 import pytest
 
-from demos import chat
-from demos.chat_engine import stream_from_server
+from demos import glue as chat_glue
+from demos.chat import core as chat_core
+from demos.chat import engine as chat_engine
+from demos.chat import ui as chat_ui
+from demos.chat import view as chat_view
+from demos.chat.engine import stream_from_server
 from shared import catalog, engines, llama_server, loaders, runtime
 from tests.conftest import free_port, test_settings
 from tests.engine_faults import FaultProxy
@@ -30,7 +34,7 @@ pytestmark = pytest.mark.full
 ROOT = Path(__file__).resolve().parent.parent
 LLAMA = "smollm2-135m-instruct-llama.cpp"
 SERVER = "smollm2@server"  # the operator's "OpenAI-compatible server": llama.cpp behind the fault proxy
-FAST = chat.GenerationSettings(temperature=0.0, max_new_tokens=12, seed=1, repetition_penalty=1.0)  # greedy, short
+FAST = chat_core.GenerationSettings(temperature=0.0, max_new_tokens=12, seed=1, repetition_penalty=1.0)  # greedy, short
 
 
 def binary() -> Path:
@@ -90,7 +94,7 @@ def last(replies):
 
 def respond(model, history, *, seed=1, max_new_tokens=12, temperature=0.0, top_k=0, penalty=1.0, session="e"):
     """The page's handler, to the end: (conversation, stats, gauge, token html, tokens, prompt, passages, meta)."""
-    outputs = chat.respond(
+    outputs = chat_ui.respond(
         model, history, "", temperature, 1.0, top_k, max_new_tokens, penalty, seed,
         request=gr.Request(session_hash=session),
     )  # fmt: skip
@@ -131,19 +135,19 @@ def test_llama_cpp_renders_the_same_prompt_as_transformers(server):
         {"role": "user", "content": "Name a colour."},
     ]
     served = engines.ServerTokenizer(server.endpoint)
-    assert served.apply_chat_template(conversation) == chat.render_prompt(tokenizer, conversation)
+    assert served.apply_chat_template(conversation) == chat_engine.render_prompt(tokenizer, conversation)
     assert served.encode("Name a colour.") == tokenizer.encode("Name a colour.", add_special_tokens=False)
 
 
 def test_the_seed_repeats_a_sampled_reply_and_top_k_1_is_greedy(server):
     def reply(**fields):
-        settings = chat.GenerationSettings(**{"max_new_tokens": 16, "temperature": 1.5, **fields})
+        settings = chat_core.GenerationSettings(**{"max_new_tokens": 16, "temperature": 1.5, **fields})
         return last(stream_from_server(server.endpoint, messages("Tell me a story."), settings, threading.Event()))
 
     first, again, other = reply(seed=7), reply(seed=7), reply(seed=8)
     assert first.text == again.text and first.stats.seed == 7
     assert other.text != first.text
-    greedy = last(stream_from_server(server.endpoint, messages("Tell me a story."), chat.GenerationSettings(
+    greedy = last(stream_from_server(server.endpoint, messages("Tell me a story."), chat_core.GenerationSettings(
         temperature=0.0, max_new_tokens=16, repetition_penalty=1.0), threading.Event()))  # fmt: skip
     assert reply(seed=9, top_k=1, repetition_penalty=1.0).text == greedy.text  # top-k reached the server
 
@@ -152,7 +156,7 @@ def test_the_repetition_penalty_reaches_the_server(server):
     ask = messages("Repeat the word 'yes' twenty times.")
 
     def reply(penalty):
-        settings = chat.GenerationSettings(temperature=0.0, max_new_tokens=24, repetition_penalty=penalty)
+        settings = chat_core.GenerationSettings(temperature=0.0, max_new_tokens=24, repetition_penalty=penalty)
         return last(stream_from_server(server.endpoint, ask, settings, threading.Event()))
 
     plain, penalised = reply(1.1), reply(2.0)
@@ -168,7 +172,7 @@ def _busy(endpoint) -> bool:
 @pytest.mark.parametrize("how", ["stop", "consumer leaves"])
 def test_stop_closes_the_stream_and_the_server_stops_generating(server, how):
     stop = threading.Event()
-    long = chat.GenerationSettings(temperature=1.0, max_new_tokens=2000, seed=3, repetition_penalty=1.0)
+    long = chat_core.GenerationSettings(temperature=1.0, max_new_tokens=2000, seed=3, repetition_penalty=1.0)
     stream = stream_from_server(server.endpoint, messages("Write a very long essay about rivers."), long, stop)
     seen = 0
     for reply in stream:
@@ -276,10 +280,10 @@ def test_the_managed_server_started_on_a_thread_that_ends_keeps_serving():
 
 
 def test_auto_picks_llama_cpp_when_it_is_built_and_lists_it_first(engine_app):
-    assert runtime.get().chat_engine == "llama.cpp" and chat.default_model("chat") == LLAMA
-    keys = [key for _, key in chat.model_choices("chat")]
+    assert runtime.get().chat_engine == "llama.cpp" and chat_glue.default_model("chat") == LLAMA
+    keys = [key for _, key in chat_glue.model_choices("chat")]
     assert keys.index(LLAMA) < keys.index("smollm2-135m-instruct-hub") and SERVER in keys
-    attention = [key for _, key in chat.model_choices("attention", "chat")]  # it reads weights: no servers there
+    attention = [key for _, key in chat_glue.model_choices("attention", "chat")]  # it reads weights: no servers there
     assert LLAMA not in attention and SERVER not in attention and "smollm2-135m-instruct" in attention
 
 
@@ -288,7 +292,9 @@ def test_without_the_binary_auto_stays_on_transformers_and_says_how_to_build(tmp
     saved = runtime.get()
     try:
         runtime.configure(settings)
-        assert runtime.get().chat_engine == "transformers" and chat.default_model("chat") == "smollm2-135m-instruct"
+        assert (
+            runtime.get().chat_engine == "transformers" and chat_glue.default_model("chat") == "smollm2-135m-instruct"
+        )
         assert "make llama-server" in runtime.unavailable(catalog.CATALOG[LLAMA])
     finally:
         runtime.configure(saved.settings)
@@ -309,17 +315,17 @@ def test_the_page_fills_every_panel_on_a_server_engine(engine_app, proxy, model)
 def test_regenerate_edit_and_undo_work_on_llama_cpp(engine_app):
     history = [{"role": "user", "content": "Say hi."}]
     first = respond(LLAMA, history)[0]
-    regenerated = respond(LLAMA, chat.last_user_turn(first, gr.Request(session_hash="e"))[0])[0]
+    regenerated = respond(LLAMA, chat_ui.last_user_turn(first, gr.Request(session_hash="e"))[0])[0]
     assert regenerated[-1]["content"] == first[-1]["content"]  # greedy, same seed: the same reply again
-    chat.reply_done(gr.Request(session_hash="e"))
-    edited = chat.edit(
+    chat_ui.reply_done(gr.Request(session_hash="e"))
+    edited = chat_ui.edit(
         first,
         gr.EditData(None, {"index": 0, "value": "Say bye.", "previous_value": "Say hi."}),
         gr.Request(session_hash="e"),
     )[0]
     assert edited == [{"role": "user", "content": "Say bye."}]
-    chat.reply_done(gr.Request(session_hash="e"))
-    history, box, *_ = chat.undo(respond(LLAMA, edited)[0], gr.Request(session_hash="e"))
+    chat_ui.reply_done(gr.Request(session_hash="e"))
+    history, box, *_ = chat_ui.undo(respond(LLAMA, edited)[0], gr.Request(session_hash="e"))
     assert history == [] and box == "Say bye."
 
 
@@ -378,17 +384,17 @@ def test_a_fault_gives_a_clear_message_and_the_next_request_works(engine_app, pr
     finally:
         proxy.fault = "none"
     assert time.monotonic() - began < 10
-    assert conversation[:3] == history and chat.is_failure_note(conversation[-1])
+    assert conversation[:3] == history and chat_view.is_failure_note(conversation[-1])
     assert FAULT_MESSAGES[fault] in stats and "No reply" in stats
     monkeypatch.undo()
     again = respond(SERVER, conversation, max_new_tokens=8)[0]
-    assert again[-1]["role"] == "assistant" and not chat.is_failure_note(again[-1])
+    assert again[-1]["role"] == "assistant" and not chat_view.is_failure_note(again[-1])
 
 
 def test_a_server_unreachable_at_start_and_mid_conversation_is_reported_then_works_again(engine_app, proxy):
     history = [{"role": "user", "content": "Hello"}]
     first = respond(SERVER, history)[0]
-    assert not chat.is_failure_note(first[-1])
+    assert not chat_view.is_failure_note(first[-1])
     port = proxy.port
     proxy.close()  # the server goes away mid-conversation
     began = time.monotonic()
@@ -401,7 +407,7 @@ def test_a_server_unreachable_at_start_and_mid_conversation_is_reported_then_wor
     back = FaultProxy(proxy.upstream, port=port)  # it comes back on the same address
     try:
         again = respond(SERVER, conversation)[0]
-        assert again[-1]["role"] == "assistant" and not chat.is_failure_note(again[-1])
+        assert again[-1]["role"] == "assistant" and not chat_view.is_failure_note(again[-1])
     finally:
         back.close()
         proxy.__init__(proxy.upstream, port=port)  # the module's proxy, for later tests
@@ -411,7 +417,7 @@ def test_the_managed_server_killed_mid_reply_is_reported_and_restarted(engine_ap
     spec = catalog.CATALOG[LLAMA]
     managed = llama_server.server_for(llama_server.find_binary(), loaders.smollm2_gguf_path(), spec.key)
     runtime.endpoint(spec)
-    outputs = chat.respond(LLAMA, [{"role": "user", "content": "Write a long essay about the sea."}], "",
+    outputs = chat_ui.respond(LLAMA, [{"role": "user", "content": "Write a long essay about the sea."}], "",
                            1.0, 1.0, 0, 2000, 1.0, 5, request=gr.Request(session_hash="k"))  # fmt: skip
     for update in outputs:
         if update[0][-1]["role"] == "assistant" and len(update[0][-1]["content"]) > 20:
@@ -420,10 +426,10 @@ def test_the_managed_server_killed_mid_reply_is_reported_and_restarted(engine_ap
     managed.proc.kill()
     conversation, stats, *_ = last(outputs)
     assert time.monotonic() - began < 10
-    assert chat.is_failure_note(conversation[-1]) and ("can't be reached" in stats or "closed the stream" in stats
+    assert chat_view.is_failure_note(conversation[-1]) and ("can't be reached" in stats or "closed the stream" in stats
                                                         or "can't read" in stats), stats  # fmt: skip
     again = respond(LLAMA, [{"role": "user", "content": "Hello"}])[0]
-    assert again[-1]["role"] == "assistant" and not chat.is_failure_note(again[-1]) and managed.restarts >= 1
+    assert again[-1]["role"] == "assistant" and not chat_view.is_failure_note(again[-1]) and managed.restarts >= 1
 
 
 def test_a_server_that_stopped_listening_but_is_not_reaped_yet_is_restarted():
@@ -464,7 +470,7 @@ def test_the_makefile_builds_the_pinned_source_the_app_looks_for():
     ],
 )
 def test_each_server_gets_our_settings_in_its_own_words_and_says_what_it_ignores(flavor, sent, ignored):
-    settings = chat.GenerationSettings(temperature=0.8, top_k=50, repetition_penalty=1.3, seed=4)
+    settings = chat_core.GenerationSettings(temperature=0.8, top_k=50, repetition_penalty=1.3, seed=4)
     options, notices = engines.request_options(engines.FLAVORS[flavor], settings, 4)
     assert options.get("extra_body", {}) == sent and options["seed"] == 4 and options["max_tokens"] == 512
     assert len(notices) == len(ignored) and all(any(i in n for n in notices) for i in ignored)
@@ -485,11 +491,11 @@ def test_a_server_that_does_not_render_its_template_shows_the_messages_it_was_se
 
 def test_stop_on_the_page_ends_a_llama_cpp_reply(engine_app):
     request = gr.Request(session_hash="stop-page")
-    outputs = chat.respond(LLAMA, [{"role": "user", "content": "Write a very long essay about rivers."}], "",
+    outputs = chat_ui.respond(LLAMA, [{"role": "user", "content": "Write a very long essay about rivers."}], "",
                            1.0, 1.0, 0, 2000, 1.0, 5, request=request)  # fmt: skip
     for update in outputs:
         if update[0][-1]["role"] == "assistant" and len(update[0][-1]["content"]) > 20:
-            chat.stop_generation(request)
+            chat_ui.stop_generation(request)
             break
     began = time.monotonic()
     _conversation, stats, *_ = last(outputs)

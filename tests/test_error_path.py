@@ -42,12 +42,16 @@ def ui_call(tab: str, model: str):
     """The tab's main button, as the browser calls it (the handler function itself), run to the end."""
     import gradio as gr
 
-    from demos import attention, chat, latent_sampling, text_to_image
+    from demos.attention import ui as attention
+    from demos.chat import ui as chat_ui
+    from demos.chat import view as chat_view
+    from demos.latent import sampling as latent_sampling
+    from demos.text_to_image import ui as text_to_image
 
     if tab == "chat":  # a failed reply is a note in the conversation, its reason in the stats line
         history = [{"role": "user", "content": "hello how are you ?"}]
-        *_, final = chat.respond(model, history, "", 0.0, 1.0, 0, 8, 1.0, 0, request=None)
-        if chat.is_failure_note(final[0][-1]):
+        *_, final = chat_ui.respond(model, history, "", 0.0, 1.0, 0, 8, 1.0, 0, request=None)
+        if chat_view.is_failure_note(final[0][-1]):
             raise gr.Error(final[1])
         return final
     if tab == "attention":

@@ -60,7 +60,9 @@ def test_hosted_preset_code_paths_on_a_dedicated_gpu(tiny_llama_dir, tiny_sd_dir
     """The hosted preset's paths on a dedicated GPU (Space or own machine), on tiny models: chat and
     attention models placed on cuda in the policy's dtype, a diffusion pipeline on cuda generating,
     and the bundled models in fp32; ZeroGPU off, the cache's budget from the real device."""
-    from demos import attention, chat, text_to_image
+    from demos.attention import ui as attention
+    from demos.chat import ui as chat
+    from demos.text_to_image import ui as text_to_image
     from shared import runtime
     from tests.conftest import test_settings
     from tests.tiny_models import spec as test_spec

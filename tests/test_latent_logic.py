@@ -9,8 +9,8 @@ import pytest
 import torch
 from PIL import Image
 
-from demos import latent_encoding as le
-from demos import latent_sampling as ls
+from demos.latent import encoding as le
+from demos.latent import sampling as ls
 from shared import runtime
 from shared.datasets import COLOUR_BANDS
 from shared.images import gif_bytes, grid_image
@@ -275,7 +275,7 @@ def _session(name: str):
 @pytest.fixture
 def lab_session():
     """A browser session whose lab has trained a VAE for two steps; its run and models go after."""
-    from demos import training_lab
+    from demos.latent import lab as training_lab
 
     session = _session("latent-logic-lab")
     training_lab.lab_step("vae", session)
@@ -286,7 +286,7 @@ def lab_session():
 
 def test_each_model_shows_only_its_own_scale():
     """Truncation for a GAN, temperature for a VAE: what the controls show follows the picked model."""
-    from demos import latent_picker
+    from demos.latent import picker as latent_picker
 
     assert latent_picker.kind_controls("digits-gan") == (True, False)
     assert latent_picker.kind_controls("shapes-vae") == (False, True)
@@ -305,7 +305,7 @@ def test_switching_the_model_empties_every_view_of_the_previous_one():
     handler returns None for each, after the two scale sliders."""
     import gradio as gr
 
-    from demos import latent_sampling
+    from demos.latent import ui as latent_sampling
 
     with gr.Blocks() as demo:
         ui = latent_sampling.build_ui()
@@ -320,7 +320,7 @@ def test_switching_the_model_empties_every_view_of_the_previous_one():
 
 
 def latent_picker_kind(model: str):
-    from demos import latent_picker
+    from demos.latent import picker as latent_picker
 
     return latent_picker.kind_controls(model)
 
@@ -328,7 +328,8 @@ def latent_picker_kind(model: str):
 def test_a_lab_model_is_offered_and_used_in_its_own_session_only(lab_session):
     import gradio as gr
 
-    from demos import latent_encoding, latent_picker
+    from demos.latent import encoding as latent_encoding
+    from demos.latent import picker as latent_picker
 
     other = _session("latent-logic-other")
     update, offered = latent_picker.offer_lab_models("digits-gan", [], lab_session)
@@ -349,7 +350,9 @@ def test_a_lab_model_is_offered_and_used_in_its_own_session_only(lab_session):
 
 
 def test_a_picked_lab_model_that_is_gone_gives_way_to_the_default(lab_session):
-    from demos import _glue, latent_picker, training_lab
+    from demos import glue as _glue
+    from demos.latent import lab as training_lab
+    from demos.latent import picker as latent_picker
 
     training_lab.stop_session_runs(lab_session)
     update, offered = latent_picker.offer_lab_models("lab:vae", ["vae"], lab_session)
@@ -382,7 +385,7 @@ def test_a_click_on_the_map_decodes_the_point_and_marks_it():
 def test_downloads_are_enlarged_sharp_and_named_by_model_seed_and_index():
     import zipfile
 
-    from demos import latent_downloads
+    from demos.latent import downloads as latent_downloads
 
     grid, key = ls.sample_grid("shapes-gan", 7, 3, 1.0, 1.0)
     path = latent_downloads.sample_download(key)
@@ -413,7 +416,7 @@ def test_plots_with_a_legend_have_no_fixed_height():
     """Gradio 6's plot clips a legend below a plot of fixed height (the norm plot showed one word, "path")."""
     import gradio as gr
 
-    from demos import latent_sampling
+    from demos.latent import ui as latent_sampling
 
     with gr.Blocks() as demo:
         latent_sampling.build_ui()
@@ -426,7 +429,7 @@ def test_the_sketchpad_picks_its_brush_for_the_visitor():
     "select the draw tool" prompt shows (the browser test draws without picking a tool)."""
     import gradio as gr
 
-    from demos import latent_sampling
+    from demos.latent import ui as latent_sampling
 
     with gr.Blocks() as demo:
         latent_sampling.build_ui()
@@ -440,7 +443,7 @@ def test_the_sketchpad_picks_its_brush_for_the_visitor():
 def test_a_typed_count_past_its_slider_is_set_to_the_nearest_with_a_warning():
     import gradio as gr
 
-    from demos import latent_sampling
+    from demos.latent import ui as latent_sampling
 
     count = gr.Slider(1, 64, elem_id="latent-count", render=False)
     with pytest.warns(UserWarning, match="count: 1,000 is above the maximum, 64; set to 64."):

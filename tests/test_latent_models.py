@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from demos import latent_encoding as le
-from demos import latent_sampling as ls
+from demos.latent import encoding as le
+from demos.latent import sampling as ls
 from shared import runtime
 from shared.catalog import CATALOG
 from shared.datasets import digits, factor_scores, shapes

@@ -16,7 +16,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from demos.chat import GenerationSettings
+from demos.chat.core import GenerationSettings
 from shared import engines
 
 pytestmark = pytest.mark.fast

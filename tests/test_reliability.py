@@ -102,7 +102,7 @@ def test_stop_in_one_session_does_not_stop_another(launched_app):
     """Stop flags are per session: B pressing Stop leaves A's reply running to the end."""
     import gradio as gr
 
-    from demos import chat
+    from demos.chat import ui as chat
 
     settings = dict(temperature=0.0, top_p=1.0, top_k=0, max_new_tokens=120, repetition_penalty=1.0, seed=0)
     messages = [{"role": "user", "content": "hello"}]

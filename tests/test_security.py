@@ -53,7 +53,7 @@ def test_every_event_is_queued_and_interactive_model_work_shares_one_group(launc
 
     fns = list(launched_app.fns.values())
     assert fns and all(fn.queue for fn in fns), [fn.name for fn in fns if not fn.queue]
-    from demos import text_to_image_unclip
+    from demos.text_to_image import unclip_panel as text_to_image_unclip
 
     heavy = [  # the unCLIP panel's run draws images: it is in the gpu group, with the other image jobs
         fn
@@ -114,7 +114,7 @@ def test_no_trust_remote_code_anywhere_in_product_code():
 )
 def test_uploaded_html_and_svg_are_never_rendered(http, name, data):
     """An uploaded page or SVG comes back only as a download, never as something the browser runs."""
-    from demos import latent_sampling
+    from demos.latent import sampling as latent_sampling
 
     uploaded = http.post("/gradio_api/upload", files={"files": (name, data)})
     assert uploaded.status_code == 200

@@ -21,7 +21,7 @@ import pytest
 from gradio_client import Client
 from PIL import Image
 
-from demos.text_to_image_recipe import read_recipe
+from demos.text_to_image.recipe import read_recipe
 from tests.conftest import free_port
 
 pytestmark = pytest.mark.fast

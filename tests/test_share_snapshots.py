@@ -11,8 +11,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from demos import attention_views, share_snapshots, sharing
-from demos.attention import AttentionResult
+from demos.attention import views as attention_views
+from demos.attention.core import AttentionResult
+from demos.chat import view as chat_view
+from demos.sharing import links as sharing
+from demos.sharing import snapshots as share_snapshots
 from shared.share_store import MALFORMED, ShareNotFound
 
 pytestmark = pytest.mark.fast
@@ -50,7 +53,7 @@ def test_a_chat_snapshot_keeps_markdown_but_shows_html_as_text_and_loads_no_imag
     shown = messages[0]["content"]
     assert "**bold**" in shown and "<script>" not in shown and "&lt;script&gt;" in shown
     assert "![" not in shown  # a Markdown image would make the viewer's browser fetch that address
-    assert tokens == share_snapshots.chat_view.TOKEN_VIEW_PLACEHOLDER
+    assert tokens == chat_view.TOKEN_VIEW_PLACEHOLDER
 
 
 def test_images_are_decoded_and_written_again_as_png():

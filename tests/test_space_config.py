@@ -12,7 +12,9 @@ import yaml
 from packaging.requirements import Requirement
 from packaging.version import Version
 
-from demos import attention, chat, training_lab
+from demos.attention import core as attention
+from demos.chat import core as chat
+from demos.latent import lab as training_lab
 from shared import catalog, runtime
 from shared.settings import PUBLIC_CAPS, parse_settings
 from tests.conftest import test_settings
@@ -107,9 +109,10 @@ def test_public_demo_caps_reply_length(public_demo):
 
 
 def test_public_demo_caps_image_requests(public_demo):
-    from demos import text_to_image
+    from demos.text_to_image import recipe as text_to_image_recipe
+    from demos.text_to_image import ui as text_to_image_ui
 
-    assert text_to_image.max_cost() == min(PUBLIC_CAPS["image_cost"], text_to_image.CPU_MAX_COST)
+    assert text_to_image_ui.max_cost() == min(PUBLIC_CAPS["image_cost"], text_to_image_recipe.CPU_MAX_COST)
 
 
 def test_public_demo_caps_attention_text(public_demo, tiny_llama_dir, test_catalog):

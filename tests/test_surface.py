@@ -31,7 +31,7 @@ from gradio_client.utils import Status
 from starlette.requests import Request
 
 import app as app_module
-from demos import _glue
+from demos import glue as _glue
 from shared import runtime
 from shared.settings import JOBS_PER_VISITOR_HOSTED
 from tests.conftest import GOOD, free_port, test_settings

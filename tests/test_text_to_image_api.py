@@ -16,9 +16,13 @@ from gradio_client import Client
 from gradio_client.exceptions import AppError
 from PIL import Image
 
-from demos import text_to_image as t2i
-from demos import text_to_image_steps as t2i_steps
+from demos.text_to_image import core as t2i_core
+from demos.text_to_image import generate as t2i_generate
+from demos.text_to_image import recipe as t2i_recipe
+from demos.text_to_image import steps as t2i_steps
+from demos.text_to_image import ui as t2i_ui
 from shared import compute, runtime
+from shared import images as t2i_images
 
 pytestmark = pytest.mark.fast
 
@@ -40,7 +44,7 @@ def decode(out: dict) -> np.ndarray:
 def test_text_to_image_returns_pngs_that_carry_their_recipe(client):
     out = client.predict(**GOOD, api_name="/text_to_image")
     assert decode(out).shape == (2, 32, 32, 3)  # the model's recommended size, as no size was given
-    recipe = t2i.recipe_from_png(base64.b64decode(out["images"][0]))
+    recipe = t2i_recipe.recipe_from_png(base64.b64decode(out["images"][0]))
     assert recipe.prompt == "a red circle" and recipe.seed == 5 and recipe.scheduler == "DDIM"
     assert out["recipe"]["width"] == 32 and out["notices"] == []
     again = client.predict(**GOOD, api_name="/text_to_image")
@@ -136,12 +140,12 @@ def test_the_old_names_steps_and_count_still_work_with_a_deprecation_notice(clie
 
 def test_a_consumer_that_leaves_stops_the_generation(launched_app):
     """The live stream (what the Generate button reads) sets the stop flag when its reader goes away."""
-    recipe = t2i.check_recipe(
+    recipe = t2i_recipe.check_recipe(
         model="tiny-sd", revision=None, prompt="a red circle", negative_prompt="", seed=0, num_inference_steps=150,
         guidance_scale=3.0, scheduler="DDIM", width=32, height=32, num_images_per_prompt=1,
     )  # fmt: skip
     stop = threading.Event()
-    live = t2i.stream(recipe, stop)
+    live = t2i_ui.stream(recipe, stop)
     step, _, run = next(live)
     assert run is None and step < 149
     live.close()
@@ -162,12 +166,12 @@ def test_progress_streams_while_it_works_and_predict_returns_the_result(client):
 def test_a_run_waiting_on_a_busy_worker_still_yields_so_it_can_be_cancelled(launched_app):
     """While no step comes (the worker is busy, a step is slow), the live stream still yields every
     TICK_S: only at a yield can Gradio close a cancelled job's generator."""
-    recipe = t2i.check_recipe(
+    recipe = t2i_recipe.check_recipe(
         model="tiny-sd", revision=None, prompt="a red circle", negative_prompt="", seed=0, num_inference_steps=4,
         guidance_scale=3.0, scheduler="DDIM", width=32, height=32, num_images_per_prompt=1,
     )  # fmt: skip
     busy = compute.submit(time.sleep, 1.0)
-    items = list(t2i.stream(recipe, threading.Event(), previews=False))
+    items = list(t2i_ui.stream(recipe, threading.Event(), previews=False))
     busy.result()
     ticks = [step for step, preview, run in items if step == -1 and preview is None and run is None]
     assert len(ticks) >= 3, items  # ~1 s of waiting at one tick per 0.2 s
@@ -180,25 +184,25 @@ def test_live_previews_keep_to_their_share_of_the_run_and_skip_the_last_step(lau
     """Every step is reported (the tests stream at interval 0), the last with no preview (the images
     follow at once). Previews drawn take at most PREVIEW_SHARE of the run; with a share of 1 they
     are drawn from the first step on, each that step's x̂₀."""
-    recipe = t2i.check_recipe(
+    recipe = t2i_recipe.check_recipe(
         model="tiny-sd", revision=None, prompt="a red circle", negative_prompt="", seed=0, num_inference_steps=12,
         guidance_scale=3.0, scheduler="DDIM", width=32, height=32, num_images_per_prompt=1,
     )  # fmt: skip
     entry = runtime.text_to_image("tiny-sd")
 
-    def streamed() -> tuple[list, t2i.Run, float]:
+    def streamed() -> tuple[list, t2i_core.Run, float]:
         events: queue.Queue = queue.Queue()
         start = time.perf_counter()
-        run = t2i.work_generate_live(recipe, events, threading.Event(), threading.Event(), 0.0, True)
+        run = t2i_generate.work_generate_live(recipe, events, threading.Event(), threading.Event(), 0.0, True)
         return list(iter(events.get, None)), run, time.perf_counter() - start
 
     items, run, seconds = streamed()
     assert [step for step, _ in items] == list(range(12)) and items[-1][1] is None
     drawn = [step for step, preview in items if preview is not None]
     one = min(timeit.repeat(lambda: t2i_steps.preview_of(entry.pipe, run.steps[5]), number=1, repeat=3))
-    assert len(drawn) <= t2i.PREVIEW_SHARE * seconds / one * 2  # (×2: a preview's cost varies)
+    assert len(drawn) <= t2i_generate.PREVIEW_SHARE * seconds / one * 2  # (×2: a preview's cost varies)
 
-    monkeypatch.setattr(t2i, "PREVIEW_SHARE", 1.0)
+    monkeypatch.setattr(t2i_generate, "PREVIEW_SHARE", 1.0)
     items, run, _ = streamed()
     drawn = [step for step, preview in items if preview is not None]
     assert drawn[0] == 0 and 11 not in drawn
@@ -213,13 +217,13 @@ def test_the_generate_button_leaves_only_a_key_in_the_session(launched_app, monk
     from shared.results import ResultStore
 
     def generate_once() -> str:
-        *_, final = t2i.generate_ui(
+        *_, final = t2i_ui.generate_ui(
             "tiny-sd", "a red circle", "", 0, 4, 3.0, "DDIM", 32, 32, 2, request=None, progress=lambda *a, **k: None
         )
         return final[4]
 
     first = generate_once()
-    assert isinstance(first, str) and isinstance(t2i_steps.kept_run(first), t2i.Run)
+    assert isinstance(first, str) and isinstance(t2i_steps.kept_run(first), t2i_core.Run)
     assert t2i_steps.show_step(first, 2)[4].startswith("**Step 2 of 4**")
     store = ResultStore(max_bytes=3 * t2i_steps.run_nbytes(t2i_steps.kept_run(first)))  # room for three runs
     monkeypatch.setattr(t2i_steps, "RUNS", store)
@@ -235,16 +239,16 @@ def test_a_stopped_generate_button_run_says_where_it_stopped_and_shows_what_it_m
     preview (labelled "the image it is heading for") is that step's x̂₀, the gallery the unfinished
     images, named and captioned so; the old branch comparison is emptied with the old run."""
 
-    updates = t2i.generate_ui(
+    updates = t2i_ui.generate_ui(
         "tiny-sd", "a red circle", "", 0, 150, 3.0, "DDIM", 32, 32, 2, request=None, progress=lambda *a, **k: None
     )
     for update in updates:
         if isinstance(update[1], str) and update[1].startswith("Step "):  # the first streamed step
             assert "the settings are locked until it ends" in update[1]
-            t2i.stop_generation(None)
+            t2i_ui.stop_generation(None)
             break
     *_, final = updates
-    assert len(final) == t2i.GENERATE_OUTPUTS and final[-1] == []
+    assert len(final) == t2i_ui.GENERATE_OUTPUTS and final[-1] == []
     preview, status, gallery, recipe_json, key = final[:5]
     run = t2i_steps.kept_run(key)
     assert run.stopped and 1 <= run.steps_done < 150
@@ -252,7 +256,7 @@ def test_a_stopped_generate_button_run_says_where_it_stopped_and_shows_what_it_m
     assert "Done" not in status and f"{150 / run.seconds:.1f} steps/s" not in status
     entry = compute.run(runtime.text_to_image, "tiny-sd")
     heading_for = t2i_steps.preview_of(entry.pipe, run.steps[-1])
-    assert np.array_equal(np.asarray(preview), np.asarray(t2i.enlarge(heading_for, t2i.PREVIEW_PX)))
+    assert np.array_equal(np.asarray(preview), np.asarray(t2i_images.enlarge(heading_for, t2i_steps.PREVIEW_PX)))
     assert [caption for _, caption in gallery] == ["seed 0 · unfinished", "seed 1 · unfinished"]
     names = [p.rsplit("/", 1)[-1] for p in final[9]]
     assert names[:2] == [f"a-red-circle_seed0_step{run.steps_done}of150-unfinished.png",

@@ -18,10 +18,13 @@ import pytest
 import torch
 from PIL import Image
 
-from demos import text_to_image as t2i
-from demos import text_to_image_recipe as t2i_recipe
-from demos import text_to_image_steps as t2i_steps
-from demos import text_to_image_views as views
+from demos import glue
+from demos.text_to_image import core as t2i_core
+from demos.text_to_image import generate as t2i_generate
+from demos.text_to_image import recipe as t2i_recipe
+from demos.text_to_image import steps as t2i_steps
+from demos.text_to_image import ui as t2i_ui
+from demos.text_to_image import views as t2i_views
 from shared import scratch
 from shared.diffusion import SCHEDULERS
 from shared.images import enlarge
@@ -44,7 +47,7 @@ def entry(tiny_sd_dir, tmp_path_factory):
     )
 
 
-def recipe(**overrides) -> t2i.Recipe:
+def recipe(**overrides) -> t2i_recipe.Recipe:
     raw = dict(
         model="tiny-sd",
         revision=None,
@@ -59,10 +62,10 @@ def recipe(**overrides) -> t2i.Recipe:
         num_images_per_prompt=2,
     )
     raw.update(overrides)
-    return t2i.check_recipe(**raw)
+    return t2i_recipe.check_recipe(**raw)
 
 
-def pixels(run: t2i.Run) -> np.ndarray:
+def pixels(run: t2i_core.Run) -> np.ndarray:
     return np.stack([np.asarray(im) for im in run.images])
 
 
@@ -97,7 +100,7 @@ def test_loader_refuses_pickles_and_non_pipelines(tmp_path, tiny_sd_dir):
 @pytest.mark.parametrize("scheduler", list(SCHEDULERS))
 def test_every_scheduler_runs_with_one_preview_and_one_frame_per_step(entry, scheduler):
     calls = []
-    run = t2i.generate(
+    run = t2i_generate.generate(
         entry, recipe(scheduler=scheduler, num_inference_steps=5), on_step=lambda i, n, r: calls.append((i, n, r))
     )
     assert [c[0] for c in calls] == list(range(5)) and all(c[1] == 5 for c in calls)
@@ -112,8 +115,8 @@ def test_every_scheduler_runs_with_one_preview_and_one_frame_per_step(entry, sch
 
 
 def test_same_seed_gives_identical_pixels_and_another_seed_does_not(entry):
-    a, b = t2i.generate(entry, recipe()), t2i.generate(entry, recipe())
-    c = t2i.generate(entry, recipe(seed=4))
+    a, b = t2i_generate.generate(entry, recipe()), t2i_generate.generate(entry, recipe())
+    c = t2i_generate.generate(entry, recipe(seed=4))
     assert np.array_equal(pixels(a), pixels(b))
     assert not np.array_equal(pixels(a), pixels(c))
     # image i of a batch uses seed + i: the second image of seed 3 is the first of seed 4
@@ -122,18 +125,18 @@ def test_same_seed_gives_identical_pixels_and_another_seed_does_not(entry):
 
 def test_recorder_sees_the_guidance_it_reports(entry):
     """ε used = ε_uncond + w·(ε_cond − ε_uncond), and x̂₀ follows from x_t and ε by the schedule."""
-    run = t2i.generate(entry, recipe(guidance_scale=5.0, num_images_per_prompt=1))
+    run = t2i_generate.generate(entry, recipe(guidance_scale=5.0, num_images_per_prompt=1))
     for r in run.steps:
         assert torch.allclose(r.eps, r.eps_uncond + 5.0 * (r.eps_cond - r.eps_uncond), atol=1e-5)
         a = r.alpha_bar
         assert torch.allclose(np.sqrt(a) * r.x0 + np.sqrt(1 - a) * r.eps, r.x_t, atol=1e-4)
-    no_cfg = t2i.generate(entry, recipe(guidance_scale=1.0, num_images_per_prompt=1))
+    no_cfg = t2i_generate.generate(entry, recipe(guidance_scale=1.0, num_images_per_prompt=1))
     assert all(r.eps_cond is None for r in no_cfg.steps)  # w ≤ 1: one pass per step
     assert t2i_steps.guidance_frame(no_cfg).empty and len(t2i_steps.guidance_frame(run)) == 4
 
 
 def test_branch_from_the_first_step_with_the_same_settings_retraces_the_path(entry):
-    run = t2i.generate(entry, recipe(num_images_per_prompt=1, scheduler="DDIM"))
+    run = t2i_generate.generate(entry, recipe(num_images_per_prompt=1, scheduler="DDIM"))
     same = np.asarray(t2i_steps.branch(entry, run, 1, "DDIM", 3.0))
     original = np.asarray(enlarge(np.asarray(run.images[0]), t2i_steps.PREVIEW_PX))
     assert np.abs(same.astype(int) - original.astype(int)).max() <= 2
@@ -164,10 +167,12 @@ def test_stop_ends_the_run_early(entry):
         if i == 1:
             stop.set()
 
-    run = t2i.generate(entry, recipe(num_inference_steps=20, num_images_per_prompt=1), on_step=on_step, stop=stop)
+    run = t2i_generate.generate(
+        entry, recipe(num_inference_steps=20, num_images_per_prompt=1), on_step=on_step, stop=stop
+    )
     assert run.stopped and len(seen) == 2 and run.steps_done == 2 == len(run.steps)
     assert any("Stopped after step 2 of 20" in n for n in run.notices)  # its PNGs won't reproduce it: said so
-    assert t2i.generate(entry, recipe(num_inference_steps=3)).steps_done == 3  # a whole run: every step
+    assert t2i_generate.generate(entry, recipe(num_inference_steps=3)).steps_done == 3  # a whole run: every step
 
 
 def test_an_abandoned_run_ends_after_the_step_in_flight_without_decoding(entry):
@@ -184,9 +189,9 @@ def test_an_abandoned_run_ends_after_the_step_in_flight_without_decoding(entry):
 
     try:
         with pytest.raises(ValueError, match="Stopped"):
-            t2i.generate(entry, recipe(num_inference_steps=20), on_step=on_step, abandon=abandon)
+            t2i_generate.generate(entry, recipe(num_inference_steps=20), on_step=on_step, abandon=abandon)
         assert decoded == []
-        assert len(t2i.generate(entry, recipe()).images) == 2 and decoded  # the next run is whole, decoded
+        assert len(t2i_generate.generate(entry, recipe()).images) == 2 and decoded  # the next run is whole, decoded
     finally:
         hook.remove()
     assert seen == [0, 1]
@@ -197,12 +202,12 @@ def test_requests_in_parallel_equal_serial_runs(entry):
     recipes = [
         recipe(seed=s, scheduler=name) for s, name in zip(range(4), ["DDIM", "Euler", "DPM++ 2M", "DDPM"], strict=True)
     ]
-    serial = [t2i.generate(entry, r) for r in recipes]
+    serial = [t2i_generate.generate(entry, r) for r in recipes]
     results: list = [None] * 4
 
     def work(i):
         try:
-            results[i] = t2i.generate(entry, recipes[i])
+            results[i] = t2i_generate.generate(entry, recipes[i])
         except BaseException as exc:  # a thread's exception would otherwise vanish
             results[i] = exc
 
@@ -223,14 +228,14 @@ def test_requests_in_parallel_equal_serial_runs(entry):
 
 
 def test_empty_prompt_runs_unconditionally_with_a_notice(entry):
-    run = t2i.generate(entry, recipe(prompt="   "))
+    run = t2i_generate.generate(entry, recipe(prompt="   "))
     assert len(run.images) == 2 and any("unconditionally" in n for n in run.notices)
 
 
 def test_prompt_past_the_token_limit_is_truncated_with_a_notice(entry):
-    notices = t2i.prompt_notices(entry.pipe, recipe(prompt="a red circle " * 30))
+    notices = t2i_generate.prompt_notices(entry.pipe, recipe(prompt="a red circle " * 30))
     assert any("truncated" in n and "16" in n for n in notices)
-    assert not t2i.prompt_notices(entry.pipe, recipe())
+    assert not t2i_generate.prompt_notices(entry.pipe, recipe())
 
 
 @pytest.mark.parametrize("output, message", [("nan", "NaN"), ("black", "black")])
@@ -239,9 +244,9 @@ def test_nan_or_black_output_is_detected(tmp_path, output, message):
     broken = load_text_to_image(_spec(path, output), device="cpu", dtype=torch.float32, cache_dir=tmp_path)
     if output == "nan":
         with pytest.raises(ValueError, match=message):
-            t2i.generate(broken, recipe())
+            t2i_generate.generate(broken, recipe())
     else:
-        assert any(message in n for n in t2i.generate(broken, recipe()).notices)
+        assert any(message in n for n in t2i_generate.generate(broken, recipe()).notices)
 
 
 # --- validation ----------------------------------------------------------------------------------
@@ -277,29 +282,33 @@ def test_bad_settings_get_a_clear_message(field, value, message):
 
 def test_pixel_cap():
     with pytest.raises(ValueError, match="pixel cap"):
-        t2i.check_recipe(
+        t2i_recipe.check_recipe(
             model="sdxl-turbo", revision=None, prompt="x", negative_prompt="", seed=0, num_inference_steps=1,
             guidance_scale=0, scheduler="Euler", width=1024, height=1024, num_images_per_prompt=1,
-            max_pixels=t2i.CPU_MAX_PIXELS,
+            max_pixels=t2i_recipe.CPU_MAX_PIXELS,
         )  # fmt: skip
 
 
 def test_cost_cap_says_what_to_lower_and_counts_images_steps_and_pixels():
     """images × steps × pixels per request, under a cap that is tighter on a CPU."""
-    assert t2i.CPU_MAX_COST == 8 * 150 * 32 * 32 < t2i.MAX_COST
-    at_cap = recipe(num_images_per_prompt=8, num_inference_steps=37, width=64, height=64, max_cost=t2i.CPU_MAX_COST)
-    assert t2i_recipe.cost(at_cap) == 8 * 37 * 64 * 64 <= t2i.CPU_MAX_COST
-    assert recipe(num_images_per_prompt=8, num_inference_steps=150, max_cost=t2i.CPU_MAX_COST)  # any count at 32²
+    assert t2i_recipe.CPU_MAX_COST == 8 * 150 * 32 * 32 < t2i_recipe.MAX_COST
+    at_cap = recipe(
+        num_images_per_prompt=8, num_inference_steps=37, width=64, height=64, max_cost=t2i_recipe.CPU_MAX_COST
+    )
+    assert t2i_recipe.cost(at_cap) == 8 * 37 * 64 * 64 <= t2i_recipe.CPU_MAX_COST
+    assert recipe(
+        num_images_per_prompt=8, num_inference_steps=150, max_cost=t2i_recipe.CPU_MAX_COST
+    )  # any count at 32²
     with pytest.raises(ValueError) as info:
-        recipe(num_images_per_prompt=8, num_inference_steps=150, width=64, height=64, max_cost=t2i.CPU_MAX_COST)
+        recipe(num_images_per_prompt=8, num_inference_steps=150, width=64, height=64, max_cost=t2i_recipe.CPU_MAX_COST)
     message = str(info.value)
     assert "8 images × 150 steps × 64×64 pixels = 4,915,200" in message and "1,228,800" in message
     assert "Lower num_images_per_prompt, num_inference_steps or the size" in message and "at most 37 steps" in message
     with pytest.raises(ValueError, match="Lower count, steps or the size"):  # the names the client sent
-        t2i.check_recipe(
+        t2i_recipe.check_recipe(
             model="tiny-sd", revision=None, prompt="x", negative_prompt="", seed=0, num_inference_steps=150,
             guidance_scale=3, scheduler="DDIM", width=64, height=64, num_images_per_prompt=8,
-            max_cost=t2i.CPU_MAX_COST, sent_as={"num_inference_steps": "steps", "num_images_per_prompt": "count"},
+            max_cost=t2i_recipe.CPU_MAX_COST, sent_as={"num_inference_steps": "steps", "num_images_per_prompt": "count"},
         )  # fmt: skip
     with pytest.raises(ValueError, match=r"cap of 100 per request\. Lower .* the size\.$"):  # not even one step fits
         recipe(num_images_per_prompt=1, num_inference_steps=1, max_cost=100)
@@ -309,12 +318,14 @@ def test_cost_cap_says_what_to_lower_and_counts_images_steps_and_pixels():
 def test_lcm_past_its_distillation_grid_is_refused_with_our_message(entry):
     """LCM takes its steps from the 50 it was distilled on (original_inference_steps): past that,
     our message names the limit and the parameter, never diffusers' `strength`."""
-    assert len(t2i.generate(entry, recipe(scheduler="LCM", num_inference_steps=50, num_images_per_prompt=1)).steps)
+    assert len(
+        t2i_generate.generate(entry, recipe(scheduler="LCM", num_inference_steps=50, num_images_per_prompt=1)).steps
+    )
     with pytest.raises(ValueError) as info:
-        t2i.generate(entry, recipe(scheduler="LCM", num_inference_steps=51))
+        t2i_generate.generate(entry, recipe(scheduler="LCM", num_inference_steps=51))
     message = str(info.value)
     assert "at most 50 steps" in message and "num_inference_steps" in message and "strength" not in message
-    run = t2i.generate(entry, recipe(scheduler="DDIM", num_inference_steps=60, num_images_per_prompt=1))
+    run = t2i_generate.generate(entry, recipe(scheduler="DDIM", num_inference_steps=60, num_images_per_prompt=1))
     with pytest.raises(ValueError, match="at most 50 steps.*the run's steps") as info:
         t2i_steps.branch(entry, run, 3, "LCM", 1.0)
     assert "strength" not in str(info.value)
@@ -324,15 +335,15 @@ def test_lcm_past_its_distillation_grid_is_refused_with_our_message(entry):
 
 
 def test_png_recipe_round_trips_and_reproduces_the_pixels(entry):
-    run = t2i.generate(entry, recipe(negative_prompt="blue", scheduler="Euler ancestral"))
-    paths = t2i.save_pngs(run).originals
+    run = t2i_generate.generate(entry, recipe(negative_prompt="blue", scheduler="Euler ancestral"))
+    paths = t2i_views.save_pngs(run).originals
     assert all(Path(p).parent.parent == scratch.root() for p in paths)  # the swept scratch folder
-    restored = t2i.recipe_from_png(paths[1])
+    restored = t2i_recipe.recipe_from_png(paths[1])
     assert restored == run.recipe
     with Image.open(paths[1]) as image:
         assert "Seed: 4" in image.info["parameters"]  # AUTOMATIC1111's format, image 2 = seed + 1
         assert np.array_equal(np.asarray(image.convert("RGB")), np.asarray(run.images[1]))
-    again = t2i.generate(entry, restored)
+    again = t2i_generate.generate(entry, restored)
     assert np.array_equal(pixels(again), pixels(run))
 
 
@@ -364,7 +375,7 @@ def test_restore_refuses_bad_files():
     }
     for data, message in cases.items():
         with pytest.raises(ValueError, match=message):
-            t2i.recipe_from_png(data)
+            t2i_recipe.recipe_from_png(data)
 
 
 def test_restore_validates_the_recipe_it_reads():
@@ -376,7 +387,7 @@ def test_restore_validates_the_recipe_it_reads():
     buffer = io.BytesIO()
     Image.new("RGB", (8, 8)).save(buffer, format="PNG", pnginfo=info)
     with pytest.raises(ValueError, match="seed"):
-        t2i.recipe_from_png(buffer.getvalue())
+        t2i_recipe.recipe_from_png(buffer.getvalue())
 
 
 def test_older_pngs_that_say_steps_and_count_still_restore():
@@ -392,11 +403,11 @@ def test_older_pngs_that_say_steps_and_count_still_restore():
         Image.new("RGB", (8, 8)).save(buffer, format="PNG", pnginfo=info)
         return buffer.getvalue()
 
-    assert t2i.recipe_from_png(png()) == recipe()
+    assert t2i_recipe.recipe_from_png(png()) == recipe()
     with pytest.raises(ValueError, match="^steps must be between"):
-        t2i.recipe_from_png(png(steps=0))
+        t2i_recipe.recipe_from_png(png(steps=0))
     with pytest.raises(ValueError, match="^count .*number of images"):
-        t2i.recipe_from_png(png(count=99))
+        t2i_recipe.recipe_from_png(png(count=99))
 
 
 # --- a pipeline with a prior (Kandinsky 2.2's anatomy) ------------------------------------------
@@ -411,23 +422,23 @@ def test_a_pipeline_with_a_prior_loads_from_two_folders_and_is_watched(tmp_path)
     assert {"prior_prior", "prior_text_encoder", "unet", "movq"} <= set(entry.pipe.components)
     assert "→ prior" in t2i_steps.anatomy_markdown(entry) and "PriorTransformer" in t2i_steps.anatomy_markdown(entry)
     frames = []
-    run = t2i.generate(
+    run = t2i_generate.generate(
         entry, recipe(model="tiny-kandinsky", num_inference_steps=3), on_step=lambda i, n, r: frames.append(r)
     )
     assert len(run.images) == 2 and run.images[0].size == (32, 32)
     assert len(run.steps) == 3 and len(frames) == 3 and run.steps[0].eps_cond is not None
     assert t2i_steps.step_view(entry.pipe, run, 2).x0 is not None
-    again = t2i.generate(entry, recipe(model="tiny-kandinsky", num_inference_steps=3))
+    again = t2i_generate.generate(entry, recipe(model="tiny-kandinsky", num_inference_steps=3))
     assert np.array_equal(pixels(run), pixels(again))
     # per-request schedulers reach the sub-pipelines too: two threads, two schedulers, serial results
     recipes = [
         recipe(model="tiny-kandinsky", num_inference_steps=3, seed=s, scheduler=n)
         for s, n in ((1, "DDPM"), (2, "Euler"))
     ]
-    serial = [pixels(t2i.generate(entry, r)) for r in recipes]
+    serial = [pixels(t2i_generate.generate(entry, r)) for r in recipes]
     results = [None, None]
     threads = [
-        threading.Thread(target=lambda i=i: results.__setitem__(i, pixels(t2i.generate(entry, recipes[i]))))
+        threading.Thread(target=lambda i=i: results.__setitem__(i, pixels(t2i_generate.generate(entry, recipes[i]))))
         for i in range(2)
     ]
     for t in threads:
@@ -440,7 +451,7 @@ def test_a_pipeline_with_a_prior_loads_from_two_folders_and_is_watched(tmp_path)
     stop = threading.Event()
     stop.set()
     with pytest.raises(ValueError, match="Stopped"):
-        t2i.generate(entry, recipe(model="tiny-kandinsky", num_inference_steps=3), stop=stop)
+        t2i_generate.generate(entry, recipe(model="tiny-kandinsky", num_inference_steps=3), stop=stop)
 
 
 # --- the last run, kept by key ------------------------------------------------------------------
@@ -449,7 +460,7 @@ def test_a_pipeline_with_a_prior_loads_from_two_folders_and_is_watched(tmp_path)
 def test_a_run_is_kept_by_key_and_a_dropped_one_says_run_it_again(entry, monkeypatch):
     """The session's gr.State holds a key; the store keeps runs under a byte budget, and a dropped
     run gives the debugger and Branch a clear message."""
-    run = t2i.generate(entry, recipe(num_inference_steps=5, num_images_per_prompt=1))
+    run = t2i_generate.generate(entry, recipe(num_inference_steps=5, num_images_per_prompt=1))
     nbytes = t2i_steps.run_nbytes(run)
     record = run.steps[0]
     assert nbytes >= 5 * sum(t.nbytes for t in (record.x_t, record.eps, record.x0, record.eps_uncond, record.eps_cond))
@@ -476,16 +487,18 @@ def test_a_run_is_kept_by_key_and_a_dropped_one_says_run_it_again(entry, monkeyp
 
 def test_a_stopped_run_says_where_it_stopped_and_counts_only_the_steps_it_took(entry):
     stop = threading.Event()
-    run = t2i.generate(entry, recipe(num_inference_steps=40), on_step=lambda i, n, r: i == 2 and stop.set(), stop=stop)
-    status = views.run_status(run)
+    run = t2i_generate.generate(
+        entry, recipe(num_inference_steps=40), on_step=lambda i, n, r: i == 2 and stop.set(), stop=stop
+    )
+    status = t2i_views.run_status(run)
     assert status.startswith("Stopped at step 3 of 40 after ") and "Done" not in status
     speed = float(re.search(r"after [\d.]+ s \(([\d.]+) steps/s\)", status).group(1))
     assert speed == pytest.approx(3 / run.seconds, rel=0.02, abs=0.051)  # the 3 steps it took, not 40
     assert "the image step 3 was heading for (x̂₀)" in status  # what the preview then shows
     assert "2 image(s) below are the half-denoised latents at step 3" in status
     assert "not the images 40 steps would make" in status and "Stopped after step 3 of 40" in status  # + the notice
-    done = t2i.generate(entry, recipe(num_inference_steps=4))
-    assert re.fullmatch(r"Done: 2 image\(s\), 4 steps in [\d.]+ s \([\d.]+ steps/s\)\.", views.run_status(done))
+    done = t2i_generate.generate(entry, recipe(num_inference_steps=4))
+    assert re.fullmatch(r"Done: 2 image\(s\), 4 steps in [\d.]+ s \([\d.]+ steps/s\)\.", t2i_views.run_status(done))
 
 
 @pytest.mark.parametrize(
@@ -515,23 +528,23 @@ def test_a_stopped_run_says_where_it_stopped_and_counts_only_the_steps_it_took(e
 def test_a_number_typed_into_a_settings_box_is_set_to_the_nearest_value_it_takes_with_a_message(
     box, typed, value, message
 ):
-    assert views.fit_number(views.setting_boxes("shapes-t2i")[box], typed) == (value, message)
+    assert glue.fit_number(t2i_views.setting_boxes("shapes-t2i")[box], typed) == (value, message)
 
 
 def test_a_typed_seed_follows_the_same_rule():
-    assert views.fit_number(views.SEED_BOX, -5) == (0, "Seed: -5 is below the minimum, 0; set to 0.")
-    big, said = views.fit_number(views.SEED_BOX, 10**400)  # exact: never turned into a float
+    assert glue.fit_number(t2i_views.SEED_BOX, -5) == (0, "Seed: -5 is below the minimum, 0; set to 0.")
+    big, said = glue.fit_number(t2i_views.SEED_BOX, 10**400)  # exact: never turned into a float
     assert (
         big == MAX_SEED
         and said == "Seed: a 401-digit number is above the maximum, 4,294,967,295; set to 4,294,967,295."
     )
-    assert views.fit_number(views.SEED_BOX, 1234) == (1234, None)
-    assert views.setting_boxes("sdxl-turbo")["t2i-width"].high == 1024  # each model's own largest side
+    assert glue.fit_number(t2i_views.SEED_BOX, 1234) == (1234, None)
+    assert t2i_views.setting_boxes("sdxl-turbo")["t2i-width"].high == 1024  # each model's own largest side
 
 
 def test_pngs_are_named_after_prompt_seed_and_steps_and_small_ones_come_enlarged(entry):
-    run = t2i.generate(entry, recipe(prompt="A red circle, top-left!", seed=7, num_inference_steps=3))
-    pngs = t2i.save_pngs(run)
+    run = t2i_generate.generate(entry, recipe(prompt="A red circle, top-left!", seed=7, num_inference_steps=3))
+    pngs = t2i_views.save_pngs(run)
     assert [Path(p).name for p in pngs.originals] == ["a-red-circle-top-left_seed7_3steps.png",
                                                       "a-red-circle-top-left_seed8_3steps.png"]  # fmt: skip
     assert [Path(p).name for p in pngs.shown] == ["a-red-circle-top-left_seed7_3steps_256x256.png",
@@ -543,25 +556,29 @@ def test_pngs_are_named_after_prompt_seed_and_steps_and_small_ones_come_enlarged
         original = np.asarray(small.convert("RGB"))
         assert np.array_equal(np.asarray(big.convert("RGB")), original.repeat(8, 0).repeat(8, 1))  # nearest neighbour
         assert "8× nearest neighbour of the 32×32 image" in big.info["enlarged"]
-    assert t2i.recipe_from_png(pngs.shown[1]) == t2i.recipe_from_png(pngs.originals[1]) == run.recipe
+    assert t2i_recipe.recipe_from_png(pngs.shown[1]) == t2i_recipe.recipe_from_png(pngs.originals[1]) == run.recipe
     stop = threading.Event()
-    stopped = t2i.generate(entry, recipe(prompt="", num_inference_steps=9), on_step=lambda *_: stop.set(), stop=stop)
-    names = [Path(p).name for p in t2i.save_pngs(stopped).originals]
+    stopped = t2i_generate.generate(
+        entry, recipe(prompt="", num_inference_steps=9), on_step=lambda *_: stop.set(), stop=stop
+    )
+    names = [Path(p).name for p in t2i_views.save_pngs(stopped).originals]
     assert names[0] == "no-prompt_seed3_step1of9-unfinished.png"
-    assert t2i.save_pngs(stopped).captions[0] == "seed 3 · unfinished"
-    assert views.slug("一只红色的猫 / on a mat") == "一只红色的猫-on-a-mat" and len(views.slug("word " * 40)) <= 40
+    assert t2i_views.save_pngs(stopped).captions[0] == "seed 3 · unfinished"
+    assert (
+        t2i_views.slug("一只红色的猫 / on a mat") == "一只红色的猫-on-a-mat" and len(t2i_views.slug("word " * 40)) <= 40
+    )
 
 
 def test_big_images_are_offered_as_they_are(entry):
-    run = t2i.generate(entry, recipe(width=256, height=256, num_images_per_prompt=1, num_inference_steps=1))
-    pngs = t2i.save_pngs(run)
+    run = t2i_generate.generate(entry, recipe(width=256, height=256, num_images_per_prompt=1, num_inference_steps=1))
+    pngs = t2i_views.save_pngs(run)
     assert pngs.shown == pngs.originals and pngs.downloads == pngs.originals  # no copy of a 256-px image
 
 
 def test_the_schedule_plot_gives_every_scheduler_its_own_row_of_steps(entry):
     """The six ᾱ_t curves nearly overlap (and two pairs coincide exactly); as rows of dots at each
     step's log-SNR no scheduler can hide another, and the debugger's step is marked on each row."""
-    run = t2i.generate(entry, recipe(num_inference_steps=10, num_images_per_prompt=1))
+    run = t2i_generate.generate(entry, recipe(num_inference_steps=10, num_images_per_prompt=1))
     frame = t2i_steps.schedule_plot_frame(entry.pipe, run, 10, 4)
     assert list(frame["scheduler"].unique()) == list(SCHEDULERS)  # one row (a y category) each
     for _, rows in frame.groupby("scheduler"):
@@ -578,9 +595,11 @@ def test_the_schedule_plot_gives_every_scheduler_its_own_row_of_steps(entry):
 
 
 def test_generate_locks_the_model_and_recipe_controls_and_unlocks_them_however_it_ends():
-    locked, unlocked = views.lock_controls(), views.unlock_controls()
+    locked, unlocked = t2i_views.lock_controls(), t2i_views.unlock_controls()
     assert (
-        len(locked) == len(unlocked) == len(views.LOCKED) + 1 and "model" in views.LOCKED and "restore" in views.LOCKED
+        len(locked) == len(unlocked) == len(t2i_views.LOCKED) + 1
+        and "model" in t2i_views.LOCKED
+        and "restore" in t2i_views.LOCKED
     )
     assert all(u == gr.update(interactive=False) for u in locked[:-1]) and locked[-1] == gr.update(interactive=True)
     assert all(u == gr.update(interactive=True) for u in unlocked[:-1]) and unlocked[-1] == gr.update(interactive=False)
@@ -589,16 +608,16 @@ def test_generate_locks_the_model_and_recipe_controls_and_unlocks_them_however_i
 def test_fit_setting_reads_the_typed_number_from_the_event_and_sets_only_its_box():
     width = gr.Slider(8, 64, elem_id="t2i-width", render=False)
     with pytest.warns(UserWarning, match="Width: 10,000 is above shapes-t2i's largest side, 64; set to 64."):
-        updates = views.fit_setting("shapes-t2i", gr.EventData(width, 10000))
+        updates = t2i_views.fit_setting("shapes-t2i", gr.EventData(width, 10000))
     assert updates == [gr.skip(), gr.skip(), 64, gr.skip(), gr.skip()]  # steps, guidance, width, height, images
-    assert views.fit_setting("shapes-t2i", gr.EventData(width, 32)) == [gr.skip()] * 5  # in range: nothing to say
+    assert t2i_views.fit_setting("shapes-t2i", gr.EventData(width, 32)) == [gr.skip()] * 5  # in range: nothing to say
     with pytest.warns(UserWarning, match="Seed: -5 is below the minimum, 0"):
-        assert views.fit_seed(-5) == 0
-    assert views.fit_seed(42) == gr.skip()
+        assert t2i_views.fit_seed(-5) == 0
+    assert t2i_views.fit_seed(42) == gr.skip()
 
 
 def test_picking_a_model_loads_its_settings_and_replaces_the_last_status():
-    *settings, note, status = t2i.model_defaults("shapes-t2i")
+    *settings, note, status = t2i_ui.model_defaults("shapes-t2i")
     assert settings[0] == 20 and "Recommended: 20 steps" in note
     assert status == "Settings set to shapes-t2i's recommended ones. Press Generate."  # clears an old error badge
 
@@ -606,12 +625,12 @@ def test_picking_a_model_loads_its_settings_and_replaces_the_last_status():
 def test_the_tab_is_wired_so_its_boxes_follow_one_rule_and_its_controls_lock_while_it_runs():
     """The events as Gradio will run them: which triggers, which inputs (an input that is a slider
     would be refused by Gradio's own bounds, with an error badge, before the handler could fit it)."""
-    from demos import _glue
+    from demos import glue as _glue
     from shared import runtime
     from tests.conftest import test_settings
 
     runtime.configure(test_settings())
-    demo = _glue.standalone(t2i.build_ui, "Text to image")
+    demo = _glue.standalone(t2i_ui.build_ui, "Text to image")
     by_id = {b.elem_id: b for b in demo.blocks.values() if getattr(b, "elem_id", None)}
     fns = {}
     for fn in demo.fns.values():
@@ -620,7 +639,7 @@ def test_the_tab_is_wired_so_its_boxes_follow_one_rule_and_its_controls_lock_whi
     def triggers(fn):
         return {(demo.blocks[i].elem_id, event) for i, event in fn.targets}
 
-    boxes = views.setting_boxes("shapes-t2i")
+    boxes = t2i_views.setting_boxes("shapes-t2i")
     for elem_id, box in boxes.items():  # the rule's ranges are the sliders' own
         assert (by_id[elem_id].minimum, by_id[elem_id].maximum) == (box.low, box.high)
     [fit] = fns["fit_setting"]
@@ -631,7 +650,7 @@ def test_the_tab_is_wired_so_its_boxes_follow_one_rule_and_its_controls_lock_whi
     assert by_id["t2i-seed"].minimum is None and by_id["t2i-seed"].maximum is None  # Gradio refuses nothing itself
     [lock] = fns["lock_controls"]
     assert triggers(lock) == {("t2i-generate", "click"), ("t2i-prompt", "submit")}
-    assert by_id["t2i-model"] in lock.outputs and len(lock.outputs) == len(views.LOCKED) + 1
+    assert by_id["t2i-model"] in lock.outputs and len(lock.outputs) == len(t2i_views.LOCKED) + 1
     assert lock.outputs[-1] is by_id["t2i-stop"] and by_id["t2i-stop"].interactive is False  # Stop: quiet when idle
     [run] = fns["generate_ui"]
     assert run.trigger_after == lock._id

@@ -8,7 +8,7 @@ import types
 import pytest
 import torch
 
-from demos.training_lab import TrainingRun
+from demos.latent.lab import TrainingRun
 
 pytestmark = pytest.mark.fast
 
@@ -92,7 +92,7 @@ def test_sessions_share_a_few_slots_and_a_closed_tab_frees_its_own():
     import gradio as gr
     import pytest
 
-    from demos import training_lab
+    from demos.latent import lab as training_lab
 
     with _sessions("lab-a", "lab-b", "lab-c") as (first, second, third):
         grid, losses, status, _ = training_lab.lab_step("vae", first)
@@ -115,7 +115,7 @@ def _wait(condition, seconds: float = 20.0) -> bool:
 @contextlib.contextmanager
 def _sessions(*names):
     """Requests from sessions with these names; their runs are stopped after, and no lab thread is left."""
-    from demos import training_lab
+    from demos.latent import lab as training_lab
 
     requests = [types.SimpleNamespace(session_hash=name) for name in names]
     try:
@@ -132,7 +132,7 @@ def test_runs_nobody_looks_at_give_their_slot_up_when_the_lease_runs_out(monkeyp
     import gradio as gr
     import pytest
 
-    from demos import training_lab
+    from demos.latent import lab as training_lab
 
     with _sessions("lease-a", "lease-b", "lease-c") as (first, second, third):
         training_lab.lab_start("vae", first)
@@ -148,7 +148,7 @@ def test_runs_nobody_looks_at_give_their_slot_up_when_the_lease_runs_out(monkeyp
 
 
 def test_views_renew_the_lease(monkeypatch):
-    from demos import training_lab
+    from demos.latent import lab as training_lab
 
     monkeypatch.setattr(training_lab, "LAB_LEASE_S", 1.0)
     with _sessions("lease-watched") as (watched,):
@@ -163,7 +163,7 @@ def test_views_renew_the_lease(monkeypatch):
 def test_finished_and_failed_runs_free_their_slots(monkeypatch):
     """A run that reached LAB_MAX_STEPS and one whose step failed stay visible to their sessions
     but no longer hold a slot; pressing Start again gives a fresh run."""
-    from demos import training_lab
+    from demos.latent import lab as training_lab
 
     monkeypatch.setattr(training_lab, "LAB_MAX_STEPS", 3)
     with _sessions("finish-a", "finish-b", "finish-c") as (done, failed, third):
@@ -193,7 +193,7 @@ def test_stop_keeps_the_grid_and_curves_and_says_where_it_stopped():
     status says where the run stopped, on the next views too."""
     import gradio as gr
 
-    from demos import training_lab
+    from demos.latent import lab as training_lab
 
     with _sessions("stop-keeps") as (session,):
         training_lab.lab_step("vae", session)
@@ -209,7 +209,7 @@ def test_stop_keeps_the_grid_and_curves_and_says_where_it_stopped():
 
 
 def test_pause_reads_resume_while_paused_and_resumes():
-    from demos import training_lab
+    from demos.latent import lab as training_lab
 
     assert training_lab.pause_label(None) == ("Pause", False)
     with _sessions("pause-resume") as (session,):
@@ -236,7 +236,7 @@ def test_pause_refuses_a_label_it_never_shows():
     import gradio as gr
     import pytest
 
-    from demos import training_lab
+    from demos.latent import lab as training_lab
 
     with pytest.raises(gr.Error, match="button"):
         training_lab.lab_pause("Explode", types.SimpleNamespace(session_hash="bad-label"))
@@ -247,7 +247,7 @@ def test_a_session_decodes_with_its_own_lab_model_only():
     live weights, kept when the run stops or is replaced by a run of the other kind."""
     import pytest
 
-    from demos import training_lab
+    from demos.latent import lab as training_lab
 
     with _sessions("own-a", "own-b") as (mine, theirs):
         assert training_lab.lab_kinds(mine) == ()
@@ -278,7 +278,7 @@ def test_a_session_decodes_with_its_own_lab_model_only():
 
 
 def test_kept_lab_models_are_bounded_in_number_and_age(monkeypatch):
-    from demos import training_lab
+    from demos.latent import lab as training_lab
 
     monkeypatch.setattr(training_lab, "LAB_KEPT_SESSIONS", 2)
     with _sessions("kept-a", "kept-b", "kept-c") as sessions:
@@ -297,7 +297,7 @@ def test_the_loss_plot_never_starts_empty_and_each_kind_has_its_colours():
     and a GAN's curves after a VAE's would not show, so no frame before a step, one colour map per kind."""
     import gradio as gr
 
-    from demos import training_lab
+    from demos.latent import lab as training_lab
 
     vae, gan = TrainingRun("vae"), TrainingRun("gan")
     assert training_lab.loss_plot(vae) == gr.skip()
@@ -314,7 +314,7 @@ def test_the_loss_plot_never_starts_empty_and_each_kind_has_its_colours():
 def test_the_loss_plot_has_no_fixed_height_that_would_clip_its_legend():
     import gradio as gr
 
-    from demos import training_lab
+    from demos.latent import lab as training_lab
     from shared import runtime
     from tests.conftest import test_settings
 

@@ -1,4 +1,4 @@
-"""DALL-E 2's three stages (demos/text_to_image_unclip.py) on real Kandinsky 2.2 components at the
+"""DALL-E 2's three stages (demos/text_to_image/unclip_panel.py) on real Kandinsky 2.2 components at the
 bundled sizes with their seeded initial weights (training/train_unclip.py builds them), and the frozen
 bundled CLIP: what each stage returns, the swaps, and the glue's messages."""
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from demos import text_to_image_unclip as unclip
+from demos.text_to_image import unclip_panel as unclip
 from training import train_unclip
 
 pytestmark = pytest.mark.fast

@@ -17,7 +17,11 @@ import pytest
 from gradio_client import Client
 from PIL import Image
 
-from demos import attention, chat_engine, latent_sampling, text_to_image
+from demos.attention import ui as attention
+from demos.chat import engine as chat_engine
+from demos.latent import sampling as latent_sampling
+from demos.text_to_image import recipe as text_to_image_recipe
+from demos.text_to_image import ui as text_to_image_ui
 from shared import compute, runtime, zerogpu
 from tests import zerogpu_fork
 from tests.conftest import free_port, test_settings
@@ -27,7 +31,7 @@ pytestmark = pytest.mark.fast
 
 ENTRY_POINTS = [
     chat_engine.reply_on_gpu,
-    text_to_image.generate_on_gpu,
+    text_to_image_ui.generate_on_gpu,
     latent_sampling._sample,
     attention._attention_of,
 ]
@@ -128,14 +132,14 @@ def test_errors_inside_the_worker_reach_the_handler_as_its_own_message(zclient):
 def test_a_cancelled_generation_is_closed_inside_the_worker(zero_app):
     """Gradio's cancellation (Stop's ``cancels=``, a closed tab) closes the handler's generator: that reaches
     the forked worker, which closes the run at its next yield; the worker is then free for the next call."""
-    recipe = text_to_image.Recipe("tiny-sd", None, "a blue square", "", 0, 30, 3.0, "DDIM", 64, 64, 1)
+    recipe = text_to_image_recipe.Recipe("tiny-sd", None, "a blue square", "", 0, 30, 3.0, "DDIM", 64, 64, 1)
     before = len(zerogpu_fork.calls)
-    items = text_to_image.stream(recipe, threading.Event(), previews=False)
+    items = text_to_image_ui.stream(recipe, threading.Event(), previews=False)
     next(items)  # the first update has come back from the worker
     items.close()  # what Gradio does to a cancelled job's generator
     [call] = _calls_since(before)
     assert call["end"] == "closed by the caller"
-    *_, (steps, _, run) = text_to_image.stream(recipe, threading.Event(), previews=False)
+    *_, (steps, _, run) = text_to_image_ui.stream(recipe, threading.Event(), previews=False)
     assert steps == 30 and len(run.images) == 1 and not run.stopped
 
 
@@ -155,9 +159,9 @@ def test_a_gpu_model_not_loaded_at_startup_is_refused_clearly(zero_app):
 
 
 def test_durations_are_bounded_and_follow_the_request():
-    small = text_to_image.Recipe("m", None, "p", "", 0, 4, 1.0, "Euler", 512, 512, 1)
-    large = text_to_image.Recipe("m", None, "p", "", 0, 150, 1.0, "Euler", 1024, 1024, 4)
-    seconds = [compute.gpu_seconds(text_to_image.generate_on_gpu, (r,), {}) for r in (small, large)]
+    small = text_to_image_recipe.Recipe("m", None, "p", "", 0, 4, 1.0, "Euler", 512, 512, 1)
+    large = text_to_image_recipe.Recipe("m", None, "p", "", 0, 150, 1.0, "Euler", 1024, 1024, 4)
+    seconds = [compute.gpu_seconds(text_to_image_ui.generate_on_gpu, (r,), {}) for r in (small, large)]
     assert compute.MIN_GPU_S <= seconds[0] < seconds[1] == compute.MAX_GPU_S
 
 

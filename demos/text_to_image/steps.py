@@ -8,7 +8,7 @@ scheduler or guidance scale (a *branch*). The pipeline's anatomy and "How it wor
 
 Reads top to bottom: recording → pictures of latents → the debugger's views → branching →
 explainers → model work and Gradio glue → the accordions (``build_debugger``), which the tab
-(``demos/text_to_image.py``) places under its gallery.
+(``demos/text_to_image/``) places under its gallery.
 
 A finished run (every step's latents) is kept in ``RUNS``, a store with a byte budget and an age
 limit; the session's ``gr.State`` holds only its key, so a client that never comes back holds no
@@ -22,7 +22,7 @@ import functools
 import json
 import math
 import threading
-from typing import TYPE_CHECKING
+from pathlib import Path
 
 import gradio as gr
 import numpy as np
@@ -30,9 +30,9 @@ import pandas as pd
 import torch
 from PIL import Image
 
-from demos._glue import user_error
-from demos.text_to_image_recipe import MAX_GUIDANCE, check_scheduler_steps
-from demos.text_to_image_views import Box, fit_number
+from demos.glue import Box, fit_number, user_error
+from demos.text_to_image.core import Run, StepRecord
+from demos.text_to_image.recipe import MAX_GUIDANCE, check_scheduler_steps
 from shared import compute, runtime
 from shared.diffusion import SCHEDULERS, alpha_bar, make_scheduler
 from shared.images import enlarge
@@ -40,40 +40,12 @@ from shared.loaders import TextToImage
 from shared.results import ResultStore
 from shared.validation import check_choice, check_float, check_int
 
-if TYPE_CHECKING:
-    from demos.text_to_image import Run
-
 PREVIEW_PX = 256  # live preview and debugger frames are shown at least this large
 RUNS_MAX_BYTES = 256 * 2**20  # every session's last run together (an SD 1.5 run of 50 steps at 512² is ~17 MB)
 RUNS_MAX_AGE_S = 60 * 60  # a run nobody has looked at for an hour is dropped
 RUNS = ResultStore(RUNS_MAX_BYTES, RUNS_MAX_AGE_S)  # key (in the session's gr.State) → Run
 
-HOW_IT_WORKS = """
-**Diffusion in four lines.** Training takes real images, adds Gaussian noise of a random strength
-*t*, and teaches a network to predict that noise ε from the noisy image x_t and the caption. To
-generate, start from pure noise and repeatedly subtract a little of the predicted noise: x_T → … →
-x_0. The schedule ᾱ_t says how much of the original signal survives at step *t*
-(x_t = √ᾱ_t·x_0 + √(1−ᾱ_t)·ε), so from one prediction of ε you can already guess the clean image
-x̂_0 = (x_t − √(1−ᾱ_t)·ε)/√ᾱ_t — that guess is the live preview, and it sharpens as *t* falls.
-
-**Latent diffusion.** Stable Diffusion (and the bundled model) denoise a small *latent* image — 8×
-smaller per side for SD, 4× for the bundled one — and a VAE decoder turns the final latent into
-pixels. The text encoder (CLIP, T5…) turns the prompt into one vector per token; the UNet reads them
-through cross-attention at every step.
-
-**Schedulers** are different numerical solvers for the same denoising equation: DDPM adds fresh
-noise each step (needs many steps); DDIM is deterministic; Euler takes ODE steps in σ; Euler
-ancestral adds noise back; DPM++ 2M is a second-order multistep solver (good in 20 steps); LCM is
-for models distilled to run in 1–8 steps. They share the model: swapping one never retrains anything.
-
-**Classifier-free guidance.** Each step the model predicts noise twice — with your prompt (ε_cond)
-and without it (ε_uncond) — and extrapolates: ε = ε_uncond + w·(ε_cond − ε_uncond). w = 1 is the
-plain conditional model; larger w follows the prompt harder at the cost of variety (and, too high,
-of realism). Turbo / LCM models are distilled to need no guidance (w = 0 or 1): one pass per step.
-
-**Empty prompt.** It runs: the model then draws from its unconditional distribution (what it
-produces with no caption, the same branch that guidance pushes away from). You get a notice.
-"""
+HOW_IT_WORKS = (Path(__file__).parent / "how_it_works.md").read_text()  # also chat's retrieval corpus
 
 
 COMPONENT_ROLES = {
@@ -100,20 +72,6 @@ SD_LATENT_RGB = torch.tensor(
 
 
 # --- recording what the denoiser predicts -----------------------------------------------------------
-
-
-@dataclasses.dataclass
-class StepRecord:
-    """One denoising step of the first image: all tensors are latents (C, h, w) on the CPU."""
-
-    index: int
-    timestep: float
-    alpha_bar: float | None
-    x_t: torch.Tensor  # the model's input, in variance-preserving form (√ᾱ·x₀ + √(1−ᾱ)·ε)
-    eps: torch.Tensor  # the noise prediction the scheduler used (guided)
-    x0: torch.Tensor | None  # the clean image this prediction implies
-    eps_uncond: torch.Tensor | None = None
-    eps_cond: torch.Tensor | None = None
 
 
 class StepRecorder:

@@ -3,23 +3,23 @@
 This tab samples a GAN and a VAE, walks between latent points (straight line vs great circle),
 turns one latent dimension at a time and edits a latent by hand; ``HOW_IT_WORKS`` below explains
 the models. Images into the latent space (the VAE on a drawing, the walk between two images, the
-latent map, photos) live in ``demos/latent_encoding.py``, the live training lab in
-``demos/training_lab.py``, the sampling sub-tabs' builders in ``demos/latent_sampling_tabs.py``,
-the model picker (with this session's lab models) in ``demos/latent_picker.py`` and the files to
-download in ``demos/latent_downloads.py``; ``build_ui`` here builds them all into one tab.
+latent map, photos) live in ``demos/latent/encoding.py``, the live training lab in
+``demos/latent/lab.py``, the sampling sub-tabs' builders in ``demos/latent/tabs.py``,
+the model picker (with this session's lab models) in ``demos/latent/picker.py`` and the files to
+download in ``demos/latent/downloads.py``; ``build_ui`` here builds them all into one tab.
 
 Each action has one validated core (``_sample``, ``walk``, ``_traverse``, …): a model (a catalog
 key, or the LatentModel a picker choice resolved to) and plain values in, CPU tensors out, run on a
 model worker through ``shared.compute``. The UI handler and the public API function of an action
 both call it; the API takes catalog keys only.
 
-Run alone: ``python -m demos.latent_sampling``.
+Run alone: ``python -m demos.latent``.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
+from pathlib import Path
 
 import gradio as gr
 import numpy as np
@@ -27,8 +27,10 @@ import pandas as pd
 import torch
 from PIL import Image, ImageDraw
 
-from demos import _glue, latent_downloads, latent_picker, training_lab
-from demos._glue import user_error
+from demos import glue as _glue
+from demos.glue import user_error
+from demos.latent import downloads as latent_downloads
+from demos.latent import picker as latent_picker
 from shared import catalog, compute, runtime
 from shared.datasets import FACTORS, factor_scores, labelled
 from shared.images import grid_image, open_image
@@ -56,40 +58,7 @@ LIVE_DIMS = 10  # sliders in the live editor: the first dimensions of the latent
 TRAVERSED = 4  # the traversal starts on this many dimensions
 UNUSED_KL = 0.05  # nats: a dimension this close to the prior carries nothing
 
-HOW_IT_WORKS = """
-**GAN: generator against discriminator.** A GAN (generative adversarial network) pits two networks
-against each other. The generator maps a random vector z to an image. The
-discriminator sees real images and generated ones and learns to tell them apart; the generator
-learns from the discriminator's gradients to make images it calls real. Neither sees a
-"correct" output — the generator only ever learns what fools its opponent. Training is a
-balance: if one side wins outright, learning stops.
-
-**VAE: encoder, latent vector, decoder.** A VAE (variational autoencoder) pairs an encoder with a
-decoder. The encoder maps an image to a Gaussian over latent
-vectors: a mean μ and a spread σ per dimension. A latent z is drawn from it — written
-z = μ + σ·ε with ε ~ N(0, I), the *reparameterisation trick*, so gradients can flow through μ and
-σ — and the decoder maps z back to an image. The loss is reconstruction error plus a KL term that
-pulls each Gaussian towards N(0, I) (β weighs that term). Dimensions the model doesn't need
-collapse to the prior (KL ≈ 0): the KL bar chart shows which dimensions are in use.
-
-**Why a dimension can mean something.** Nothing forces one latent dimension to carry one
-property of the image; any rotation of the latent space fits the data as well. Penalties break
-the tie. A β-VAE weighs the whole KL term more (β > 1), squeezing the code until only the
-cheapest description survives. The shapes VAE uses β-TCVAE instead: it splits the KL into three
-parts and weighs only the *total correlation* — how much knowing one dimension tells you about
-the others. Independent dimensions are what make a traversal read as "this one moves the shape
-sideways, this one changes its colour". The Traversal tab's table shows, for the shapes, which
-known factor each dimension follows.
-
-**Truncation and temperature.** Both scale the random vector before decoding. Below 1, samples
-stay near the centre of the latent space, where training data was dense: more typical, less
-varied. Above 1, more varied and more often broken.
-
-**Lerp vs slerp.** A random z in d dimensions has length close to √d: Gaussian mass lives on a
-thin shell, not at the centre. A straight line (lerp) between two such points cuts through the
-inside of the shell, where the model saw almost nothing, so midpoints look washed out. A great
-circle (slerp) stays on the shell. The norm plot shows the dip.
-"""
+HOW_IT_WORKS = (Path(__file__).parent / "how_it_works.md").read_text()  # also chat's retrieval corpus
 
 
 # --- latent arithmetic and views: pure functions (model in, CPU tensors out) ----------------
@@ -565,118 +534,3 @@ def traverse(
     except Exception as exc:
         raise user_error(exc, "Traversal") from None
     return {"dims": chosen, "images": images.round(decimals=4).tolist(), "notices": notices}
-
-
-# --- the tab ------------------------------------------------------------------------------------
-
-
-@dataclasses.dataclass
-class LatentUI:
-    """What build_ui hands back: the controls every sub-tab reads, and each sub-tab's parts."""
-
-    model: gr.Dropdown
-    seed: gr.Number
-    count: gr.Slider
-    truncation: gr.Slider
-    temperature: gr.Slider
-    tabs: dict[str, object] = dataclasses.field(default_factory=dict)  # sub-tab → what its builder returned
-    controls: dict[str, object] = dataclasses.field(default_factory=dict)  # sub-tabs' own settings, for share links
-
-
-def heavy() -> dict:
-    """Event settings of model work: one queue group with every tab's, at the runtime's concurrency."""
-    return dict(concurrency_id="gpu", concurrency_limit=runtime.get().concurrency, api_visibility="private")
-
-
-def _controls() -> LatentUI:
-    default = _glue.default_model("latent")
-    gan, vae = latent_picker.kind_controls(default)  # then each pick of the model decides (build_ui)
-    with gr.Row():
-        model = gr.Dropdown(latent_picker.choices(), value=default, label="Model", scale=2, elem_id="latent-model")
-        seed = gr.Number(SEED, precision=0, label="seed", info="Same seed = same latents = same images.")
-        count = gr.Slider(1, 64, COUNT, step=1, label="count", elem_id="latent-count")
-        truncation = gr.Slider(
-            0,
-            2,
-            TRUNCATION,
-            step=0.05,
-            label="truncation (GAN)",
-            info="Scale of z: below 1 = typical, above 1 = varied.",
-            visible=gan,
-            elem_id="latent-truncation",
-        )
-        temperature = gr.Slider(
-            0,
-            2,
-            TEMPERATURE,
-            step=0.05,
-            label="temperature (VAE)",
-            info="Scale of the prior draw, same trade.",
-            visible=vae,
-            elem_id="latent-temperature",
-        )
-    return LatentUI(model, seed, count, truncation, temperature)
-
-
-def _api() -> None:
-    """The tab's public endpoints, in the same queue group as its model work."""
-    public = dict(concurrency_id="gpu", concurrency_limit=runtime.get().concurrency)
-    gr.api(sample_latents, api_name="sample_latents", **public)
-    gr.api(interpolate, api_name="interpolate", **public)
-    gr.api(traverse, api_name="traverse", **public)
-
-
-BOXES = {  # the shared row's sliders, as the one rule for typed numbers reads them
-    "latent-count": _glue.Box("count", 1, 64),
-    "latent-truncation": _glue.Box("truncation", 0, 2, None),
-    "latent-temperature": _glue.Box("temperature", 0, 2, None),
-}
-
-
-def fit_slider(evt: gr.EventData) -> list:
-    return _glue.fitted_updates(BOXES, evt)
-
-
-def build_ui() -> LatentUI:
-    """The shared controls, one sub-tab per view (each built and wired by its own builder), the
-    training lab, the explanation, and the public API. Picking a model shows its kind's scale and
-    empties the views of the model before; the lab's models join the picker once they have trained."""
-    from demos import latent_encoding, latent_sampling_tabs  # here: they build on this module's functions
-
-    ui = _controls()
-    with gr.Tabs():
-        ui.tabs["samples"] = latent_sampling_tabs.samples_tab(ui)
-        ui.tabs["compare"] = latent_sampling_tabs.compare_tab(ui)
-        ui.tabs["interpolation"] = latent_sampling_tabs.interpolation_tab(ui, latent_encoding.image_interpolation)
-        ui.tabs["traversal"] = latent_sampling_tabs.traversal_tab(ui)
-        ui.tabs["live"] = latent_sampling_tabs.live_tab(ui)
-        ui.tabs["anatomy"] = latent_encoding.anatomy_tab(ui)
-        ui.tabs["photos"] = latent_encoding.photos_tab()
-        ui.tabs["map"] = latent_encoding.map_tab(ui)
-        with gr.Tab("Training lab"):
-            ui.tabs["lab"] = training_lab.build_ui()
-    with gr.Accordion("How it works", open=False):
-        gr.Markdown(HOW_IT_WORKS)
-    stale = [output for key in ("samples", "compare", "interpolation", "traversal", "live", "anatomy", "map")
-             for output in ui.tabs[key]]  # fmt: skip
-    _on_model_switch(ui, stale)
-    scales = [ui.count, ui.truncation, ui.temperature]  # a number typed past one: the nearest, with a warning
-    gr.on([s.release for s in scales], fit_slider, None, scales, show_progress="hidden", api_visibility="private")
-    latent_picker.wire(ui.model, ui.tabs["lab"].timer)
-    _api()
-    return ui
-
-
-def _on_model_switch(ui: LatentUI, stale: list) -> None:
-    """Picking a model: its kind's scale shown, the other hidden, and ``stale`` (what the previous model
-    showed, and any error badge a failed view left on it) emptied."""
-
-    def model_switched(model: str):
-        return latent_picker.model_switched_views(model, len(stale))
-
-    light = dict(api_visibility="private", concurrency_limit=None, show_progress="hidden")
-    ui.model.change(model_switched, ui.model, [ui.truncation, ui.temperature, *stale], **light)
-
-
-if __name__ == "__main__":
-    _glue.run_alone(build_ui, "Latent sampling")

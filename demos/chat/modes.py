@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import importlib
 import math
 import re
 from collections import Counter
+from pathlib import Path
 
 MODES = {
     "direct": "Direct: the conversation as typed",
@@ -26,12 +26,14 @@ MODES = {
 }
 TOP_PASSAGES = 2  # passages placed in the prompt (SmolLM2's 8k window holds many, a 135M model reads few well)
 
-# The tabs whose "How it works" text is the knowledge base: (tab, module holding HOW_IT_WORKS).
+# The tabs whose "How it works" text is the knowledge base: (tab, its package's how_it_works.md, which
+# the tab itself shows too). Read as files: chat imports no other tab.
+DEMOS = Path(__file__).resolve().parent.parent
 SOURCES = (
-    ("Chat", "demos.chat"),
-    ("Attention", "demos.attention"),
-    ("Text-to-image", "demos.text_to_image_steps"),
-    ("GAN / VAE", "demos.latent_sampling"),
+    ("Chat", DEMOS / "chat" / "how_it_works.md"),
+    ("Attention", DEMOS / "attention" / "how_it_works.md"),
+    ("Text-to-image", DEMOS / "text_to_image" / "how_it_works.md"),
+    ("GAN / VAE", DEMOS / "latent" / "how_it_works.md"),
 )
 
 # Few-shot examples: on other subjects than the graded questions, so they teach the form of an
@@ -85,10 +87,10 @@ def split_passages(tab: str, text: str) -> list[Passage]:
 
 @functools.cache
 def knowledge() -> tuple[Passage, ...]:
-    """Every passage of every tab's "How it works" (imported on first use: the tabs import this)."""
+    """Every passage of every tab's "How it works" (read on first use)."""
     found: list[Passage] = []
-    for tab, module in SOURCES:
-        found += split_passages(tab, importlib.import_module(module).HOW_IT_WORKS)
+    for tab, path in SOURCES:
+        found += split_passages(tab, path.read_text())
     return tuple(found)
 
 

@@ -11,7 +11,7 @@ import json
 import time
 from html import escape
 
-from demos.chat_engine import ReplyStats, TokenInfo
+from shared.engines import ReplyStats, TokenInfo
 
 FAILED = "⚠️ No reply"  # the title of a failure note in the conversation
 STATS_PLACEHOLDER = "Reply statistics appear here."

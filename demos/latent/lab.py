@@ -18,7 +18,7 @@ own ``torch.Generator``: torch's global generator is never read or reseeded, so 
 next to other requests never changes their seeded results. Each step runs on a model worker
 (``shared.compute``), like every other tab's model work.
 
-Run alone: ``python -m demos.training_lab``.
+Run alone: ``python -m demos.latent.lab``.
 """
 
 from __future__ import annotations
@@ -36,8 +36,8 @@ import pandas as pd
 import torch
 from torch import nn
 
-from demos import _glue
-from demos._glue import session_id, user_error
+from demos import glue as _glue
+from demos.glue import session_id, user_error
 from shared import compute, runtime
 from shared.datasets import digits
 from shared.images import grid_image

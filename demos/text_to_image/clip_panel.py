@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from demos._glue import INTERACTIVE, user_error
+from demos.glue import INTERACTIVE, user_error
 from shared import catalog, compute, runtime, scenes
 from shared.images import enlarge
 from shared.validation import MAX_SEED, check_seed, check_text

@@ -13,13 +13,11 @@ import colorsys
 import dataclasses
 import io
 from html import escape
-from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-if TYPE_CHECKING:  # the views only read these
-    from demos.attention import AttentionResult, Retrieval
+from demos.attention.core import AttentionResult, Retrieval
 
 HEATMAP_PX = 640  # heatmaps are at most this wide
 HOVER_MAX_TOKENS = 128  # up to this many tokens every cell is its own element with its value on hover

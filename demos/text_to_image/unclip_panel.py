@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from demos._glue import user_error
+from demos.glue import user_error
 from shared import catalog, compute, runtime, scenes
 from shared.images import enlarge
 from shared.validation import MAX_SEED, check_number, check_seed, check_text

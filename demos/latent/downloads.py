@@ -14,7 +14,7 @@ import zipfile
 
 import torch
 
-from demos._glue import user_error
+from demos.glue import user_error
 from shared import scratch
 from shared.images import gif_bytes, grid_image
 from shared.results import ResultStore

@@ -6,7 +6,7 @@ own model: handlers turn it into that session's weights with ``resolve`` (``trai
 so no visitor can decode with another's, and Gradio refuses it in a session whose picker never
 offered it. The public API takes catalog keys only: a lab choice there is an unknown model.
 
-The cores of ``demos/latent_sampling.py`` and ``demos/latent_encoding.py`` take either a catalog
+The cores of ``demos/latent/`` and ``demos/latent/encoding.py`` take either a catalog
 key or the LatentModel ``resolve`` gave, and load through ``latent``.
 """
 
@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import gradio as gr
 
-from demos import _glue, training_lab
-from demos._glue import user_error
+from demos import glue as _glue
+from demos.glue import user_error
+from demos.latent import lab as training_lab
 from shared import catalog, runtime
 from shared.loaders import LatentModel
 from shared.validation import check_choice

@@ -18,19 +18,16 @@ import queue
 import threading
 import time
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
 
 import torch
 from transformers import LogitsProcessor, StoppingCriteria
 from transformers.generation.streamers import BaseStreamer
 
+from demos.chat.core import GenerationSettings
 from shared import compute, engines, runtime
 from shared.engines import MAX_REPLY_S, MIN_TEMPERATURE, TOP_ALTERNATIVES, Reply, ReplyStats, TokenInfo
 from shared.loaders import CausalLM
 from shared.validation import MAX_SEED
-
-if TYPE_CHECKING:
-    from demos.chat import GenerationSettings
 
 STREAM_TIMEOUT_S = 300.0  # a generate that stalls this long is reported, never hangs the UI
 # MAX_REPLY_S: a reply ends there ("time limit"), so one request cannot hold a model slot for minutes.

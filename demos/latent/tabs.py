@@ -1,5 +1,5 @@
 """The sampling sub-tabs of the Latent sampling tab: Samples, GAN vs VAE, Interpolation, Traversal
-and Live edit, each built and wired by its own builder (``demos/latent_sampling.py`` calls them
+and Live edit, each built and wired by its own builder (``demos/latent/`` calls them
 from its ``build_ui``; their handlers and cores live there). Each builder returns the outputs that
 show its model's work: picking another model empties them.
 """
@@ -10,14 +10,13 @@ from collections.abc import Callable
 
 import gradio as gr
 
-from demos import latent_downloads
-from demos.latent_sampling import (
+from demos.latent import downloads as latent_downloads
+from demos.latent.core import LatentUI, heavy
+from demos.latent.sampling import (
     LIVE_DIMS,
     NUM_FRAMES,
     TRAVERSAL_FRAMES,
     TRAVERSAL_RANGE,
-    LatentUI,
-    heavy,
     interpolation,
     live_edit,
     live_start,

@@ -1,18 +1,20 @@
 """Each tab's side of sharing: what its Share button snapshots, and what "Open in the tab" restores.
 
 app.py calls ``wire`` once with every tab's UI; the snapshot panels and share rows come from
-``demos/sharing.py``, what a snapshot holds from ``demos/share_snapshots.py``.
+``demos/sharing/links.py``, what a snapshot holds from ``demos/sharing/snapshots.py``.
 """
 
 from __future__ import annotations
 
 import gradio as gr
 
-from demos import attention, share_snapshots, sharing
-from demos import text_to_image as t2i
-from demos._glue import INTERACTIVE, user_error
-from demos.chat import LIMITS
-from demos.text_to_image_steps import RUNS
+from demos.attention import ui as attention
+from demos.chat.core import LIMITS
+from demos.glue import INTERACTIVE, user_error
+from demos.sharing import links as sharing
+from demos.sharing import snapshots as share_snapshots
+from demos.text_to_image import recipe as t2i
+from demos.text_to_image.steps import RUNS
 from shared import catalog, runtime
 
 

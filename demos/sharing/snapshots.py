@@ -24,11 +24,12 @@ import time
 import numpy as np
 from PIL import Image
 
-from demos import attention_views, chat_view
-from demos.chat import LIMITS, MAX_MESSAGE_CHARS, MAX_MODEL_CHARS, normalize_history
-from demos.chat_view import is_failure_note
-from demos.text_to_image_recipe import MAX_IMAGES, Recipe, check_recipe, png_bytes
-from demos.text_to_image_views import DOWNLOAD_PX
+from demos.attention import views as attention_views
+from demos.chat import view as chat_view
+from demos.chat.core import LIMITS, MAX_MESSAGE_CHARS, MAX_MODEL_CHARS, normalize_history
+from demos.chat.view import is_failure_note
+from demos.text_to_image.recipe import MAX_IMAGES, Recipe, check_recipe, png_bytes
+from demos.text_to_image.views import DOWNLOAD_PX
 from shared import catalog
 from shared.engines import TokenInfo
 from shared.images import enlarge

@@ -1,6 +1,6 @@
 """Images into the latent space: the VAE on an image you draw or upload, a walk between two
 images, the latent map of a whole data set, and photos through Stable Diffusion's image
-autoencoder. Parts of the Latent sampling tab (``demos/latent_sampling.py`` builds them, and holds
+autoencoder. Parts of the Latent sampling tab (``demos/latent/`` builds them, and holds
 the latent arithmetic they build on).
 
 Each view has one core of model work (a model key and plain values in, CPU data out) run on a
@@ -17,16 +17,16 @@ import pandas as pd
 import torch
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
-from demos import _glue, latent_picker
-from demos._glue import user_error
-from demos.latent_sampling import (
+from demos import glue as _glue
+from demos.glue import user_error
+from demos.latent import picker as latent_picker
+from demos.latent.core import LatentUI, heavy
+from demos.latent.sampling import (
     DISPLAY_PX,
     MAX_FRAMES,
     SEED,
-    LatentUI,
     decode,
     encode,
-    heavy,
     lerp,
     open_upload,
     slerp,

@@ -11,7 +11,7 @@ Opening a link runs no model: the panel shows what was stored. Only "Open in the
 the output is cheap and deterministic (attention, latent samples); an image is made again only
 when the viewer presses Generate. The delete token of each link stays in the sharer's browser
 (``gr.BrowserState``). The store is ``shared/share_store.py``; what a snapshot holds, and the
-checks every one passes (from a button or from the API), are in ``demos/share_snapshots.py``.
+checks every one passes (from a button or from the API), are in ``demos/sharing/snapshots.py``.
 
 The API, for scripts (``gradio_client``):
 
@@ -36,8 +36,8 @@ from pathlib import Path
 import gradio as gr
 from gradio import route_utils
 
-from demos import share_snapshots as snapshots
-from demos._glue import user_error, visitor
+from demos.glue import user_error, visitor
+from demos.sharing import snapshots
 from shared import runtime
 from shared.share_store import MALFORMED, NotOwner, ShareNotFound, ShareStore, StoreFull, default_folder
 

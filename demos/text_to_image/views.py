@@ -15,18 +15,15 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from typing import TYPE_CHECKING
 
 import gradio as gr
 
-from demos._glue import Box, fit_number, fitted_updates  # noqa: F401  (the one rule for typed numbers; tests reach it here)
-from demos.text_to_image_recipe import MAX_GUIDANCE, MAX_IMAGES, MAX_SIDE, MAX_STEPS, png_bytes, recommended
+from demos.glue import Box, fit_number, fitted_updates  # noqa: F401  (the one rule for typed numbers; tests reach it here)
+from demos.text_to_image.core import Run
+from demos.text_to_image.recipe import MAX_GUIDANCE, MAX_IMAGES, MAX_SIDE, MAX_STEPS, png_bytes, recommended
 from shared import scratch
 from shared.images import enlarge
 from shared.validation import MAX_SEED
-
-if TYPE_CHECKING:
-    from demos.text_to_image import Run
 
 DOWNLOAD_PX = 256  # small images are offered enlarged (nearest neighbour) to at least this many pixels a side
 SLUG_CHARS = 40  # of the prompt, in a file name

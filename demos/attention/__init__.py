@@ -1,0 +1,1 @@
+"""The Attention tab: core (knobs, results, the maths) → views → ui."""

@@ -1,0 +1,1 @@
+"""The Chat tab: core (knobs, validation, prompts) → engine → view, modes → ui."""

@@ -1,0 +1,1 @@
+"""The Latent sampling tab: sampling (knobs, latent maths, handlers) → encoding, tabs → ui."""

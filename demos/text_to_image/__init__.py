@@ -1,0 +1,1 @@
+"""The Text-to-image tab: recipe → core → views → steps → generate → panels → ui."""

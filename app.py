@@ -21,9 +21,10 @@ from shared import zerogpu  # noqa: E402, F401  (before torch touches CUDA: Zero
 
 from demos.attention import ui as attention
 from demos.chat import ui as chat
-from demos.glue import INTERACTIVE, TEMP_FILES, launch, on_this_machine, queue_securely  # noqa: E402  (tests call app.launch)
+from demos.glue import INTERACTIVE
 from demos.latent import lab as training_lab  # noqa: E402
 from demos.latent import ui as latent_sampling
+from demos.server import TEMP_FILES, launch, on_this_machine, queue_securely  # noqa: E402  (tests call app.launch)
 from demos.sharing import links as sharing
 from demos.sharing import tabs as share_tabs
 from demos.text_to_image import ui as text_to_image

@@ -298,24 +298,20 @@ def key(truth: dict) -> tuple:
     )
 
 
-def _word(rng: random.Random, word: str) -> str:
-    return rng.choice(SYNONYMS.get(word, (word,)))
-
-
 def render(truth: dict, rng: random.Random, templates=TRAIN_TEMPLATES) -> tuple[np.ndarray, str]:
     """(32, 32, 3) uint8 image and a caption for a truth, drawn and worded as py does."""
     if "objects" not in truth:
         size, place = truth["size"], truth["place"]
         x, y = _place(PLACES[place], SIZES[size], rng)
         caption = rng.choice(templates).format(
-            size=_word(rng, size), colour=truth["colour"], shape=truth["shape"], place=_word(rng, place)
+            size=_word(rng, size, True), colour=truth["colour"], shape=truth["shape"], place=_word(rng, place, True)
         )
         return draw([Thing(truth["shape"], truth["colour"], size, x, y)]), caption
     things, words = [], []
     for o, frac in zip(truth["objects"], RELATIONS[truth["relation"]], strict=True):
         x, y = _place(frac, SIZES[o["size"]], rng)
         things.append(Thing(o["shape"], o["colour"], o["size"], x, y))
-        words.append(f"a {_word(rng, o['size'])} {o['colour']} {o['shape']}")
+        words.append(f"a {_word(rng, o['size'], True)} {o['colour']} {o['shape']}")
     return draw(things), f"{words[0]} {truth['relation']} {words[1]}"
 
 

@@ -242,7 +242,7 @@ def test_every_tab_builds_alone_and_has_a_main(tab):
     package's ``__main__.py``)."""
     import importlib
 
-    from demos import glue as _glue
+    from demos import server as _glue
     from shared import runtime
     from tests.conftest import test_settings
 

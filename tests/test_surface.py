@@ -31,7 +31,7 @@ from gradio_client.utils import Status
 from starlette.requests import Request
 
 import app as app_module
-from demos import glue as _glue
+from demos import glue, server
 from shared import runtime
 from shared.settings import JOBS_PER_VISITOR_HOSTED
 from tests.conftest import GOOD, free_port, test_settings
@@ -191,9 +191,9 @@ def test_every_event_is_classified(launched_app):
     expected = HEAVY_UI + VIEWS + LAB + OPERATOR
     found = page_events(launched_app)
     assert found == expected, f"unclassified: {dict(found - expected)}; gone: {dict(expected - found)}"
-    heavy = Counter(fn.name for fn in launched_app.fns.values() if fn.concurrency_id in _glue.MODEL_GROUPS)
+    heavy = Counter(fn.name for fn in launched_app.fns.values() if fn.concurrency_id in glue.MODEL_GROUPS)
     assert heavy == HEAVY_UI + Counter(DOCUMENTED - SHARE_API)
-    interactive = Counter(fn.name for fn in launched_app.fns.values() if fn.concurrency_id == _glue.INTERACTIVE)
+    interactive = Counter(fn.name for fn in launched_app.fns.values() if fn.concurrency_id == glue.INTERACTIVE)
     assert interactive == Counter(
         respond=5, run=4, render=7, chat=1, attention=1, show_batch=1, find_image=1
     )  # chat, attention and CLIP, ahead of images
@@ -417,7 +417,7 @@ def test_page_number_inputs_past_a_float_are_refused_at_admission(app_url, confi
             for i, component in enumerate(fn.inputs):
                 if not isinstance(component, (gr.Number, gr.Slider)):
                     continue
-                name = _glue.Admission.parameter(fn, i)
+                name = server.Admission.parameter(fn, i)
                 for literal in (str(BIG), "NaN", "1e309"):
                     data = page_defaults(config, dep)
                     data[i] = "HERE"
@@ -526,10 +526,10 @@ def fake_request(peer: str, forwarded: str | None = None) -> Request:
 
 def test_forwarded_for_is_trusted_only_when_the_setting_says_so():
     spoofed = fake_request("198.51.100.9", "10.1.1.1, 203.0.113.5")
-    assert _glue.visitor(spoofed) == "198.51.100.9"  # default: the peer; the header is anyone's to write
-    assert _glue.visitor(spoofed, trust_forwarded_for=True) == "203.0.113.5"  # the address our proxy saw
-    assert _glue.visitor(fake_request("198.51.100.9"), trust_forwarded_for=True) == "198.51.100.9"
+    assert server.visitor(spoofed) == "198.51.100.9"  # default: the peer; the header is anyone's to write
+    assert server.visitor(spoofed, trust_forwarded_for=True) == "203.0.113.5"  # the address our proxy saw
+    assert server.visitor(fake_request("198.51.100.9"), trust_forwarded_for=True) == "198.51.100.9"
 
 
 def test_returned_files_are_swept_by_gradio(launched_app):
-    assert launched_app.delete_cache == _glue.TEMP_FILES
+    assert launched_app.delete_cache == server.TEMP_FILES

@@ -18,7 +18,7 @@ import pytest
 import torch
 from PIL import Image
 
-from demos import glue
+from demos import numbers as glue
 from demos.text_to_image import core as t2i_core
 from demos.text_to_image import generate as t2i_generate
 from demos.text_to_image import recipe as t2i_recipe
@@ -625,7 +625,7 @@ def test_picking_a_model_loads_its_settings_and_replaces_the_last_status():
 def test_the_tab_is_wired_so_its_boxes_follow_one_rule_and_its_controls_lock_while_it_runs():
     """The events as Gradio will run them: which triggers, which inputs (an input that is a slider
     would be refused by Gradio's own bounds, with an error badge, before the handler could fit it)."""
-    from demos import glue as _glue
+    from demos import server as _glue
     from shared import runtime
     from tests.conftest import test_settings
 

@@ -1,6 +1,6 @@
 """``python -m demos.attention``: the tab on its own, with the app's settings and secure launch."""
 
 from demos.attention.ui import build_ui
-from demos.glue import run_alone
+from demos.server import run_alone
 
 run_alone(build_ui, "Attention")

@@ -6,6 +6,7 @@ Run alone: ``python -m demos.chat``.
 from __future__ import annotations
 
 import dataclasses
+import threading
 import time
 from collections.abc import Iterator
 
@@ -52,16 +53,8 @@ from demos.chat.view import (
     token_table,
     token_view_html,
 )
-from demos.glue import (
-    INTERACTIVE,
-    Box,
-    StopFlags,
-    Turns,
-    default_model,
-    fitted_updates,
-    model_choices,
-    user_error,
-)
+from demos.glue import INTERACTIVE, StopFlags, default_model, model_choices, session_id, user_error
+from demos.numbers import Box, fitted_updates
 from shared import catalog, compute, runtime, scratch
 from shared.engines import Reply
 from shared.loaders import CausalLM
@@ -70,6 +63,49 @@ from shared.validation import check_text
 # --- Gradio glue: cached model in, pure functions, failures → one message ---------------------
 
 _stops = StopFlags()  # session → its running reply's stop flag
+
+
+class Turns:
+    """Sessions whose reply is on its way, from Send until the reply ends. While one is, the page
+    refuses another Send (the message stays in the box), Undo and Clear: the streaming reply would
+    otherwise write its own copy of the conversation over theirs. A Stop pressed before the reply
+    started is remembered, so the reply ends at once. A mark past its deadline (a reply whose end
+    never came) is ignored."""
+
+    DEADLINE_S = 600.0
+
+    def __init__(self) -> None:
+        self._turns: dict[str, list] = {}  # session → [deadline, stop requested]
+        self._lock = threading.Lock()
+
+    def busy(self, request: gr.Request | None) -> bool:
+        with self._lock:
+            turn = self._turns.get(session_id(request))
+            return turn is not None and turn[0] > time.monotonic()
+
+    def begin(self, request: gr.Request | None) -> None:
+        if self.busy(request):
+            raise gr.Error(
+                "A reply is still being written. Your message stays in the box: send it when the reply "
+                "ends, or press Stop first.",
+                title="Still replying",
+            )
+        with self._lock:
+            self._turns[session_id(request)] = [time.monotonic() + self.DEADLINE_S, False]
+
+    def request_stop(self, request: gr.Request | None) -> None:
+        with self._lock:
+            if (turn := self._turns.get(session_id(request))) is not None:
+                turn[1] = True
+
+    def stop_requested(self, request: gr.Request | None) -> bool:
+        with self._lock:
+            turn = self._turns.get(session_id(request))
+            return turn is not None and turn[1]
+
+    def end(self, request: gr.Request | None) -> None:
+        with self._lock:
+            self._turns.pop(session_id(request), None)
 
 
 _turns = Turns()

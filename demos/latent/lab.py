@@ -36,7 +36,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from demos import glue as _glue
+from demos import server as _glue
 from demos.glue import session_id, user_error
 from shared import compute, runtime
 from shared.datasets import digits

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from demos import glue as _glue
+from demos import glue, numbers
 from demos.latent import encoding as latent_encoding
 from demos.latent import lab as training_lab
 from demos.latent import picker as latent_picker
@@ -29,7 +29,7 @@ from shared import runtime
 
 
 def _controls() -> LatentUI:
-    default = _glue.default_model("latent")
+    default = glue.default_model("latent")
     gan, vae = latent_picker.kind_controls(default)  # then each pick of the model decides (build_ui)
     with gr.Row():
         model = gr.Dropdown(latent_picker.choices(), value=default, label="Model", scale=2, elem_id="latent-model")
@@ -67,14 +67,14 @@ def _api() -> None:
 
 
 BOXES = {  # the shared row's sliders, as the one rule for typed numbers reads them
-    "latent-count": _glue.Box("count", 1, 64),
-    "latent-truncation": _glue.Box("truncation", 0, 2, None),
-    "latent-temperature": _glue.Box("temperature", 0, 2, None),
+    "latent-count": numbers.Box("count", 1, 64),
+    "latent-truncation": numbers.Box("truncation", 0, 2, None),
+    "latent-temperature": numbers.Box("temperature", 0, 2, None),
 }
 
 
 def fit_slider(evt: gr.EventData) -> list:
-    return _glue.fitted_updates(BOXES, evt)
+    return numbers.fitted_updates(BOXES, evt)
 
 
 def build_ui() -> LatentUI:

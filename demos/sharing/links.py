@@ -36,7 +36,8 @@ from pathlib import Path
 import gradio as gr
 from gradio import route_utils
 
-from demos.glue import user_error, visitor
+from demos.glue import user_error
+from demos.server import visitor
 from demos.sharing import snapshots
 from shared import runtime
 from shared.share_store import MALFORMED, NotOwner, ShareNotFound, ShareStore, StoreFull, default_folder

@@ -30,7 +30,8 @@ import pandas as pd
 import torch
 from PIL import Image
 
-from demos.glue import Box, fit_number, user_error
+from demos.glue import user_error
+from demos.numbers import Box, fit_number
 from demos.text_to_image.core import Run, StepRecord
 from demos.text_to_image.recipe import MAX_GUIDANCE, check_scheduler_steps
 from shared import compute, runtime

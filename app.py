@@ -19,17 +19,29 @@ from shared import zerogpu  # noqa: E402, F401  (before torch touches CUDA: Zero
 
 # isort: split
 
+from demos.attention import share as attention_share
 from demos.attention import ui as attention
+from demos.chat import share as chat_share
 from demos.chat import ui as chat
 from demos.glue import INTERACTIVE
-from demos.latent import lab as training_lab  # noqa: E402
-from demos.latent import ui as latent_sampling
-from demos.server import TEMP_FILES, launch, on_this_machine, queue_securely  # noqa: E402  (tests call app.launch)
+from demos.latent import lab as training_lab
+from demos.latent import share as latent_share
+from demos.latent import ui as latent
+from demos.server import TEMP_FILES, launch, on_this_machine, queue_securely  # (tests call app.launch)
 from demos.sharing import links as sharing
-from demos.sharing import tabs as share_tabs
+from demos.text_to_image import share as text_to_image_share
 from demos.text_to_image import ui as text_to_image
 from shared import catalog, compute, runtime  # noqa: E402
 from shared.settings import Settings, parse_settings  # noqa: E402
+
+# The tabs, in order: id (also the kind of its share links), title, its layout (``build_ui``) and its
+# share link (``wire``: the Share button and "Open in the tab"; importing it registers its snapshot kind).
+TABS = (
+    ("chat", "Chat", chat, chat_share),
+    ("text-to-image", "Text to image", text_to_image, text_to_image_share),
+    ("latent", "Latent sampling (GAN / VAE)", latent, latent_share),
+    ("attention", "Attention", attention, attention_share),
+)
 
 
 def build_app(settings: Settings | None = None) -> gr.Blocks:
@@ -38,27 +50,17 @@ def build_app(settings: Settings | None = None) -> gr.Blocks:
     with gr.Blocks(title="GenAI Playground", analytics_enabled=False, delete_cache=TEMP_FILES) as demo:
         gr.Markdown("# GenAI Playground\nGenerative AI you can touch: each tab is a tool and a live explanation.")
         notice = gr.Markdown(visible=False, elem_id="shared-notice")  # a share link that leads nowhere says so
-        panels, rows = {}, {}
+        panels, rows, uis = {}, {}, {}
         with gr.Tabs() as tabs:
-            with gr.Tab("Chat", id="chat"):
-                panels["chat"] = sharing.panel("chat")
-                chat_ui = chat.build_ui()
-                rows["chat"] = sharing.share_row("chat")
-            with gr.Tab("Text to image", id="text-to-image"):
-                panels["text-to-image"] = sharing.panel("text-to-image")
-                t2i_ui = text_to_image.build_ui()
-                rows["text-to-image"] = sharing.share_row("text-to-image")
-            with gr.Tab("Latent sampling (GAN / VAE)", id="latent"):
-                panels["latent"] = sharing.panel("latent")
-                latent_ui = latent_sampling.build_ui()
-                rows["latent"] = sharing.share_row("latent")
-            with gr.Tab("Attention", id="attention"):
-                panels["attention"] = sharing.panel("attention")
-                attention_ui = attention.build_ui()
-                rows["attention"] = sharing.share_row("attention")
-        link_chat_to_attention(tabs, chat_ui, attention_ui)
+            for tab, title, ui, _ in TABS:
+                with gr.Tab(title, id=tab):
+                    panels[tab] = sharing.panel(tab)  # a share link's snapshot, when one is opened
+                    uis[tab] = ui.build_ui()
+                    rows[tab] = sharing.share_row(tab)
+        link_chat_to_attention(tabs, uis["chat"], uis["attention"])
         tokens = sharing.tokens_state()  # the delete tokens of the links this browser made
-        share_tabs.wire(panels, rows, tokens, chat_ui, t2i_ui, latent_ui, attention_ui)
+        for tab, _, _, share in TABS:
+            share.wire(uis[tab], rows[tab], panels[tab], tokens)
         sharing.wire_links(demo, tabs, notice, panels, tokens)
         sharing.api()
         demo.unload(training_lab.stop_session_runs)  # a closed tab stops its training run

@@ -11,9 +11,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from demos.attention import share as attention_share
 from demos.attention import views as attention_views
 from demos.attention.core import AttentionResult
+from demos.chat import share as chat_share
 from demos.chat import view as chat_view
+from demos.latent import share as latent_share
 from demos.sharing import links as sharing
 from demos.sharing import snapshots as share_snapshots
 from shared.share_store import MALFORMED, ShareNotFound
@@ -21,6 +24,13 @@ from shared.share_store import MALFORMED, ShareNotFound
 pytestmark = pytest.mark.fast
 
 ID = "Ab3_-xYz0123456789ABCD"
+KINDS = (attention_share.KIND, chat_share.KIND, latent_share.KIND)  # importing a tab's share.py registers its kind
+
+
+def test_each_tab_registers_its_kind_and_sharing_checks_only_those():
+    assert set(KINDS) <= set(share_snapshots.KINDS)
+    with pytest.raises(ValueError, match="A share's kind is one of"):
+        share_snapshots.check("nope", {})
 
 
 def attention_result(n: int = 5, seed: int = 0) -> AttentionResult:
@@ -34,7 +44,7 @@ def attention_result(n: int = 5, seed: int = 0) -> AttentionResult:
 
 def test_an_attention_snapshot_draws_exactly_the_tabs_heatmaps():
     result = attention_result()
-    taken = share_snapshots.of_attention(result, result.model, "t0 t1", 1, 2, 3, "summary")
+    taken = attention_share.of_attention(result, result.model, "t0 t1", 1, 2, 3, "summary")
     payload, files = share_snapshots.check("attention", taken)
     assert files == {}
     heat, text, mean = share_snapshots.views("attention", payload, files)

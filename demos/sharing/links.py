@@ -39,10 +39,9 @@ from gradio import route_utils
 from demos.glue import user_error
 from demos.server import visitor
 from demos.sharing import snapshots
-from shared import runtime
+from shared import catalog, runtime
 from shared.share_store import MALFORMED, NotOwner, ShareNotFound, ShareStore, StoreFull, default_folder
 
-KIND_TAB = {"chat": "chat", "text-to-image": "text-to-image", "latent": "latent", "attention": "attention"}
 STORAGE_KEY = "genai-playground-share-tokens"
 MAX_TOKENS_KEPT = 200  # delete tokens one browser keeps (the oldest are forgotten)
 LINK_ID = re.compile(r"(?:[?&]s=)?([A-Za-z0-9_-]{22})")
@@ -294,44 +293,13 @@ def share_row(kind: str) -> ShareRow:
 def panel(kind: str) -> Panel:
     with gr.Group(visible=False, elem_id=f"shared-{kind}") as group:
         about = gr.Markdown(elem_id=f"shared-{kind}-about")
-        views = _views(kind)
+        views = snapshots.KINDS[kind].components()
         with gr.Row():
             open_in_tab = gr.Button("Open in the tab", variant="primary", size="sm", elem_id=f"shared-{kind}-open")
             delete = gr.Button("Delete this link", size="sm", elem_id=f"shared-{kind}-delete")
             close = gr.Button("Close", size="sm", elem_id=f"shared-{kind}-close")
         status = gr.Markdown(elem_id=f"shared-{kind}-status")
     return Panel(kind, group, about, views, gr.State(None), open_in_tab, delete, close, status)
-
-
-def _views(kind: str) -> list:
-    """The read-only components a snapshot of ``kind`` is shown in (snapshots.views fills them)."""
-    if kind == "chat":
-        return [
-            gr.Chatbot(label="Shared conversation", height=360, elem_id="shared-chat-chatbot", buttons=["copy_all"]),
-            gr.HTML(elem_id="shared-chat-tokens"),
-            gr.Markdown(elem_id="shared-chat-stats"),
-        ]
-    if kind == "text-to-image":
-        return [
-            gr.Gallery(
-                label="Shared images",
-                columns=4,
-                object_fit="contain",
-                fit_columns=False,
-                format="png",
-                elem_classes="pixelated",
-                elem_id="shared-t2i-gallery",
-            ),  # fmt: skip
-            gr.Code(label="Their recipe", language="json", elem_id="shared-t2i-recipe", interactive=False),
-        ]
-    if kind == "latent":
-        return [gr.Gallery(label="Shared images", columns=3, object_fit="contain", format="png",
-                           elem_classes="pixelated", elem_id="shared-latent-gallery")]  # fmt: skip
-    return [
-        gr.HTML(elem_id="shared-attention-heatmap"),
-        gr.HTML(elem_id="shared-attention-text"),
-        gr.HTML(elem_id="shared-attention-mean"),
-    ]
 
 
 def tokens_state() -> gr.BrowserState:
@@ -384,7 +352,7 @@ def opened(request: gr.Request, panels: dict[str, Panel]) -> list:
         outputs[1] = gr.Markdown(f"⚠️ {user_error(exc, 'Opening the link').message}", visible=True)
         return outputs
     kind = snap["kind"]
-    outputs[0] = gr.Tabs(selected=KIND_TAB[kind])
+    outputs[0] = gr.Tabs(selected=kind)  # a kind is its tab's id
     at = 2
     for name, p in panels.items():
         if name == kind:
@@ -423,3 +391,23 @@ def delete_opened(snapshot: dict | None, kept: dict | None):
     except (ShareNotFound, NotOwner) as exc:
         raise gr.Error(str(exc)) from None
     return message, {k: v for k, v in kept.items() if k != share_id}
+
+
+def _allowed(model: str, task) -> str:
+    """The snapshot's model, if this server may load it in the tab; else a clear ValueError."""
+    try:
+        return catalog.resolve(model, task, allow_any_model=runtime.get().settings.allow_any_model).key
+    except ValueError as exc:
+        raise ValueError(f"This snapshot was made with {model[:100]!r}, which this server can't open: {exc}") from None
+
+
+def opened_payload(snapshot: dict | None, kind: str, task) -> tuple[dict, str]:
+    """The opened link's payload and its model (as this server names it), or a gr.Error saying why not."""
+    try:
+        if not isinstance(snapshot, dict) or snapshot.get("kind") != kind:
+            raise ValueError("Open a share link first.")
+        payload = snapshot["payload"]
+        model = payload.get("model") or payload["recipe"]["model"]  # text-to-image keeps it in its recipe
+        return payload, _allowed(model, task)
+    except Exception as exc:
+        raise user_error(exc, "Opening in the tab") from None

@@ -1,4 +1,5 @@
-"""What a share link holds, for each tab: how a snapshot is taken, checked and shown again.
+"""What a share link holds: the protocol every tab's snapshot follows, and the registry of kinds (each
+tab's ``share.py`` registers how its snapshot is checked and shown again; this module knows no tab).
 
 A snapshot is plain JSON (the recipe and the outputs that are text or numbers) plus PNG images.
 The same checker takes snapshots from the tabs' Share buttons and from anyone calling the ``/share``
@@ -16,61 +17,35 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import html
 import io
-import json
 import time
+from collections.abc import Callable
 
-import numpy as np
 from PIL import Image
 
-from demos.attention import views as attention_views
-from demos.chat import view as chat_view
-from demos.chat.core import LIMITS, MAX_MESSAGE_CHARS, MAX_MODEL_CHARS, normalize_history
-from demos.chat.view import is_failure_note
-from demos.text_to_image.recipe import MAX_IMAGES, Recipe, check_recipe, png_bytes
-from demos.text_to_image.views import DOWNLOAD_PX
 from shared import catalog
-from shared.engines import TokenInfo
-from shared.images import enlarge
-from shared.validation import check_number, check_text
+from shared.validation import check_text
 
+MAX_MODEL_CHARS = 300  # a model key or hub id
 MAX_SIDE = 2048  # an image in a snapshot
 MAX_TOKENS = 4096  # tokens in a chat reply's token view, or in an attention view's text
 MAX_ALTERNATIVES = 20  # alternatives per token in the token view
 MAX_TEXT = 100_000  # an attention view's text
 MAX_NOTE = 2_000  # a status line (chat stats)
-LATENT_VIEWS = {  # image name → caption, in the order a viewer sees them
-    "samples": "Samples",
-    "gan": "GAN",
-    "vae": "VAE",
-    "lerp": "Interpolation: lerp (straight line)",
-    "slerp": "Interpolation: slerp (great circle)",
-    "traversal": "Traversal (rows: dimensions; columns: −range … +range)",
-}
-LATENT_SETTINGS = {  # name → (low, high, integer?)
-    "seed": (0, 2**32 - 1, True),
-    "count": (1, 64, True),
-    "truncation": (0.0, 10.0, False),
-    "temperature": (0.0, 10.0, False),
-    "seed_a": (0, 2**32 - 1, True),
-    "seed_b": (0, 2**32 - 1, True),
-    "walk_steps": (2, 16, True),
-    "span": (0.5, 5.0, False),
-    "traversal_steps": (3, 11, True),
-}
 
 
 # --- checking: the same for the UI and the API ------------------------------------------------
 
 
-def _dict(name: str, value: object) -> dict:
+def dict_of(name: str, value: object) -> dict:
     if not isinstance(value, dict):
         raise ValueError(f"A shared snapshot's {name} must be an object.")
     return value
 
 
-def _list(name: str, value: object, limit: int) -> list:
+def list_of(name: str, value: object, limit: int) -> list:
     if not isinstance(value, (list, tuple)):
         raise ValueError(f"A shared snapshot's {name} must be a list.")
     if len(value) > limit:
@@ -78,7 +53,7 @@ def _list(name: str, value: object, limit: int) -> list:
     return value
 
 
-def _model(payload: dict) -> tuple[str, str | None]:
+def model_of(payload: dict) -> tuple[str, str | None]:
     model = check_text("model", payload.get("model"), MAX_MODEL_CHARS, required=True)
     revision = payload.get("revision")
     revision = None if revision is None else check_text("revision", revision, 100)
@@ -116,10 +91,10 @@ def decode_image(name: str, data: object) -> Image.Image:
     return image
 
 
-def _images(images: dict, allowed) -> dict[str, bytes]:
+def images_of(images: dict, allowed) -> dict[str, bytes]:
     """Each image decoded and written again as PNG, under one of the ``allowed`` names."""
     out = {}
-    for name, image in _dict("images", images).items():
+    for name, image in dict_of("images", images).items():
         if name not in allowed:
             raise ValueError(
                 f"Unknown image {str(name)[:40]!r} in this snapshot; its images are: {', '.join(allowed)}."
@@ -130,130 +105,42 @@ def _images(images: dict, allowed) -> dict[str, bytes]:
     return out
 
 
-def _chat(payload: dict, images: dict) -> tuple[dict, dict]:
-    if images:
-        raise ValueError("A shared chat has no images.")
-    model, revision = _model(payload)
-    messages = normalize_history(payload.get("messages"))
-    if not messages:
-        raise ValueError("There is no conversation to share yet.")
-    settings = _dict("settings", payload.get("settings") or {})
-    checked = {}
-    for name, (low, high, integer) in LIMITS.items():
-        if name in settings:
-            checked[name] = check_number(name, settings[name], low, high, integer=integer)
-    tokens = []
-    for item in _list("tokens", payload.get("tokens") or [], MAX_TOKENS):
-        item = _dict("token", item)
-        top = _list("alternatives", item.get("top") or [], MAX_ALTERNATIVES)
-        tokens.append({
-            "token": check_text("token", item.get("token"), 200),
-            "prob": check_number("token probability", item.get("prob"), 0.0, 1.0),
-            "top": [[check_text("token", t, 200), check_number("probability", p, 0.0, 1.0)]
-                    for t, p in (_list("alternative", pair, 2) for pair in top)],
-        })  # fmt: skip
-    return {
-        "model": model,
-        "revision": revision,
-        "system_prompt": check_text("system prompt", payload.get("system_prompt"), MAX_MESSAGE_CHARS),
-        "mode": check_text("mode", payload.get("mode") or "direct", 40),
-        "settings": checked,
-        "messages": messages,
-        "tokens": tokens,
-        "probs_note": check_text("probabilities note", payload.get("probs_note"), MAX_NOTE),
-        "stats": check_text("stats", payload.get("stats"), MAX_NOTE),
-    }, {}
+# --- the kinds: each tab registers its own ------------------------------------------------------
 
 
-def _text_to_image(payload: dict, images: dict) -> tuple[dict, dict]:
-    raw = _dict("recipe", payload.get("recipe"))
-    model = check_text("model", raw.get("model"), MAX_MODEL_CHARS, required=True)
-    fields = ("prompt", "negative_prompt", "seed", "num_inference_steps", "guidance_scale", "scheduler", "width",
-              "height", "num_images_per_prompt")  # fmt: skip
-    revision = raw.get("revision")
-    recipe = check_recipe(
-        model=model,
-        revision=None if revision is None else check_text("revision", revision, 100),
-        max_cost=None,
-        **{name: raw.get(name) for name in fields},
-    )
-    names = [str(i) for i in range(MAX_IMAGES)]
-    if not images:
-        raise ValueError("There are no images to share yet: press Generate first.")
-    pictures = {name: img if isinstance(img, Image.Image) else decode_image(name, img) for name, img in images.items()}
-    if set(pictures) - set(names):
-        raise ValueError(f"A shared image's name is its index, 0 to {MAX_IMAGES - 1}.")
-    files = {name: png_bytes(pictures[name], recipe, int(name)) for name in names if name in pictures}
-    return {"recipe": recipe_dict(recipe)}, files
+@dataclasses.dataclass(frozen=True)
+class ShareKind:
+    """One tab's side of sharing, registered by the tab's ``share.py`` when it is imported (app.py
+    imports every tab's): ``check`` takes an untrusted (payload, images) to what is stored, ``show``
+    a stored payload and its pictures to the values of the panel's ``components()``."""
+
+    kind: str  # also the id of its tab
+    check: Callable[[dict, dict], tuple[dict, dict[str, bytes]]]
+    show: Callable[[dict, dict[str, Image.Image]], list]
+    components: Callable[[], list]
+    settings_shown: Callable[[dict], dict] | None = None  # what the panel's label lists (default: the settings)
 
 
-def recipe_dict(recipe: Recipe) -> dict:
-    return {name: getattr(recipe, name) for name in Recipe.__dataclass_fields__}
+KINDS: dict[str, ShareKind] = {}
 
 
-def _latent(payload: dict, images: dict) -> tuple[dict, dict]:
-    model, revision = _model(payload)
-    settings = _dict("settings", payload.get("settings") or {})
-    checked = {}
-    for name, (low, high, integer) in LATENT_SETTINGS.items():
-        if settings.get(name) is not None:
-            checked[name] = check_number(name, settings[name], low, high, integer=integer)
-    if settings.get("dims") is not None:
-        checked["dims"] = check_text("dimensions", settings["dims"], 200)
-    files = _images(images, LATENT_VIEWS)
-    if not files:
-        raise ValueError("There is nothing to share yet: sample, interpolate or traverse first.")
-    return {"model": model, "revision": revision, "settings": checked}, files
-
-
-def _matrix(name: str, value: object, n: int) -> list[list[float]]:
-    rows = _list(name, value, n)
-    if len(rows) != n or any(not isinstance(row, (list, tuple)) or len(row) != n for row in rows):
-        raise ValueError(f"A shared attention view's {name} must be {n}×{n}, one row and column per token.")
-    try:
-        matrix = np.asarray(rows, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ValueError(f"A shared attention view's {name} must hold numbers.") from None
-    if not np.isfinite(matrix).all() or matrix.min(initial=0) < 0 or matrix.max(initial=0) > 1:
-        raise ValueError(f"A shared attention view's {name} holds weights from 0 to 1.")
-    return matrix.tolist()
-
-
-def _attention(payload: dict, images: dict) -> tuple[dict, dict]:
-    if images:
-        raise ValueError("A shared attention view has no images.")
-    model, revision = _model(payload)
-    tokens = [check_text("token", t, 200) for t in _list("tokens", payload.get("tokens"), MAX_TOKENS)]
-    n = len(tokens)
-    if n == 0:
-        raise ValueError("There is no attention view to share yet: press Show attention first.")
-    layer = check_number("layer", payload.get("layer"), 0, 10_000, integer=True)
-    head = check_number("head", payload.get("head"), 0, 10_000, integer=True)
-    token = check_number("token", payload.get("token"), 0, n - 1, integer=True)
-    return {
-        "model": model,
-        "revision": revision,
-        "text": check_text("text", payload.get("text"), MAX_TEXT),
-        "summary": check_text("summary", payload.get("summary"), MAX_NOTE),
-        "layer": int(layer),
-        "head": int(head),
-        "token": int(token),
-        "tokens": tokens,
-        "heat": _matrix("heat", payload.get("heat"), n),
-        "mean": _matrix("mean", payload.get("mean"), n),
-    }, {}
-
-
-CHECKS = {"chat": _chat, "text-to-image": _text_to_image, "latent": _latent, "attention": _attention}
+def register(kind: ShareKind) -> ShareKind:
+    KINDS[kind.kind] = kind
+    return kind
 
 
 def check(kind: object, payload: object, images: object = None) -> tuple[dict, dict[str, bytes]]:
     """Untrusted (kind, payload, images) → the payload to store and its files as PNG bytes, or a
     clear ValueError. ``images`` maps names to PIL images, PNG bytes or data URLs."""
-    if kind not in CHECKS:
-        raise ValueError(f"A share's kind is one of: {', '.join(CHECKS)}.")
-    payload = _dict("payload", payload)
-    return CHECKS[kind](payload, dict(images or {}))
+    if kind not in KINDS:
+        raise ValueError(f"A share's kind is one of: {', '.join(KINDS)}.")
+    payload = dict_of("payload", payload)
+    return KINDS[kind].check(payload, dict(images or {}))
+
+
+def views(kind: str, payload: dict, files: dict[str, bytes]) -> list:
+    """The values of a snapshot panel's components (the kind's ``components()``)."""
+    return KINDS[kind].show(payload, _pictures(files))
 
 
 # --- taking a snapshot of a tab's results ------------------------------------------------------
@@ -263,39 +150,6 @@ def revision_of(model: object) -> str | None:
     """The catalog's pinned revision of a model (None for the bundled ones and for anything else)."""
     spec = catalog.CATALOG.get(model) if isinstance(model, str) else None
     return spec.revision if spec else None
-
-
-def of_chat(model, history, system_prompt, settings: dict, mode, stats, last: dict | None) -> dict:
-    """The chat tab's snapshot: the conversation as shown, and the last reply's token view."""
-    last = last if isinstance(last, dict) else {}
-    messages = normalize_history([m for m in (history or []) if not is_failure_note(m)])
-    return {
-        "model": model,
-        "revision": revision_of(model),
-        "system_prompt": system_prompt,
-        "mode": mode,
-        "settings": settings,
-        "messages": messages,
-        "tokens": last.get("tokens") or [],
-        "probs_note": last.get("probs_note") or "",
-        "stats": stats or "",
-    }
-
-
-def of_attention(result, model: str, text: str, layer: int, head: int, token: int, summary: str) -> dict:
-    """The attention tab's snapshot: the selected head's heatmap, the layer's mean, the tokens."""
-    return {
-        "model": model,
-        "revision": revision_of(model),
-        "text": text,
-        "summary": summary,
-        "layer": layer,
-        "head": head,
-        "token": token,
-        "tokens": list(result.tokens),
-        "heat": result.attentions[layer, head].astype(np.float64).tolist(),
-        "mean": result.attentions[layer].astype(np.float32).mean(axis=0).astype(np.float64).tolist(),
-    }
 
 
 # --- showing one ------------------------------------------------------------------------------
@@ -316,8 +170,8 @@ def about_markdown(kind: str, payload: dict, created_at: float, expires_at: floa
              + (f" at revision {_code(revision)}" if revision else "") + "."]  # fmt: skip
     settings = payload.get("settings") or payload.get("recipe") or {}
     shown = {k: v for k, v in settings.items() if k not in ("model", "revision", "prompt", "negative_prompt")}
-    if kind == "attention":
-        shown = {"layer": payload["layer"], "head": payload["head"], "token": payload["token"]}
+    if KINDS[kind].settings_shown is not None:
+        shown = KINDS[kind].settings_shown(payload)
     if shown:
         lines.append("Settings: " + ", ".join(f"{k} {_code(v)}" for k, v in shown.items()) + ".")
     if expires_at is not None:
@@ -339,34 +193,6 @@ def _pictures(files: dict[str, bytes]) -> dict[str, Image.Image]:
             image.load()
             out[name] = image.copy()
     return out
-
-
-def views(kind: str, payload: dict, files: dict[str, bytes]) -> list:
-    """The values of a snapshot panel's components (see sharing.VIEWS for which they are)."""
-    pictures = _pictures(files)
-    if kind == "chat":
-        tokens = [TokenInfo(-1, t["token"], t["prob"], [tuple(p) for p in t["top"]]) for t in payload["tokens"]]
-        shown = chat_view.token_view_html(tokens, payload["probs_note"]) if tokens else chat_view.TOKEN_VIEW_PLACEHOLDER
-        messages = [{"role": m["role"], "content": as_text(m["content"])} for m in payload["messages"]]
-        return [messages, shown, html.escape(payload["stats"]) or " "]
-    if kind == "text-to-image":
-        seed = payload["recipe"]["seed"]  # as the tab's gallery shows them: small ones enlarged, whole pixels
-        images = [
-            (enlarge(pictures[str(i)], DOWNLOAD_PX), f"seed {seed + i}")
-            for i in range(MAX_IMAGES)
-            if str(i) in pictures
-        ]
-        return [images, json.dumps(payload["recipe"], indent=2, ensure_ascii=False)]
-    if kind == "latent":
-        return [[(pictures[name], caption) for name, caption in LATENT_VIEWS.items() if name in pictures]]
-    tokens, layer, head, token = payload["tokens"], payload["layer"], payload["head"], payload["token"]
-    heat = np.asarray(payload["heat"], dtype=np.float16)
-    mean = np.asarray(payload["mean"], dtype=np.float32)
-    return [
-        attention_views.heatmap_svg(heat, tokens, f"Layer {layer}, head {head}"),
-        attention_views.shaded_text_html(heat[token], tokens, token),
-        attention_views.heatmap_svg(mean, tokens, f"Layer {layer}: mean over heads"),
-    ]
 
 
 def data_url(png: bytes) -> str:

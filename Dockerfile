@@ -5,7 +5,7 @@
 #   docker run --rm -p 127.0.0.1:7860:7860 -v playground-data:/data genai-playground
 #
 # Or `docker compose up` (compose.yaml). CI here builds it with podman from a base made locally
-# (.ci/container-base.sh) and a local torch wheel: see tests/test_container.py.
+# (.ci/container-base.sh) and a local torch wheel: see tests/app/test_container.py.
 ARG BASE=python:3.11-slim-bookworm
 FROM ${BASE}
 

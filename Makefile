@@ -76,7 +76,7 @@ app: $(STAMP)
 	$(BIN)/python app.py $(ARGS)
 
 # The tiers are pytest markers (pyproject.toml): every test is `fast` or `full` (or `gpu`, deselected
-# here on purpose); tests/test_tiers.py fails if one is in neither or both.
+# here on purpose); tests/app/test_tiers.py fails if one is in neither or both.
 test: $(STAMP)
 	$(BIN)/python -m pytest -m fast $(PYTEST_ARGS)
 
@@ -93,7 +93,7 @@ bench: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python bench/text_to_image.py
 	HF_HUB_OFFLINE=1 $(BIN)/python bench/compute.py
 
-# What tests/test_container.py needs: podman (+ buildah) to build and run the image, debootstrap for
+# What tests/app/test_container.py needs: podman (+ buildah) to build and run the image, debootstrap for
 # .ci/container-base.sh's local base image (CI here reaches no container registry). Root or sudo, like `chromium`.
 container-tools:
 	@{ command -v podman && command -v buildah && command -v debootstrap && command -v runc; } >/dev/null || { \

@@ -34,7 +34,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 from gradio_client import Client  # noqa: E402
 
 import app as app_module  # noqa: E402
-from demos import glue as _glue  # noqa: E402
+from demos import glue  # noqa: E402
 from shared import compute, runtime  # noqa: E402
 from shared.settings import Settings  # noqa: E402
 
@@ -47,10 +47,10 @@ def use(demo, design: str) -> None:
     """Switch the running app to a design: the interactive events' group, the compute lanes."""
     lanes, preempt = DESIGNS[design]
     for fn in demo.fns.values():
-        if fn.concurrency_id in _glue.MODEL_GROUPS and getattr(fn.fn, "__module__", "").startswith(
+        if fn.concurrency_id in glue.MODEL_GROUPS and getattr(fn.fn, "__module__", "").startswith(
             ("demos.chat", "demos.attention")
         ):
-            fn.concurrency_id = _glue.INTERACTIVE if lanes else _glue.HEAVY
+            fn.concurrency_id = glue.INTERACTIVE if lanes else glue.HEAVY
     compute.configure(runtime.get().concurrency, lanes=lanes, preempt=preempt)
 
 

@@ -18,6 +18,15 @@ os.environ["XDG_DATA_HOME"] = tempfile.mkdtemp(prefix="playground-data-")  # sha
 
 import pytest  # noqa: E402
 
+from tests.helpers import (  # noqa: E402
+    CHROMIUM_ARGS,
+    REFUSED,
+    TIERS,
+    TIERS_SEEN,
+    NetworkAccessError,
+    app_settings,
+    free_port,
+)
 from tests.tiny_models import (  # noqa: E402
     build_tiny_bert,
     build_tiny_llama,
@@ -42,7 +51,7 @@ def pytest_runtest_makereport(item, call):
     INTERNALERROR. The nesting is ordinary: the garbage collector runs mid-parse, a ``__del__`` raises
     (openai's client did, over httpx2), and 3.11 prints that error with caret anchors, which it finds
     with ``ast.parse``. So: format once more (that garbage is gone by then), else report the failure in
-    plain lines. tests/test_ci_rules.py shows both."""
+    plain lines. tests/app/test_ci_rules.py shows both."""
     try:
         report = yield
     except Exception as error:
@@ -73,10 +82,7 @@ def _plain_report(item, call, error: Exception) -> pytest.TestReport:
     )  # fmt: skip
 
 
-# --- tiers: every test in exactly one (tests/test_tiers.py) --------------------------------------
-
-TIERS = ("fast", "full", "gpu")
-TIERS_SEEN: dict[str, list[str]] = {}  # every collected test's tier markers, before `-m` deselects any
+# --- tiers: every test in exactly one (tests/app/test_tiers.py) --------------------------------------
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -84,25 +90,10 @@ def pytest_collection_modifyitems(items):
     TIERS_SEEN.update({item.nodeid: sorted({m.name for m in item.iter_markers()} & set(TIERS)) for item in items})
 
 
-def tier_problems(tiers: dict[str, list[str]]) -> list[str]:
-    return [
-        f"{test}: in no tier" if not found else f"{test}: in {' and '.join(found)}"
-        for test, found in sorted(tiers.items())
-        if len(found) != 1
-    ]
-
-
 # --- network guard: any connection to a non-loopback address fails the test -----------------
 
 _real_connect = socket.socket.connect
 _real_connect_ex = socket.socket.connect_ex
-
-
-class NetworkAccessError(RuntimeError):
-    pass
-
-
-REFUSED: list[object] = []  # every refused address, even where a library swallowed the error
 
 
 def _check(address) -> None:
@@ -189,12 +180,6 @@ def tiny_llama_stops_dir(tmp_path_factory):
 # --- the real app, started the way the README starts it -------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def live_app():
     """`python app.py` on the bundled models, offline, on a free loopback port. Yields its URL."""
@@ -253,17 +238,6 @@ def live_app():
     log.close()
 
 
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
-
-
 @pytest.fixture(scope="session")
 def chromium(live_app):
     """Debian's Chromium driven by Playwright, one for every browser test (each page is its own context)."""
@@ -276,8 +250,6 @@ def chromium(live_app):
 
 
 # --- the app launched in-process on tiny catalog models (for API and security tests) --------
-
-GOOD = dict(message="hello how are you ?", history=[], temperature=0.0, max_new_tokens=8, model="tiny-chat")
 
 
 @pytest.fixture(scope="module")
@@ -292,13 +264,6 @@ def test_catalog():
                 patch.setitem(catalog.CATALOG, entry.key, entry)
 
         yield add
-
-
-def test_settings(**fields):
-    """Settings for an app under test: no preload, every streamed token sent (tiny models are fast)."""
-    from shared.settings import Settings
-
-    return Settings(**{"preload": False, "stream_interval": 0.0, "chat_engine": "transformers", **fields})
 
 
 @pytest.fixture(scope="module")
@@ -326,7 +291,7 @@ def launched_app(tiny_llama_dir, tiny_bert_dir, tiny_sd_dir, tmp_path_factory, t
         spec(build_tiny_sd_pipeline(tmp_path_factory.mktemp("nan"), output="nan"), "nan-sd", "text-to-image"),
         spec(build_tiny_sd_pipeline(tmp_path_factory.mktemp("black"), output="black"), "black-sd", "text-to-image"),
     )
-    runtime.configure(test_settings(port=free_port(), cache_dir=tmp_path_factory.mktemp("c")))
+    runtime.configure(app_settings(port=free_port(), cache_dir=tmp_path_factory.mktemp("c")))
     demo = app_module.build_app()
     app_module.launch(demo, runtime.get().settings, prevent_thread_lock=True, quiet=True)
     yield demo

@@ -1,4 +1,4 @@
-"""A stand-in for ``spaces.GPU`` with its process contract, for tests/test_zerogpu_contract.py.
+"""A stand-in for ``spaces.GPU`` with its process contract, for tests/app/test_zerogpu_contract.py.
 
 What it keeps of the real one (spaces 0.51, ``spaces/zero/wrappers.py``): a worker process made by
 **fork** from the calling thread at the first call and reused while alive; arguments and every

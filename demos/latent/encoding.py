@@ -17,7 +17,7 @@ import pandas as pd
 import torch
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
-from demos import glue as _glue
+from demos import glue
 from demos.glue import user_error
 from demos.latent import picker as latent_picker
 from demos.latent.core import LatentUI, heavy
@@ -420,7 +420,7 @@ def photos_tab() -> list:
         )
         with gr.Row():
             model = gr.Dropdown(
-                _glue.model_choices("latent", bundled=False),
+                glue.model_choices("latent", bundled=False),
                 value="sd-vae-ft-mse",
                 label="Autoencoder",
                 allow_custom_value=runtime.get().settings.allow_any_model,

@@ -36,7 +36,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from demos import server as _glue
+from demos import server
 from demos.glue import session_id, user_error
 from shared import compute, runtime
 from shared.datasets import digits
@@ -569,4 +569,4 @@ def build_ui() -> LabUI:
 
 
 if __name__ == "__main__":
-    _glue.run_alone(build_ui, "Training lab")
+    server.run_alone(build_ui, "Training lab")

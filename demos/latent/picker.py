@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from demos import glue as _glue
+from demos import glue
 from demos.glue import user_error
 from demos.latent import lab as training_lab
 from shared import catalog, runtime
@@ -67,7 +67,7 @@ def name_of(model: str | LatentModel) -> str:
 def choices(lab_kinds: tuple[str, ...] | list[str] = ()) -> list[tuple[str, str]]:
     """The picker's (label, value) pairs: the bundled GANs and VAEs, then this session's lab models."""
     lab = [(f"lab: {kind.upper()} (this session)", f"{LAB_PREFIX}{kind}") for kind in lab_kinds]
-    return _glue.model_choices("latent", bundled=True) + lab
+    return glue.model_choices("latent", bundled=True) + lab
 
 
 def kind_controls(model: str) -> tuple[bool, bool]:
@@ -87,7 +87,7 @@ def offer_lab_models(model: str, offered: list | None, request: gr.Request):
     if kinds == list(offered or []):
         return gr.skip(), gr.skip()
     if is_lab(model) and model.removeprefix(LAB_PREFIX) not in kinds:
-        model = _glue.default_model("latent")
+        model = glue.default_model("latent")
     return gr.Dropdown(choices=choices(kinds), value=model), kinds
 
 

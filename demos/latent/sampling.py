@@ -27,7 +27,7 @@ import pandas as pd
 import torch
 from PIL import Image, ImageDraw
 
-from demos import glue as _glue
+from demos import glue
 from demos.glue import user_error
 from demos.latent import downloads as latent_downloads
 from demos.latent import picker as latent_picker
@@ -483,7 +483,7 @@ def sample_latents(
     try:
         num_images, name = _renamed(num_images, "num_images", count, "count", COUNT, notices)
         key, z, images = compute.run(
-            _sample, model or _glue.default_model("latent"), seed, num_images, scale, latents, count_as=name
+            _sample, model or glue.default_model("latent"), seed, num_images, scale, latents, count_as=name
         )
     except Exception as exc:
         raise user_error(exc, "Sampling") from None
@@ -503,7 +503,7 @@ def interpolate(
     notices: list[str] = []
     try:
         num_frames, name = _renamed(num_frames, "num_frames", steps, "steps", NUM_FRAMES, notices)
-        model = model or _glue.default_model("latent")
+        model = model or glue.default_model("latent")
         [(path, images)] = compute.run(walk, model, a, b, num_frames, (kind,), frames_as=name).values()
     except Exception as exc:
         raise user_error(exc, "Interpolation") from None
@@ -529,7 +529,7 @@ def traverse(
     notices: list[str] = []
     try:
         num_frames, name = _renamed(num_frames, "num_frames", steps, "steps", TRAVERSAL_FRAMES, notices)
-        model, dims = model or _glue.default_model("latent"), [0] if dims is None else dims
+        model, dims = model or glue.default_model("latent"), [0] if dims is None else dims
         chosen, images = compute.run(_traverse, model, seed, dims, span, num_frames, frames_as=name)
     except Exception as exc:
         raise user_error(exc, "Traversal") from None

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 import gradio as gr
 import numpy as np
 
-from demos import glue as _glue
+from demos import glue
 from demos.glue import user_error
 from demos.text_to_image import clip_panel, unclip_panel, views
 from demos.text_to_image import steps as debugger
@@ -49,7 +49,7 @@ from shared.validation import MAX_SEED
 
 # --- Gradio glue ---------------------------------------------------------------------------------
 
-_stops = _glue.StopFlags()
+_stops = glue.StopFlags()
 
 
 def max_cost() -> int:
@@ -270,7 +270,7 @@ def text_to_image(
             {"num_inference_steps": num_inference_steps, "num_images_per_prompt": num_images_per_prompt},
             {"steps": steps, "count": count},
         )
-        entry = compute.run(runtime.text_to_image, model or _glue.default_model("text-to-image"))
+        entry = compute.run(runtime.text_to_image, model or glue.default_model("text-to-image"))
         unset = {**recommended(entry.key), "num_images_per_prompt": 1}  # what None (or "" scheduler) means
         settings |= dict(guidance_scale=guidance_scale, scheduler=scheduler or None, width=width, height=height)
         settings = {name: unset[name] if value is None else value for name, value in settings.items()}
@@ -311,7 +311,7 @@ def _model_row(default: str, r: dict) -> tuple[gr.Dropdown, gr.Dropdown, gr.Mark
     """Model and scheduler pickers, with a note on each."""
     with gr.Row():
         model = gr.Dropdown(
-            _glue.model_choices("text-to-image"),
+            glue.model_choices("text-to-image"),
             value=default,
             label="Model",
             elem_id="t2i-model",
@@ -414,7 +414,7 @@ def build_ui() -> TextToImageUI:
     rt = runtime.get()
     heavy = dict(concurrency_id="gpu", concurrency_limit=rt.concurrency, api_visibility="private")
     light = dict(api_visibility="private")
-    default = _glue.default_model("text-to-image")
+    default = glue.default_model("text-to-image")
     r = recommended(default)
 
     gr.Markdown(

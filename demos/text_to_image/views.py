@@ -18,7 +18,7 @@ import re
 
 import gradio as gr
 
-from demos.numbers import Box, fit_number, fitted_updates  # noqa: F401  (the one rule for typed numbers; tests reach it here)
+from demos.numbers import Box, fit_number, fitted_updates
 from demos.text_to_image.core import Run
 from demos.text_to_image.recipe import MAX_GUIDANCE, MAX_IMAGES, MAX_SIDE, MAX_STEPS, png_bytes, recommended
 from shared import scratch

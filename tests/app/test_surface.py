@@ -58,7 +58,7 @@ VIEWS = Counter(  # cheap view updates and the page's own session controls: no m
      "lock_controls": 1, "unlock_controls": 2, "fit_setting": 1, "fit_seed": 1,
      "stop_session_runs": 1, "status_markdown": 3,
      "make": 4, "delete": 4, "load": 1, "delete_opened": 4,  # share links: make, delete, open one
-     "chat_open": 1, "t2i_open": 1, "latent_open": 1, "attention_open": 1,  # a link's "Open in the tab"
+     "open_in_tab": 4,  # a link's "Open in the tab", one per tab (demos/<tab>/share.py)
      "<lambda>": 8}  # scheduler note, dice, restore's file reset, open the Attention tab, 4 share panels' Close
 )  # fmt: skip
 LAB = Counter(lab_start=1, lab_pause=1, lab_step=1, lab_stop=1, lab_view=1)  # the training lab's controls

@@ -77,7 +77,7 @@ def main(pytest_args: list[str]) -> int:
     seconds = time.perf_counter() - started
     output = test.stdout + test.stderr
     broke = [line for line in output.splitlines() if line.startswith(("FAILED ", "ERROR "))]
-    summary = next((line for line in reversed(output.splitlines()) if " in " in line and "=" in line), "")
+    summary = next((line for line in reversed(output.splitlines()) if re.search(r"\d+ (passed|failed)", line)), "")
     report = "\n".join(
         [
             f"# Drift: the newest versions requirements*.txt allow, {time.strftime('%Y-%m-%d')}",

@@ -9,14 +9,15 @@ import functools
 
 import numpy as np
 import torch
-from sklearn.datasets import load_digits
-from sklearn.model_selection import train_test_split
 
 SPLIT_SEED = 0  # the same split for the models and for the tests' independent classifier
 
 
 def digits(size: int = 16) -> dict[str, torch.Tensor]:
     """8×8 digits scaled to [0, 1] and resized to size×size: train/test images (N, 1, size, size) and labels."""
+    from sklearn.datasets import load_digits  # here: scikit-learn takes a second to import
+    from sklearn.model_selection import train_test_split
+
     data = load_digits()
     x = torch.tensor(data.images / 16.0, dtype=torch.float32)[:, None]
     if size != 8:

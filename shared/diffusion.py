@@ -8,30 +8,17 @@ import inspect
 import threading
 
 import numpy as np
-from diffusers import DiffusionPipeline
 
-
-def _scheduler_classes() -> dict[str, type]:
-    from diffusers import (
-        DDIMScheduler,
-        DDPMScheduler,
-        DPMSolverMultistepScheduler,
-        EulerAncestralDiscreteScheduler,
-        EulerDiscreteScheduler,
-        LCMScheduler,
-    )
-
-    return {
-        "DPM++ 2M": DPMSolverMultistepScheduler,
-        "Euler": EulerDiscreteScheduler,
-        "Euler ancestral": EulerAncestralDiscreteScheduler,
-        "DDIM": DDIMScheduler,
-        "DDPM": DDPMScheduler,
-        "LCM": LCMScheduler,
-    }
-
-
-SCHEDULERS = _scheduler_classes()
+# The schedulers on offer: the name people know → diffusers' class, imported when first used (diffusers
+# takes seconds to import, and the page is served before anyone asks for an image).
+SCHEDULERS = {
+    "DPM++ 2M": "DPMSolverMultistepScheduler",
+    "Euler": "EulerDiscreteScheduler",
+    "Euler ancestral": "EulerAncestralDiscreteScheduler",
+    "DDIM": "DDIMScheduler",
+    "DDPM": "DDPMScheduler",
+    "LCM": "LCMScheduler",
+}
 SCHEDULER_NOTES = {
     "LCM": "LCM is made for models distilled to run in 1–8 steps (LCM / turbo); on others it blurs.",
     "DDPM": "DDPM adds fresh noise at every step: it needs many steps (50+) to look clean.",
@@ -43,7 +30,10 @@ def make_scheduler(name: str | None, config, scheduler_class: type | None = None
 
     A config that doesn't say otherwise gets ``clip_sample=False``: DDIM and DDPM default to clipping
     x̂₀ to [-1, 1], which suits pixel-space models and wrecks latent ones (every model here)."""
-    scheduler_class = scheduler_class or SCHEDULERS[name]
+    if scheduler_class is None:
+        import diffusers
+
+        scheduler_class = getattr(diffusers, SCHEDULERS[name])
     extra = {}
     if "clip_sample" not in config and "clip_sample" in inspect.signature(scheduler_class.__init__).parameters:
         extra["clip_sample"] = False
@@ -77,12 +67,14 @@ def request_pipeline(base, scheduler):
     A shallow copy, so per-call state (``_interrupt``, ``_guidance_scale``…) lives on the copy and
     the weights are shared. (``from_pipe`` does the same in 13 ms; this takes microseconds.) The
     scheduler is set past ``__setattr__``, which would rewrite the shared config."""
+    import diffusers
+
     pipe = copy.copy(base)
     object.__setattr__(pipe, "scheduler", scheduler)
     for name in [n for n in getattr(base, "components", {}) if "tokenizer" in n]:
         object.__setattr__(pipe, name, _thread_copy(getattr(base, name)))
     for name, part in vars(base).items():  # a combined pipeline (prior + decoder) runs sub-pipelines
-        if isinstance(part, DiffusionPipeline):
+        if isinstance(part, diffusers.DiffusionPipeline):
             own = (
                 scheduler
                 if part.scheduler is base.scheduler

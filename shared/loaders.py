@@ -331,6 +331,9 @@ def load_text_to_image(spec: ModelSpec, *, device: str, dtype: torch.dtype, cach
     """Any diffusers text-to-image pipeline (``AutoPipelineForText2Image``, else the class its
     model_index.json names), from a hub id, a local directory or the project's bundled model."""
     from diffusers import AutoPipelineForText2Image, DiffusionPipeline
+    from diffusers.utils import logging as diffusers_logging
+
+    diffusers_logging.set_verbosity_error()  # per-request pipelines would log dtype notes on every call
 
     path = local_files(spec, cache_dir)
     require_safetensors(path, spec.key)

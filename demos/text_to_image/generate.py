@@ -29,7 +29,6 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
-from diffusers.utils import logging as diffusers_logging
 from PIL import Image
 
 from demos.text_to_image import steps as debugger
@@ -41,8 +40,6 @@ from demos.text_to_image.recipe import (
 from shared import compute, runtime
 from shared.diffusion import make_scheduler, request_pipeline
 from shared.loaders import TextToImage
-
-diffusers_logging.set_verbosity_error()  # per-request pipelines would log dtype notes on every call
 
 TICK_S = 0.2  # a running job yields at least this often: only at a yield can Gradio close a cancelled one
 PREVIEW_SHARE = 0.05  # live previews may take at most this share of a run (a tiny model's decode is a few steps)

@@ -455,7 +455,7 @@ def test_a_server_that_stopped_listening_but_is_not_reaped_yet_is_restarted():
 def test_the_makefile_builds_the_pinned_source_the_app_looks_for():
     makefile = (ROOT / "Makefile").read_text()
     assert f"LLAMA_CPP_PYTHON := {llama_server.LLAMA_CPP_PYTHON}\n" in makefile
-    assert "-DGGML_NATIVE=OFF" in makefile and "test: $(STAMP) chromium llama-server" in makefile
+    assert "-DGGML_NATIVE=OFF" in makefile and "test-all: $(STAMP) chromium llama-server" in makefile
 
 
 @pytest.mark.parametrize(

